@@ -1,0 +1,5 @@
+//! Endpoint handlers, one file per endpoint family, shared by the v1 and v2 mounts. Handlers are
+//! thin: decode the request, call a service, encode the answer.
+
+pub mod pubkey;
+pub mod versions;

@@ -1,0 +1,48 @@
+//! Public keys: the long-term signing keys and the validity checks homeservers call through the
+//! `key_validity_url` of 3PID invites.
+
+use serde_json::json;
+
+use crate::app::App;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Reply, Req};
+
+/// `GET /pubkey/{keyId}`
+/// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeykeyid))
+///
+/// - no auth; `keyId` is percent-decoded (`ed25519%3A0` works).
+/// - 200 `{"public_key": "<unpadded base64>"}` for current and old keys.
+/// - 404 `M_NOT_FOUND` for an unknown key id.
+pub fn get_public_key(app: &App, req: &Req) -> Result<Reply> {
+    let key_id = req.param(0);
+    let key = app.keys.get(key_id).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("The public key '{key_id}' is not known"),
+        )
+    })?;
+    Ok(Reply::ok(json!({ "public_key": key.public_key_base64() })))
+}
+
+/// `GET /pubkey/isvalid?public_key=`
+/// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeyisvalid))
+///
+/// - no auth; `{"valid": bool}`: true for our long-term keys, in either base64 alphabet.
+/// - 400 `M_MISSING_PARAMS` without `public_key`.
+pub fn check_public_key_validity(app: &App, req: &Req) -> Result<Reply> {
+    let key = req.required_query("public_key")?;
+    Ok(Reply::ok(
+        json!({ "valid": app.keys.is_valid_public_key(key) }),
+    ))
+}
+
+/// `GET /pubkey/ephemeral/isvalid?public_key=`
+/// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeyephemeralisvalid))
+///
+/// - no auth; `{"valid": bool}`. Ephemeral keys are minted by store-invite, which this server
+///   does not offer yet, so no key is valid.
+/// - 400 `M_MISSING_PARAMS` without `public_key`.
+pub fn validate_ephemeral_key(_app: &App, req: &Req) -> Result<Reply> {
+    req.required_query("public_key")?;
+    Ok(Reply::ok(json!({ "valid": false })))
+}

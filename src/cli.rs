@@ -1,0 +1,197 @@
+//! The command line: `serve` (the default), `check-config`, `--version`, `--help`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::app::App;
+use crate::config::{CONFIG_ENV, Config};
+
+const HELP: &str = "\
+oxisd - a Matrix identity server
+
+USAGE:
+    oxisd [serve] [--config FILE]     run the server (the default)
+    oxisd check-config [--config FILE]
+                                      print the effective config (secrets masked) and exit;
+                                      exits 1 with a message naming the key when it is invalid
+    oxisd --version                   print the version
+    oxisd --help                      print this help
+
+The config file comes from --config, else from $OXISD_CONFIG. Without either, oxisd runs on
+its embedded defaults: it listens on 127.0.0.1:8090 as 'localhost', keeps its data in
+./oxisd-data, creates a signing key there on first run, and writes notifications to the log
+instead of sending them. See config.example.yaml for every setting.
+";
+
+enum Command {
+    Serve(Option<PathBuf>),
+    CheckConfig(Option<PathBuf>),
+    Version,
+    Help,
+}
+
+fn parse(args: Vec<String>) -> Result<Command, String> {
+    let mut command: Option<&str> = None;
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => return Ok(Command::Help),
+            "-V" | "--version" | "version" => return Ok(Command::Version),
+            "-c" | "--config" => {
+                let file = it
+                    .next()
+                    .ok_or_else(|| format!("{arg} needs a file name"))?;
+                config = Some(PathBuf::from(file));
+            }
+            a if a.starts_with("--config=") => {
+                config = Some(PathBuf::from(&a["--config=".len()..]))
+            }
+            "serve" | "check-config" if command.is_none() => command = Some(arg),
+            other => return Err(format!("unknown argument '{other}' (try --help)")),
+        }
+    }
+    Ok(match command {
+        Some("check-config") => Command::CheckConfig(config),
+        _ => Command::Serve(config),
+    })
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    match parse(args) {
+        Err(e) => {
+            eprintln!("oxisd: {e}");
+            2
+        }
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            0
+        }
+        Ok(Command::Version) => {
+            println!("oxisd {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::CheckConfig(path)) => match Config::load(path.as_deref()) {
+            Ok((config, source)) => {
+                println!("# effective configuration from {source}");
+                print!("{}", config.to_yaml());
+                0
+            }
+            Err(e) => {
+                eprintln!("oxisd: invalid configuration: {e}");
+                1
+            }
+        },
+        Ok(Command::Serve(path)) => serve(path),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> i32 {
+    let (config, source) = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oxisd: invalid configuration: {e}");
+            eprintln!(
+                "oxisd: (the file comes from --config or ${CONFIG_ENV}; check it with 'oxisd check-config')"
+            );
+            return 1;
+        }
+    };
+    crate::logging::init(
+        config
+            .logging
+            .level_filter()
+            .unwrap_or(log::LevelFilter::Info),
+    );
+    std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
+    log::info!(
+        "oxisd {} starting; configuration: {source}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let app = match App::build(config) {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return 1;
+        }
+    };
+    log::info!("data directory: {}", app.config.data_dir().display());
+    let (events, wake) = mpsc::channel::<String>();
+    let server = match crate::http::start(app.clone(), events.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return 1;
+        }
+    };
+    log::info!(
+        "listening on http://{} as '{}' (public URL {})",
+        server.local_addr(),
+        app.config.server.name,
+        app.config.server.public_url()
+    );
+    for path in crate::http::router::mounted_paths() {
+        log::debug!("mounted {path}");
+    }
+    if let Err(e) = spawn_signal_watch(events) {
+        log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
+    }
+    let reason = wake
+        .recv()
+        .unwrap_or_else(|_| "no event source left".into());
+    let failed = !reason.starts_with("signal");
+    if failed {
+        log::error!("stopping: {reason}");
+    } else {
+        log::info!("stopping on {reason}: finishing requests in flight");
+    }
+    server.shutdown();
+    match app.store.close() {
+        Ok(()) => log::info!("store flushed and closed; bye"),
+        Err(e) => {
+            log::error!("could not flush the store at shutdown: {e}");
+            return 1;
+        }
+    }
+    i32::from(failed)
+}
+
+fn spawn_signal_watch(events: mpsc::Sender<String>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                let _ = events.send(format!("signal {name}"));
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn command_line_forms() {
+        assert!(matches!(parse(args(&[])), Ok(Command::Serve(None))));
+        assert!(
+            matches!(parse(args(&["serve", "--config", "a.yaml"])), Ok(Command::Serve(Some(p))) if p.as_path() == std::path::Path::new("a.yaml"))
+        );
+        assert!(
+            matches!(parse(args(&["check-config", "--config=b.yaml"])), Ok(Command::CheckConfig(Some(p))) if p.as_path() == std::path::Path::new("b.yaml"))
+        );
+        assert!(matches!(parse(args(&["--version"])), Ok(Command::Version)));
+        assert!(matches!(parse(args(&["--help"])), Ok(Command::Help)));
+        assert!(parse(args(&["--config"])).is_err());
+        assert!(parse(args(&["frobnicate"])).is_err());
+    }
+}

@@ -1,0 +1,268 @@
+//! The configuration: one typed tree with defaults, read from YAML, validated once at start.
+//!
+//! Key names follow mxisd where mxisd had the same setting (`server.publicUrl`,
+//! `session.policy.validation.enabled`, ...). Every multi-word key is accepted in camelCase and in
+//! snake_case. Unknown keys and wrong types are errors that name the key path and the line.
+//! Every key is documented, with its default, in `config.example.yaml`.
+
+mod secret;
+mod sections;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use secret::{Secret, resolve as resolve_secret_file};
+pub use sections::*;
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that names the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "OXISD_CONFIG";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// `server.*`: listener, public identity and HTTP limits.
+    pub server: ServerConfig,
+    /// `matrix.*`: the Matrix side of the deployment.
+    pub matrix: MatrixConfig,
+    /// `storage.*`: where data lives.
+    pub storage: StorageConfig,
+    /// `key.*`: the long-term signing key.
+    pub key: KeyConfig,
+    /// `session.*`: 3PID session policy.
+    pub session: SessionConfig,
+    /// `logging.*`: log verbosity.
+    pub logging: LoggingConfig,
+}
+
+/// A configuration problem, with the key path (and line, where known) in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the configuration came from, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// No file: the embedded defaults.
+    Defaults,
+    /// This file.
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Defaults => f.write_str("embedded defaults (no config file)"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file at `path`, or at `$OXISD_CONFIG`, or the embedded defaults when neither
+    /// is given; then validates it.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Source), ConfigError> {
+        let env_path = std::env::var_os(CONFIG_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        let Some(path) = path.map(Path::to_path_buf).or(env_path) else {
+            return Ok((Config::default().validated()?, Source::Defaults));
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let config = Config::parse(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+        // Relative paths in a config file are relative to the file, not to the working directory.
+        let base = path.parent().unwrap_or(Path::new(""));
+        Ok((
+            config.resolve_relative_paths(base).validated()?,
+            Source::File(path),
+        ))
+    }
+
+    /// Parses YAML text into a config (not yet validated). Errors name the key path.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        // An empty file, or one with only comments, means "all defaults".
+        let has_content = text.lines().any(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with('#') && l != "---"
+        });
+        if !has_content {
+            return Ok(Config::default());
+        }
+        let de = serde_norway::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ConfigError(format!("invalid config: {inner}"))
+            } else {
+                ConfigError(format!("{path}: {inner}"))
+            }
+        })
+    }
+
+    fn resolve_relative_paths(mut self, base: &Path) -> Config {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.storage.path.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.key.path.as_mut() {
+            fix(p);
+        }
+        self
+    }
+
+    /// Checks every value and fills the defaults that depend on other values.
+    pub fn validated(mut self) -> Result<Config, ConfigError> {
+        self.server.validate()?;
+        if self.matrix.domain.as_deref().unwrap_or("").is_empty() {
+            self.matrix.domain = Some(self.server.name.clone());
+        }
+        let data = self
+            .storage
+            .path
+            .get_or_insert_with(|| PathBuf::from(DEFAULT_DATA_DIR))
+            .clone();
+        self.key
+            .path
+            .get_or_insert_with(|| data.join("signing.key"));
+        if !self.key.id.starts_with("ed25519:")
+            || !self.key.id["ed25519:".len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || self.key.id.len() == "ed25519:".len()
+        {
+            return Err(ConfigError(format!(
+                "key.id: '{}' must look like ed25519:<letters, digits or _>, e.g. ed25519:0",
+                self.key.id
+            )));
+        }
+        self.logging.validate()?;
+        Ok(self)
+    }
+
+    /// The data directory (after validation, always set).
+    pub fn data_dir(&self) -> &Path {
+        self.storage
+            .path
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_DATA_DIR))
+    }
+
+    /// The signing key file (after validation, always set).
+    pub fn key_path(&self) -> PathBuf {
+        self.key
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("signing.key"))
+    }
+
+    /// The effective configuration as YAML, secrets masked.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+/// The data directory used when `storage.path` is not set.
+pub const DEFAULT_DATA_DIR: &str = "./oxisd-data";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gives_the_embedded_defaults() {
+        let c = Config::parse("# nothing\n").unwrap().validated().unwrap();
+        assert_eq!(c.server.name, "localhost");
+        assert_eq!(c.server.hostname, "127.0.0.1");
+        assert_eq!(c.server.port, 8090);
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("http://localhost:8090")
+        );
+        assert_eq!(c.matrix.domain.as_deref(), Some("localhost"));
+        assert_eq!(c.data_dir(), Path::new("./oxisd-data"));
+        assert_eq!(c.key_path(), Path::new("./oxisd-data/signing.key"));
+        assert!(c.session.policy.validation.enabled);
+        assert!(c.session.policy.unbind.fraudulent.send_warning);
+    }
+
+    #[test]
+    fn camel_and_snake_case_are_both_accepted() {
+        let a = Config::parse("server:\n  publicUrl: https://id.example.org/\n").unwrap();
+        let b = Config::parse("server:\n  public_url: https://id.example.org/\n").unwrap();
+        assert_eq!(a.server.public_url, b.server.public_url);
+        let c = Config::parse(
+            "session:\n  policy:\n    unbind:\n      fraudulent:\n        send_warning: false\n",
+        )
+        .unwrap();
+        assert!(!c.session.policy.unbind.fraudulent.send_warning);
+        let a = a.validated().unwrap();
+        assert_eq!(
+            a.server.public_url.as_deref(),
+            Some("https://id.example.org")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_path_and_line() {
+        let e = Config::parse("server:\n  name: a.org\n  prot: 8090\n")
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("server"), "{e}");
+        assert!(e.contains("prot"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors_naming_the_path() {
+        let e = Config::parse("server:\n  port: eighty\n").unwrap_err().0;
+        assert!(e.starts_with("server.port:"), "{e}");
+        let e = Config::parse("session:\n  policy:\n    validation:\n      enabled: maybe\n")
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("session.policy.validation.enabled:"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_key() {
+        let bad = |yaml: &str| Config::parse(yaml).unwrap().validated().unwrap_err().0;
+        assert!(bad("server:\n  publicUrl: ftp://x\n").starts_with("server.publicUrl"));
+        assert!(bad("server:\n  name: ''\n").starts_with("server.name"));
+        assert!(bad("server:\n  maxBodySize: 10\n").starts_with("server.maxBodySize"));
+        assert!(bad("key:\n  id: rsa:1\n").starts_with("key.id"));
+        assert!(bad("logging:\n  level: loud\n").starts_with("logging.level"));
+        assert!(
+            Config::parse("server:\n  trustedProxies: [nope]\n")
+                .unwrap_err()
+                .0
+                .starts_with("server.trustedProxies")
+        );
+    }
+
+    #[test]
+    fn non_default_name_gets_an_https_public_url() {
+        let c = Config::parse("server:\n  name: id.example.org\n")
+            .unwrap()
+            .validated()
+            .unwrap();
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://id.example.org")
+        );
+        assert_eq!(c.matrix.domain.as_deref(), Some("id.example.org"));
+    }
+}

@@ -1,0 +1,345 @@
+//! The sections of the configuration tree, each with its defaults and checks.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::cidr::Cidr;
+
+fn err(msg: String) -> ConfigError {
+    ConfigError(msg)
+}
+
+/// `server.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// The public name of this identity server: the signing entity in signatures.
+    pub name: String,
+    /// The address to listen on.
+    pub hostname: String,
+    /// The port to listen on (0 picks a free one).
+    pub port: u16,
+    /// The URL users and homeservers reach this server at; links in emails start with it.
+    #[serde(alias = "public_url")]
+    pub public_url: Option<String>,
+    /// HTTP worker threads; 0 picks a number from the core count.
+    pub workers: usize,
+    /// Largest accepted request body in bytes.
+    #[serde(alias = "max_body_size")]
+    pub max_body_size: usize,
+    /// Largest accepted request header block in bytes.
+    #[serde(alias = "max_header_size")]
+    pub max_header_size: usize,
+    /// Seconds a socket read may wait before the connection is dropped.
+    #[serde(alias = "read_timeout")]
+    pub read_timeout: u64,
+    /// Seconds a socket write may wait before the connection is dropped.
+    #[serde(alias = "write_timeout")]
+    pub write_timeout: u64,
+    /// Seconds a connection may sit without a complete request before it is closed.
+    #[serde(alias = "idle_timeout")]
+    pub idle_timeout: u64,
+    /// Peers whose `X-Forwarded-For` header is believed (the reverse proxy in front of us).
+    #[serde(alias = "trusted_proxies")]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            name: "localhost".into(),
+            hostname: "127.0.0.1".into(),
+            port: 8090,
+            public_url: None,
+            workers: 0,
+            max_body_size: 64 * 1024,
+            max_header_size: 16 * 1024,
+            read_timeout: 10,
+            write_timeout: 10,
+            idle_timeout: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
+        if !is_server_name(&self.name) {
+            return Err(err(format!(
+                "server.name: '{}' is not a valid server name (hostname or IP, optional :port)",
+                self.name
+            )));
+        }
+        if self.hostname.trim().is_empty() {
+            return Err(err("server.hostname: must not be empty".into()));
+        }
+        let url = match self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None if self.name == "localhost" => format!("http://localhost:{}", self.port),
+            None => format!("https://{}", self.name),
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => {}
+            _ => {
+                return Err(err(format!(
+                    "server.publicUrl: '{url}' must be an http:// or https:// URL without query or fragment"
+                )));
+            }
+        }
+        self.public_url = Some(url);
+        if self.workers == 0 {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2);
+            self.workers = (cores * 4).clamp(4, 64);
+        }
+        if self.workers > 1024 {
+            return Err(err(format!(
+                "server.workers: {} is too many (at most 1024)",
+                self.workers
+            )));
+        }
+        if self.max_body_size < 1024 {
+            return Err(err("server.maxBodySize: must be at least 1024 bytes".into()));
+        }
+        if self.max_header_size < 1024 {
+            return Err(err(
+                "server.maxHeaderSize: must be at least 1024 bytes".into()
+            ));
+        }
+        for (key, v) in [
+            ("readTimeout", self.read_timeout),
+            ("writeTimeout", self.write_timeout),
+            ("idleTimeout", self.idle_timeout),
+        ] {
+            if v == 0 || v > 3600 {
+                return Err(err(format!(
+                    "server.{key}: must be between 1 and 3600 seconds"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public URL without a trailing slash (set by validation).
+    pub fn public_url(&self) -> &str {
+        self.public_url.as_deref().unwrap_or("")
+    }
+}
+
+/// True for `hostname`, `IPv4` or `[IPv6]`, each with an optional `:port` (1-65535, no leading
+/// zero), the grammar of Matrix server names.
+pub fn is_server_name(name: &str) -> bool {
+    let (host, port) = if let Some(rest) = name.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => (v6, None),
+            p => match p.strip_prefix(':') {
+                Some(p) => (v6, Some(p)),
+                None => return false,
+            },
+        }
+    } else {
+        match name.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (name, None),
+        }
+    };
+    if let Some(p) = port {
+        let ok = !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && !p.starts_with('0')
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+        if !ok {
+            return false;
+        }
+    }
+    if name.starts_with('[') {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// `matrix.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatrixConfig {
+    /// The Matrix domain of the homeserver this server serves (defaults to `server.name`).
+    pub domain: Option<String>,
+}
+
+/// `storage.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageConfig {
+    /// The data directory (default `./oxisd-data`).
+    pub path: Option<PathBuf>,
+}
+
+/// `key.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyConfig {
+    /// The signing key file (default `<storage.path>/signing.key`), created on first run.
+    pub path: Option<PathBuf>,
+    /// The key id of a newly generated key.
+    pub id: String,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            path: None,
+            id: "ed25519:0".into(),
+        }
+    }
+}
+
+/// `session.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionConfig {
+    /// `session.policy.*`
+    pub policy: SessionPolicy,
+}
+
+/// `session.policy.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionPolicy {
+    /// `session.policy.validation.*`
+    pub validation: ValidationPolicy,
+    /// `session.policy.unbind.*`
+    pub unbind: UnbindPolicy,
+}
+
+/// `session.policy.validation.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidationPolicy {
+    /// Whether 3PID validation sessions may be started and completed at all.
+    pub enabled: bool,
+}
+
+impl Default for ValidationPolicy {
+    fn default() -> Self {
+        ValidationPolicy { enabled: true }
+    }
+}
+
+/// `session.policy.unbind.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct UnbindPolicy {
+    /// `session.policy.unbind.fraudulent.*`
+    pub fraudulent: FraudulentUnbindPolicy,
+}
+
+/// `session.policy.unbind.fraudulent.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct FraudulentUnbindPolicy {
+    /// Warn the owner of a 3PID when someone tries to unbind it without proof.
+    #[serde(alias = "send_warning")]
+    pub send_warning: bool,
+}
+
+impl Default for FraudulentUnbindPolicy {
+    fn default() -> Self {
+        FraudulentUnbindPolicy { send_warning: true }
+    }
+}
+
+/// `logging.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Log one line per HTTP request.
+    pub requests: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            requests: true,
+        }
+    }
+}
+
+impl LoggingConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.level_filter().map(|_| ())
+    }
+
+    /// The level as a `log` filter.
+    pub fn level_filter(&self) -> Result<log::LevelFilter, ConfigError> {
+        self.level.parse::<log::LevelFilter>().map_err(|_| {
+            err(format!(
+                "logging.level: '{}' is not one of error, warn, info, debug, trace",
+                self.level
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_server_name;
+
+    #[test]
+    fn server_name_grammar_matches_the_spec_vectors() {
+        for ok in [
+            "9.9.9.9",
+            "9.9.9.9:4242",
+            "[::]",
+            "[::]:4242",
+            "[a:b:c::]:4242",
+            "example.com",
+            "EXAMPLE.COM",
+            "example.com:4242",
+            "localhost:9000",
+            "a.b.c.d:1234",
+        ] {
+            assert!(is_server_name(ok), "{ok}");
+        }
+        for bad in [
+            "[:::]",
+            "a:b:c::",
+            "example.com:65536",
+            "example.com:0",
+            "example.com:-1",
+            "example.com:a",
+            "example.com: ",
+            "example.com:04242",
+            "example.com: 4242",
+            "example.com/example.com",
+            "example.com#example.com",
+            "",
+        ] {
+            assert!(!is_server_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The store: one fjall database in the data directory, opened once, with one keyspace per kind
+//! of record. Only this module (and its children) mention fjall.
+//!
+//! Keyspaces and their key layouts:
+//! - `meta`: `schema_version` -> u32 big-endian; other single values of the server.
+//!
+//! Writes that a response acknowledges must be on disk first: call [`Store::durable`] after
+//! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
+
+mod durability;
+
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::error::{Error, Result};
+use durability::GroupSync;
+
+/// The layout version this build writes. A store with a higher version is refused; a lower one
+/// is migrated at open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// The opened store.
+pub struct Store {
+    db: Database,
+    meta: Keyspace,
+    sync: GroupSync,
+    path: PathBuf,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug)]
+pub struct OpenError(pub String);
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+impl Store {
+    /// Opens (or creates) the database at `dir`, checks and records the schema version.
+    pub fn open(dir: &Path) -> std::result::Result<Store, OpenError> {
+        let path = dir.join("db");
+        std::fs::create_dir_all(&path).map_err(|e| {
+            OpenError(format!(
+                "cannot create data directory {}: {e}",
+                path.display()
+            ))
+        })?;
+        let db = Database::builder(&path)
+            // Fewer background threads: the box is small and our write rate is modest.
+            .worker_threads(1)
+            .cache_size(8 * 1024 * 1024)
+            .open()
+            .map_err(|e| {
+                OpenError(format!(
+                    "cannot open the store at {} (is another oxisd running on it?): {e}",
+                    path.display()
+                ))
+            })?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(|e| OpenError(format!("cannot open keyspace meta: {e}")))?;
+        let store = Store {
+            db,
+            meta,
+            sync: GroupSync::default(),
+            path,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> std::result::Result<(), OpenError> {
+        let found = self
+            .meta
+            .get(SCHEMA_KEY)
+            .map_err(|e| OpenError(format!("cannot read the schema version: {e}")))?;
+        match found {
+            None => {
+                self.meta
+                    .insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes())
+                    .and_then(|_| self.db.persist(PersistMode::SyncData))
+                    .map_err(|e| OpenError(format!("cannot record the schema version: {e}")))?;
+                Ok(())
+            }
+            Some(v) => {
+                let version = <[u8; 4]>::try_from(&*v)
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| {
+                        OpenError("the store's schema version record is corrupt".into())
+                    })?;
+                if version > SCHEMA_VERSION {
+                    return Err(OpenError(format!(
+                        "the store at {} has schema version {version}, newer than this oxisd understands ({SCHEMA_VERSION}); run a newer oxisd",
+                        self.path.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&self) -> Result<u32> {
+        let v = self
+            .meta
+            .get(SCHEMA_KEY)?
+            .ok_or_else(|| Error::internal("schema missing"))?;
+        <[u8; 4]>::try_from(&*v)
+            .map(u32::from_be_bytes)
+            .map_err(|_| Error::internal("schema version corrupt"))
+    }
+
+    /// Blocks until every write made before this call is on disk. Concurrent callers share
+    /// one flush.
+    pub fn durable(&self) -> Result<()> {
+        self.sync
+            .wait_durable(|| self.db.persist(PersistMode::SyncData))
+            .map_err(|e| Error::internal(format_args!("store flush failed: {e}")))
+    }
+
+    /// Where the database files live.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes everything to disk; called once at shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("oxisd-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn schema_version_is_recorded_and_kept() {
+        let dir = temp_dir("schema");
+        {
+            let store = Store::open(&dir).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            store.durable().unwrap();
+            store.close().unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = temp_dir("newer");
+        {
+            let store = Store::open(&dir).unwrap();
+            store
+                .meta
+                .insert(SCHEMA_KEY, (SCHEMA_VERSION + 1).to_be_bytes())
+                .unwrap();
+            store.close().unwrap();
+        }
+        let err = Store::open(&dir).err().unwrap().0;
+        assert!(err.contains("newer"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
