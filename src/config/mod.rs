@@ -253,6 +253,29 @@ mod tests {
         );
     }
 
+    /// Every key of the config tree is documented in config.example.yaml, with its default.
+    #[test]
+    fn example_config_documents_every_key_with_its_default() {
+        let text = include_str!("../../config.example.yaml");
+        let example = Config::parse(text).unwrap().validated().unwrap();
+        let defaults = Config::default().validated().unwrap();
+        assert_eq!(example.to_yaml(), defaults.to_yaml());
+        let documented: serde_json::Value = serde_norway::from_str(text).unwrap();
+        let tree = serde_json::to_value(&defaults).unwrap();
+        fn walk(tree: &serde_json::Value, doc: &serde_json::Value, path: &str) {
+            if let serde_json::Value::Object(map) = tree {
+                for (k, v) in map {
+                    let key = format!("{path}{k}");
+                    let d = doc
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{key} is not in config.example.yaml"));
+                    walk(v, d, &format!("{key}."));
+                }
+            }
+        }
+        walk(&tree, &documented, "");
+    }
+
     #[test]
     fn non_default_name_gets_an_https_public_url() {
         let c = Config::parse("server:\n  name: id.example.org\n")

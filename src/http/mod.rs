@@ -171,11 +171,11 @@ fn read_request(
     if method == Method::Options {
         return Ok(None);
     }
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let matched = router::route(method, path)?;
     if rq.body_length().is_some_and(|n| n > limits.max_body_size) {
         return Err(too_large(limits.max_body_size));
     }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let matched = router::route(method, path)?;
     let body = read_body(
         rq,
         limits.max_body_size,

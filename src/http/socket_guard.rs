@@ -68,18 +68,36 @@ impl SocketGuard {
         }
     }
 
-    /// A worker started a request from `peer`.
+    /// A worker started a request from `peer`. A connection the guard has not seen yet gets
+    /// its timeouts now, before the worker reads the body: a read that is already blocked would
+    /// not notice timeouts set later.
     pub fn request_started(&self, peer: SocketAddr) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let conn = conns.entry(peer).or_insert_with(|| Conn {
-            fd: -1,
-            last_activity: Instant::now(),
-            in_flight: 0,
-            seen_by_scan: false,
-            closed: false,
-        });
-        conn.in_flight += 1;
-        conn.last_activity = Instant::now();
+        let known = {
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = conns.entry(peer).or_insert_with(|| Conn {
+                fd: -1,
+                last_activity: Instant::now(),
+                in_flight: 0,
+                seen_by_scan: false,
+                closed: false,
+            });
+            conn.in_flight += 1;
+            conn.last_activity = Instant::now();
+            conn.fd >= 0
+        };
+        if known {
+            return;
+        }
+        let found = sys::accepted_sockets(self.port)
+            .into_iter()
+            .find(|(_, p)| *p == peer);
+        if let Some((fd, _)) = found {
+            sys::set_timeouts(fd, self.read_timeout, self.write_timeout);
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(conn) = conns.get_mut(&peer) {
+                conn.fd = fd;
+            }
+        }
     }
 
     /// A worker finished a request from `peer`.

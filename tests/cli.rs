@@ -1,0 +1,158 @@
+use std::time::Duration;
+
+use crate::support::{TempDir, http, run_cli};
+use serde_json::json;
+
+#[test]
+fn version_and_help() {
+    let dir = TempDir::new("cli");
+    let (code, out, _) = run_cli(&["--version"], dir.path());
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("oxisd {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let (code, out, _) = run_cli(&["--help"], dir.path());
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("check-config") && out.contains("OXISD_CONFIG"),
+        "{out}"
+    );
+    let (code, _, err) = run_cli(&["--frobnicate"], dir.path());
+    assert_eq!(code, 2);
+    assert!(err.contains("--frobnicate"), "{err}");
+}
+
+#[test]
+fn check_config_rejects_unknown_keys_naming_the_path_and_line() {
+    let dir = TempDir::new("cli");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "server:\n  name: id.example.org\n  prot: 8090\n").unwrap();
+    let (code, _, err) = run_cli(
+        &["check-config", "--config", file.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("server") && err.contains("prot") && err.contains("line 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_rejects_wrong_types_naming_the_path() {
+    let dir = TempDir::new("cli");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "session:\n  policy:\n    validation:\n      enabled: sometimes\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(
+        &["check-config", "--config", file.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("session.policy.validation.enabled"), "{err}");
+}
+
+#[test]
+fn check_config_prints_the_effective_config_from_the_environment_variable() {
+    let dir = TempDir::new("cli");
+    let file = dir.path().join("ok.yaml");
+    std::fs::write(
+        &file,
+        "server:\n  name: id.example.org\n  public_url: https://id.example.org/\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::binary())
+        .arg("check-config")
+        .env("OXISD_CONFIG", &file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("name: id.example.org"), "{text}");
+    assert!(
+        text.contains("publicUrl: https://id.example.org\n"),
+        "{text}"
+    );
+    assert!(text.contains("sendWarning: true"), "{text}");
+}
+
+#[test]
+fn check_config_reports_a_missing_file() {
+    let dir = TempDir::new("cli");
+    let (code, _, err) = run_cli(&["check-config", "--config", "nope.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("nope.yaml"), "{err}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_with_a_clear_message() {
+    let dir = TempDir::new("cli");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "server:\n  publicUrl: ftp://nope\n").unwrap();
+    let (code, _, err) = run_cli(&["serve", "--config", file.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("server.publicUrl"), "{err}");
+}
+
+/// With no config at all the server starts on its embedded defaults in the working directory.
+/// This is the only test on the fixed default port 8090.
+#[test]
+fn serve_without_config_uses_the_embedded_defaults() {
+    let dir = TempDir::new("defaults");
+    let mut child = std::process::Command::new(crate::support::binary())
+        .current_dir(dir.path())
+        .env_remove("OXISD_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let all = lines.join("\n");
+    assert!(
+        all.contains("listening on http://127.0.0.1:8090 as 'localhost'"),
+        "{all}"
+    );
+    assert!(all.contains("data directory: ./oxisd-data"), "{all}");
+    assert!(all.contains("embedded defaults"), "{all}");
+    assert!(
+        all.contains("generated a new signing key ed25519:0"),
+        "{all}"
+    );
+    let r = http(
+        "127.0.0.1:8090".parse().unwrap(),
+        "GET",
+        "/_matrix/identity/v2",
+        &[],
+        b"",
+    );
+    assert_eq!((r.status, r.json()), (200, json!({})));
+    assert!(dir.path().join("oxisd-data/signing.key").exists());
+    assert!(dir.path().join("oxisd-data/db").is_dir());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
