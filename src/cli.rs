@@ -118,6 +118,9 @@ fn serve(path: Option<PathBuf>) -> i32 {
         }
     };
     log::info!("data directory: {}", app.config.data_dir().display());
+    log::info!("{}", app.notifier.describe());
+    let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = spawn_sweeper(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
     let server = match crate::http::start(app.clone(), events.clone()) {
         Ok(s) => s,
@@ -148,6 +151,11 @@ fn serve(path: Option<PathBuf>) -> i32 {
         log::info!("stopping on {reason}: finishing requests in flight");
     }
     server.shutdown();
+    sweeper_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(sweeper) = sweeper {
+        sweeper.thread().unpark();
+        let _ = sweeper.join();
+    }
     match app.store.close() {
         Ok(()) => log::info!("store flushed and closed; bye"),
         Err(e) => {
@@ -156,6 +164,35 @@ fn serve(path: Option<PathBuf>) -> i32 {
         }
     }
     i32::from(failed)
+}
+
+/// Removes expired sessions in the background, at an interval of half the session lifetime
+/// (between 1 s and 60 s).
+fn spawn_sweeper(
+    app: Arc<App>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let every =
+        std::time::Duration::from_millis((app.config.session.ttl * 500).clamp(1000, 60_000));
+    let spawned = std::thread::Builder::new()
+        .name("sweeper".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match app.sessions.sweep(&app.store, app.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => log::debug!("removed {n} expired sessions"),
+                    Err(e) => log::error!("removing expired sessions failed: {e}"),
+                }
+                std::thread::park_timeout(every);
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            log::warn!("cannot start the session sweeper, expired sessions stay on disk: {e}");
+            None
+        }
+    }
 }
 
 fn spawn_signal_watch(events: mpsc::Sender<String>) -> std::io::Result<()> {

@@ -17,4 +17,8 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod notify;
+pub mod service;
 pub mod store;
+pub mod threepid;
+pub mod views;

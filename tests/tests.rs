@@ -5,9 +5,13 @@ mod support;
 
 /// Command line: check-config, --version, --help, defaults with no config.
 mod cli;
+/// Email validation sessions: requestToken, submitToken, getValidated3pid, pages, SMTP.
+mod email;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.
 mod pubkey;
+/// The SMTP connector against the sink: TLS modes, authentication, failures.
+mod smtp_connector;
 /// Discovery: versions, status, health.
 mod versions;

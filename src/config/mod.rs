@@ -7,6 +7,8 @@
 
 mod secret;
 mod sections;
+mod threepid;
+mod view;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
 use serde::{Deserialize, Serialize};
+pub use threepid::*;
+pub use view::*;
 
 /// The environment variable that names the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "OXISD_CONFIG";
@@ -32,6 +36,10 @@ pub struct Config {
     pub key: KeyConfig,
     /// `session.*`: 3PID session policy.
     pub session: SessionConfig,
+    /// `threepid.*`: message generation and delivery per medium.
+    pub threepid: ThreepidConfig,
+    /// `view.*`: web pages and branding.
+    pub view: ViewConfig,
     /// `logging.*`: log verbosity.
     pub logging: LoggingConfig,
 }
@@ -119,7 +127,29 @@ impl Config {
         if let Some(p) = self.storage.path.as_mut() {
             fix(p);
         }
-        if let Some(p) = self.key.path.as_mut() {
+        let paths = [
+            self.key.path.as_mut(),
+            self.threepid
+                .medium
+                .email
+                .connectors
+                .smtp
+                .password_file
+                .as_mut(),
+            self.threepid
+                .medium
+                .email
+                .generators
+                .template
+                .session
+                .validation
+                .as_mut(),
+            self.view.brand.logo.as_mut(),
+            self.view.brand.css.as_mut(),
+            self.view.session.on_token_submit.success.as_mut(),
+            self.view.session.on_token_submit.failure.as_mut(),
+        ];
+        for p in paths.into_iter().flatten() {
             fix(p);
         }
         self
@@ -150,6 +180,9 @@ impl Config {
                 self.key.id
             )));
         }
+        self.session.validate()?;
+        let domain = self.matrix.domain.clone().unwrap_or_default();
+        self.threepid.medium.email.validate(&domain)?;
         self.logging.validate()?;
         Ok(self)
     }

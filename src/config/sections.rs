@@ -216,11 +216,103 @@ impl Default for KeyConfig {
 }
 
 /// `session.*`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SessionConfig {
     /// `session.policy.*`
     pub policy: SessionPolicy,
+    /// Seconds a session stays usable after its last change (creation, a new message sent,
+    /// validation).
+    pub ttl: u64,
+    /// Wrong tokens after which a session is locked.
+    #[serde(alias = "max_token_attempts")]
+    pub max_token_attempts: u32,
+    /// `session.nextLink.*`
+    #[serde(alias = "next_link")]
+    pub next_link: NextLinkConfig,
+    /// `session.rateLimit.*`: how often messages may be sent.
+    #[serde(alias = "rate_limit")]
+    pub rate_limit: SessionRateLimits,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            policy: SessionPolicy::default(),
+            ttl: 24 * 3600,
+            max_token_attempts: 10,
+            next_link: NextLinkConfig::default(),
+            rate_limit: SessionRateLimits::default(),
+        }
+    }
+}
+
+impl SessionConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.ttl == 0 {
+            return Err(err("session.ttl: must be at least 1 second".into()));
+        }
+        if self.max_token_attempts == 0 {
+            return Err(err("session.maxTokenAttempts: must be at least 1".into()));
+        }
+        for (key, rate) in [
+            ("perRecipient", &self.rate_limit.per_recipient),
+            ("perClient", &self.rate_limit.per_client),
+        ] {
+            if rate.burst == 0 || rate.refill == 0 {
+                return Err(err(format!(
+                    "session.rateLimit.{key}: burst and refill must be at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `session.nextLink.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct NextLinkConfig {
+    /// Host names a `next_link` may point at; empty allows any http(s) host.
+    #[serde(alias = "allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `session.rateLimit.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionRateLimits {
+    /// Messages to one address or number.
+    #[serde(alias = "per_recipient")]
+    pub per_recipient: RateLimit,
+    /// Messages requested by one client (IP address, or account once authenticated).
+    #[serde(alias = "per_client")]
+    pub per_client: RateLimit,
+}
+
+impl Default for SessionRateLimits {
+    fn default() -> Self {
+        SessionRateLimits {
+            per_recipient: RateLimit {
+                burst: 5,
+                refill: 300,
+            },
+            per_client: RateLimit {
+                burst: 20,
+                refill: 30,
+            },
+        }
+    }
+}
+
+/// A token bucket: `burst` messages at once, then one more every `refill` seconds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Messages allowed at once.
+    pub burst: u32,
+    /// Seconds to earn one more.
+    pub refill: u64,
 }
 
 /// `session.policy.*`

@@ -13,4 +13,5 @@
 pub mod base64;
 pub mod canonical_json;
 pub mod lookup_hash;
+pub mod random;
 pub mod signing;

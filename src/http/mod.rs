@@ -200,6 +200,7 @@ fn read_request(
         client_ip,
         mount: matched.mount,
         params: matched.params,
+        user: None,
     };
     Ok(Some((matched.route.handler, req)))
 }

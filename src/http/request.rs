@@ -59,6 +59,8 @@ pub struct Req {
     pub mount: Mount,
     /// Decoded path parameters, in the order of the route's `{...}` segments.
     pub params: Vec<String>,
+    /// The authenticated account's user id (v2 authentication), if any.
+    pub user: Option<String>,
 }
 
 impl Req {
@@ -91,6 +93,34 @@ impl Req {
     /// The path parameter at `index`.
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map(String::as_str).unwrap_or("")
+    }
+
+    /// Who is asking, as a rate-limit key: the account when authenticated, else the client
+    /// address.
+    pub fn requester(&self) -> String {
+        match &self.user {
+            Some(user) => format!("user:{user}"),
+            None => format!("ip:{}", self.client_ip),
+        }
+    }
+
+    /// Decodes the body parameters into `T`: JSON, or on the v1 mount also a
+    /// `application/x-www-form-urlencoded` form (deprecated, still sent by old clients).
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T> {
+        let is_form = self.header("content-type").is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+        if self.mount == Mount::V1 && is_form {
+            let text = std::str::from_utf8(&self.body)
+                .map_err(|_| Error::new(ErrorKind::BadJson, "Form body is not UTF-8"))?;
+            let object: serde_json::Map<String, serde_json::Value> = parse_query(text)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            return decode_value(serde_json::Value::Object(object));
+        }
+        self.json()
     }
 
     /// Decodes the JSON body into `T`.
@@ -217,6 +247,7 @@ mod tests {
             client_ip: "127.0.0.1".parse().unwrap(),
             mount: Mount::V2,
             params: vec![],
+            user: None,
         }
     }
 

@@ -47,42 +47,52 @@ pub struct Route {
 const BOTH: &[Mount] = &[Mount::V1, Mount::V2];
 const ROOT: &[Mount] = &[Mount::Root];
 
+/// One row of the table.
+const fn row(
+    method: Method,
+    path: &'static str,
+    mounts: &'static [Mount],
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        mounts,
+        handler,
+    }
+}
+
+use Method::{Get, Post};
+
 /// Every endpoint of the server.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    Route {
-        method: Method::Get,
-        path: "/_matrix/identity/versions",
-        mounts: ROOT,
-        handler: api::versions::get_supported_versions,
-    },
-    Route {
-        method: Method::Get,
-        path: "/health",
-        mounts: ROOT,
-        handler: api::versions::get_health,
-    },
-    Route {
-        method: Method::Get,
-        path: "",
-        mounts: BOTH,
-        handler: api::versions::get_server_status,
-    },
-    Route {
-        method: Method::Get,
-        path: "/pubkey/isvalid",
-        mounts: BOTH,
-        handler: api::pubkey::check_public_key_validity,
-    },
-    Route {
-        method: Method::Get,
-        path: "/pubkey/ephemeral/isvalid",
-        mounts: BOTH,
-        handler: api::pubkey::validate_ephemeral_key,
-    },
-    Route {
-        method: Method::Get,
-        path: "/pubkey/{keyId}",
-        mounts: BOTH,
-        handler: api::pubkey::get_public_key,
-    },
+    row(Get,  "/_matrix/identity/versions",              ROOT, api::versions::get_supported_versions),
+    row(Get,  "/health",                                 ROOT, api::versions::get_health),
+    row(Get,  "/_matrix/identity/_oxisd/static/{name}",  ROOT, api::assets::get_static_asset),
+    row(Get,  "",                                        BOTH, api::versions::get_server_status),
+    row(Get,  "/pubkey/isvalid",                         BOTH, api::pubkey::check_public_key_validity),
+    row(Get,  "/pubkey/ephemeral/isvalid",               BOTH, api::pubkey::validate_ephemeral_key),
+    row(Get,  "/pubkey/{keyId}",                         BOTH, api::pubkey::get_public_key),
+    row(Post, "/validate/email/requestToken",            BOTH, api::email::create_email_validation_session),
+    row(Post, "/validate/email/submitToken",             BOTH, api::email::validate_email),
+    row(Get,  "/validate/email/submitToken",             BOTH, api::email::validate_email_by_end_user),
+    row(Get,  "/3pid/getValidated3pid",                  BOTH, api::validation::check_3pid_validity),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_route_serves_the_path_the_pages_link() {
+        let static_row = ROUTES
+            .iter()
+            .find(|r| r.path.ends_with("/{name}") && r.mounts == ROOT)
+            .unwrap();
+        assert_eq!(
+            static_row.path,
+            format!("{}/{{name}}", crate::views::STATIC_PATH)
+        );
+    }
+}

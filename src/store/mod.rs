@@ -3,11 +3,13 @@
 //!
 //! Keyspaces and their key layouts:
 //! - `meta`: `schema_version` -> u32 big-endian; other single values of the server.
+//! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
 //!
 //! Writes that a response acknowledges must be on disk first: call [`Store::durable`] after
 //! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
 
 mod durability;
+pub mod sessions;
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +28,14 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 pub struct Store {
     db: Database,
     meta: Keyspace,
+    sessions: sessions::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
+}
+
+fn open_keyspace(db: &Database, name: &str) -> std::result::Result<Keyspace, OpenError> {
+    db.keyspace(name, KeyspaceCreateOptions::default)
+        .map_err(|e| OpenError(format!("cannot open keyspace {name}: {e}")))
 }
 
 /// Why the store could not be opened.
@@ -63,12 +71,12 @@ impl Store {
                     path.display()
                 ))
             })?;
-        let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
-            .map_err(|e| OpenError(format!("cannot open keyspace meta: {e}")))?;
+        let meta = open_keyspace(&db, "meta")?;
+        let sessions = sessions::Keyspaces::open(&db)?;
         let store = Store {
             db,
             meta,
+            sessions,
             sync: GroupSync::default(),
             path,
         };

@@ -1,0 +1,5 @@
+//! Domain services: the rules of the identity server, on plain inputs and outputs. Services
+//! never see HTTP types; they use the store and the outbound clients.
+
+pub mod rate_limit;
+pub mod sessions;

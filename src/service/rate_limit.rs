@@ -1,0 +1,110 @@
+//! In-memory token-bucket rate limits, keyed by a string (a recipient, a client address, an
+//! account). Used for everything that sends a message, so nobody can turn the server into a
+//! spam or SMS-fraud relay.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::RateLimit;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Entries kept before full buckets are forgotten.
+const MAX_KEYS: usize = 10_000;
+
+/// A set of buckets with one rate.
+pub struct RateLimiter {
+    what: &'static str,
+    burst: f64,
+    refill_ms: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated_ms: u64,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `rate.burst` events at once and one more every `rate.refill` seconds.
+    /// `what` names the limit in error messages ("messages to this address").
+    pub fn new(what: &'static str, rate: RateLimit) -> RateLimiter {
+        RateLimiter {
+            what,
+            burst: f64::from(rate.burst),
+            refill_ms: rate.refill as f64 * 1000.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refilled(&self, b: Bucket, now_ms: u64) -> Bucket {
+        let earned = now_ms.saturating_sub(b.updated_ms) as f64 / self.refill_ms;
+        Bucket {
+            tokens: (b.tokens + earned).min(self.burst),
+            updated_ms: now_ms,
+        }
+    }
+
+    /// Fails with 429 `M_LIMIT_EXCEEDED` (and `retry_after_ms`) when `key` has no event left;
+    /// does not use one up.
+    pub fn check(&self, key: &str, now_ms: u64) -> Result<()> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(b) = buckets.get(key).map(|b| self.refilled(*b, now_ms)) else {
+            return Ok(());
+        };
+        if b.tokens >= 1.0 {
+            return Ok(());
+        }
+        let wait = ((1.0 - b.tokens) * self.refill_ms).ceil() as u64;
+        Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!("Too many {}; try again later", self.what),
+        )
+        .with_extra("retry_after_ms", wait))
+    }
+
+    /// Uses one event of `key`.
+    pub fn consume(&self, key: &str, now_ms: u64) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_KEYS {
+            // Forget the buckets that have refilled completely: they carry no information.
+            let (burst, refill_ms) = (self.burst, self.refill_ms);
+            buckets.retain(|_, b| {
+                b.tokens + now_ms.saturating_sub(b.updated_ms) as f64 / refill_ms < burst
+            });
+        }
+        let b = buckets.get(key).map(|b| self.refilled(*b, now_ms));
+        let mut b = b.unwrap_or(Bucket {
+            tokens: self.burst,
+            updated_ms: now_ms,
+        });
+        b.tokens = (b.tokens - 1.0).max(0.0);
+        buckets.insert(key.to_string(), b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let l = RateLimiter::new(
+            "messages",
+            RateLimit {
+                burst: 2,
+                refill: 10,
+            },
+        );
+        for _ in 0..2 {
+            l.check("a", 0).unwrap();
+            l.consume("a", 0);
+        }
+        let e = l.check("a", 0).unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.body()["retry_after_ms"], 10_000);
+        assert!(l.check("b", 0).is_ok(), "keys are independent");
+        assert!(l.check("a", 9_999).is_err());
+        assert!(l.check("a", 10_000).is_ok());
+    }
+}

@@ -1,0 +1,253 @@
+//! Validation session records.
+//!
+//! Keyspaces:
+//! - `sid_session`: `sid` -> the [`SessionRecord`] as JSON.
+//! - `triple_sid`: `medium 0x00 address 0x00 client_secret` -> `sid`; finds the session a
+//!   repeated requestToken belongs to.
+//! - `purge_sid`: `purge_at_ms (u64 big-endian) sid` -> empty; the sweeper reads this index from
+//!   its start up to "now", so removing expired sessions never scans the live ones.
+
+use fjall::{Database, Keyspace};
+use serde::{Deserialize, Serialize};
+
+use super::{OpenError, Store, open_keyspace};
+use crate::error::{Error, Result};
+
+/// One 3PID validation session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The session id given to the client.
+    pub sid: String,
+    /// `email` or `msisdn`.
+    pub medium: String,
+    /// The normalised address.
+    pub address: String,
+    /// The client's secret.
+    pub client_secret: String,
+    /// The validation token sent to the user.
+    pub token: String,
+    /// The highest `send_attempt` for which a message was actually sent.
+    pub send_attempt: Option<u64>,
+    /// Where the browser goes after clicking the link (http/https only, checked on input).
+    pub next_link: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+    /// Last modification (creation, a message sent, validation), ms since the epoch.
+    pub mtime_ms: u64,
+    /// When the session was validated.
+    pub validated_ms: Option<u64>,
+    /// Wrong tokens submitted so far.
+    pub failed_attempts: u32,
+    /// When the sweeper may delete the record.
+    pub purge_at_ms: u64,
+}
+
+/// The session keyspaces.
+pub(super) struct Keyspaces {
+    by_sid: Keyspace,
+    by_triple: Keyspace,
+    by_purge: Keyspace,
+}
+
+impl Keyspaces {
+    pub(super) fn open(db: &Database) -> std::result::Result<Keyspaces, OpenError> {
+        Ok(Keyspaces {
+            by_sid: open_keyspace(db, "sid_session")?,
+            by_triple: open_keyspace(db, "triple_sid")?,
+            by_purge: open_keyspace(db, "purge_sid")?,
+        })
+    }
+}
+
+fn triple_key(medium: &str, address: &str, client_secret: &str) -> Vec<u8> {
+    [
+        medium.as_bytes(),
+        address.as_bytes(),
+        client_secret.as_bytes(),
+    ]
+    .join(&0u8)
+}
+
+fn purge_key(purge_at_ms: u64, sid: &str) -> Vec<u8> {
+    let mut key = purge_at_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(sid.as_bytes());
+    key
+}
+
+fn decode(bytes: &[u8]) -> Result<SessionRecord> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::internal(format_args!("corrupt session record: {e}")))
+}
+
+impl Store {
+    /// The session with this id.
+    pub fn session(&self, sid: &str) -> Result<Option<SessionRecord>> {
+        self.sessions
+            .by_sid
+            .get(sid)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// The session of this (medium, address, client_secret).
+    pub fn session_by_triple(
+        &self,
+        medium: &str,
+        address: &str,
+        client_secret: &str,
+    ) -> Result<Option<SessionRecord>> {
+        let Some(sid) = self
+            .sessions
+            .by_triple
+            .get(triple_key(medium, address, client_secret))?
+        else {
+            return Ok(None);
+        };
+        let sid = String::from_utf8_lossy(&sid).into_owned();
+        self.session(&sid)
+    }
+
+    /// Writes `record` (new or changed) with its indexes, atomically. `previous` is the stored
+    /// version it replaces, if any. Not yet durable: call [`Store::durable`] before answering.
+    pub fn put_session(
+        &self,
+        record: &SessionRecord,
+        previous: Option<&SessionRecord>,
+    ) -> Result<()> {
+        let ks = &self.sessions;
+        let mut batch = self.db.batch();
+        if let Some(old) = previous
+            && old.purge_at_ms != record.purge_at_ms
+        {
+            batch.remove(&ks.by_purge, purge_key(old.purge_at_ms, &old.sid));
+        }
+        let json = serde_json::to_vec(record).map_err(Error::internal)?;
+        batch.insert(&ks.by_sid, record.sid.as_bytes(), json);
+        batch.insert(
+            &ks.by_triple,
+            triple_key(&record.medium, &record.address, &record.client_secret),
+            record.sid.as_bytes(),
+        );
+        batch.insert(
+            &ks.by_purge,
+            purge_key(record.purge_at_ms, &record.sid),
+            b"",
+        );
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a session and its indexes.
+    pub fn delete_session(&self, record: &SessionRecord) -> Result<()> {
+        let ks = &self.sessions;
+        let mut batch = self.db.batch();
+        batch.remove(&ks.by_sid, record.sid.as_bytes());
+        let triple = triple_key(&record.medium, &record.address, &record.client_secret);
+        // Only drop the triple if it still points at this session.
+        if ks
+            .by_triple
+            .get(&triple)?
+            .is_some_and(|s| *s == *record.sid.as_bytes())
+        {
+            batch.remove(&ks.by_triple, triple);
+        }
+        batch.remove(&ks.by_purge, purge_key(record.purge_at_ms, &record.sid));
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Up to `limit` sessions whose purge time is at or before `now_ms`, oldest first. Index
+    /// entries whose record is gone are dropped on the way.
+    pub fn sessions_due(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionRecord>> {
+        let ks = &self.sessions;
+        let end = now_ms.saturating_add(1).to_be_bytes();
+        let mut keys = Vec::new();
+        for item in ks.by_purge.range(..end.as_slice()).take(limit) {
+            keys.push(item.key()?.to_vec());
+        }
+        let mut due = Vec::with_capacity(keys.len());
+        for key in keys {
+            let sid = String::from_utf8_lossy(&key[8..]).into_owned();
+            match self.session(&sid)? {
+                Some(record) => due.push(record),
+                None => ks.by_purge.remove(key)?,
+            }
+        }
+        Ok(due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(sid: &str, secret: &str, purge_at_ms: u64) -> SessionRecord {
+        SessionRecord {
+            sid: sid.into(),
+            medium: "email".into(),
+            address: "a@b.org".into(),
+            client_secret: secret.into(),
+            token: "t".into(),
+            send_attempt: None,
+            next_link: None,
+            created_ms: 1,
+            mtime_ms: 1,
+            validated_ms: None,
+            failed_attempts: 0,
+            purge_at_ms,
+        }
+    }
+
+    fn store(name: &str) -> (Store, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("oxisd-sessions-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Store::open(&dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn sessions_are_found_by_sid_and_by_triple() {
+        let (s, dir) = store("find");
+        let r = record("s1", "sec", 100);
+        s.put_session(&r, None).unwrap();
+        assert_eq!(s.session("s1").unwrap(), Some(r.clone()));
+        assert_eq!(
+            s.session_by_triple("email", "a@b.org", "sec").unwrap(),
+            Some(r)
+        );
+        assert_eq!(
+            s.session_by_triple("email", "a@b.org", "other").unwrap(),
+            None
+        );
+        assert_eq!(s.session("nope").unwrap(), None);
+        drop(s);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn only_due_sessions_are_listed_and_updates_move_them() {
+        let (s, dir) = store("purge");
+        let a = record("a", "x", 100);
+        let b = record("b", "y", 200);
+        s.put_session(&a, None).unwrap();
+        s.put_session(&b, None).unwrap();
+        // `a` was touched: its purge time moved past `b`'s.
+        let mut a2 = a.clone();
+        a2.purge_at_ms = 300;
+        s.put_session(&a2, Some(&a)).unwrap();
+        assert!(s.sessions_due(150, 100).unwrap().is_empty());
+        let due = s.sessions_due(250, 100).unwrap();
+        assert_eq!(due, vec![b.clone()]);
+        s.delete_session(&b).unwrap();
+        assert!(s.session("b").unwrap().is_none());
+        assert!(
+            s.session_by_triple("email", "a@b.org", "y")
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.session("a").unwrap().is_some());
+        assert_eq!(s.sessions_due(300, 100).unwrap(), vec![a2]);
+        drop(s);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

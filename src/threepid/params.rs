@@ -1,0 +1,190 @@
+//! Checks of the identifiers and links clients send with 3PID sessions.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// True for the spec's grammar of client secrets, sids and invite tokens:
+/// `[0-9a-zA-Z.=_-]{1,255}`.
+pub fn is_opaque_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'=' | b'_' | b'-'))
+}
+
+/// Checks a `client_secret`: 400 `M_INVALID_PARAM` when it does not fit the grammar.
+pub fn check_client_secret(s: &str) -> Result<()> {
+    if is_opaque_id(s) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidParam,
+            "Invalid client_secret: use 1 to 255 characters from [0-9a-zA-Z.=_-]",
+        ))
+    }
+}
+
+/// Reads `send_attempt`: a non-negative integer, or a string of digits (as sydent accepts).
+pub fn send_attempt(value: &serde_json::Value) -> Result<u64> {
+    let n = match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s)
+            if !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse().ok()
+        }
+        _ => None,
+    };
+    n.filter(|n| *n < (1 << 53)).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidParam,
+            "send_attempt must be a non-negative integer",
+        )
+    })
+}
+
+/// Longest accepted next_link.
+const MAX_NEXT_LINK: usize = 2048;
+
+/// Checks a `next_link`: an absolute http or https URL with a host, on `allowed_hosts` when that
+/// list is not empty. Anything else (`javascript:`, `file:`, relative links) is refused with 400
+/// `M_INVALID_PARAM`, so a redirect after validation can only go where the client was allowed to
+/// send it.
+pub fn check_next_link(link: &str, allowed_hosts: &[String]) -> Result<()> {
+    let bad = |why: &str| Error::new(ErrorKind::InvalidParam, format!("Invalid next_link: {why}"));
+    if link.len() > MAX_NEXT_LINK {
+        return Err(bad("it is too long"));
+    }
+    if link
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err(bad("it contains spaces, backslashes or control characters"));
+    }
+    let lower = link.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| bad("only http:// and https:// links are allowed"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.contains('@') {
+        return Err(bad("user names in links are not allowed"));
+    }
+    let host = if host_port.starts_with('[') {
+        host_port
+            .split_once(']')
+            .map(|(h, _)| &h[1..])
+            .unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(bad("it has no host"));
+    }
+    if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Err(bad("its host is not one this server redirects to"));
+    }
+    Ok(())
+}
+
+/// `next_link` with `sid=<sid>` added to its query (before any fragment), as sydent and
+/// Synapse do, because the client learns the sid only after the message went out.
+pub fn with_sid(next_link: &str, sid: &str) -> String {
+    let (base, fragment) = match next_link.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (next_link, None),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{sep}sid={}", url_encode(sid));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn client_secret_grammar() {
+        assert!(check_client_secret("monkeys_are_GREAT").is_ok());
+        assert!(check_client_secret("a.b=c-d_e").is_ok());
+        assert!(check_client_secret(&"a".repeat(255)).is_ok());
+        for bad in ["", "has space", "slash/", "é", &"a".repeat(256)] {
+            assert_eq!(
+                check_client_secret(bad).unwrap_err().kind(),
+                ErrorKind::InvalidParam,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn send_attempt_forms() {
+        assert_eq!(send_attempt(&json!(0)).unwrap(), 0);
+        assert_eq!(send_attempt(&json!("3")).unwrap(), 3);
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("x"),
+            json!(null),
+            json!(""),
+            json!([1]),
+        ] {
+            assert!(send_attempt(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn next_links() {
+        assert!(check_next_link("https://app.element.io/#/home", &[]).is_ok());
+        assert!(check_next_link("http://localhost:8080/done?x=1", &[]).is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "JAVASCRIPT:alert(1)",
+            "file:///etc/passwd",
+            "//evil.example/x",
+            "/relative",
+            "https://",
+            "https://user@evil.example/",
+            "https://a b/",
+            "data:text/html,hi",
+            "https://evil.example\\@good.example/",
+        ] {
+            assert!(check_next_link(bad, &[]).is_err(), "{bad}");
+        }
+        let allowed = vec!["app.element.io".to_string()];
+        assert!(check_next_link("https://APP.element.io/x", &allowed).is_ok());
+        assert!(check_next_link("https://app.element.io.evil.example/x", &allowed).is_err());
+        assert!(check_next_link("https://[::1]:8080/x", &["::1".to_string()]).is_ok());
+    }
+
+    #[test]
+    fn sid_is_added_before_the_fragment() {
+        assert_eq!(with_sid("https://a.b/c", "x1"), "https://a.b/c?sid=x1");
+        assert_eq!(
+            with_sid("https://a.b/c?d=1", "x1"),
+            "https://a.b/c?d=1&sid=x1"
+        );
+        assert_eq!(
+            with_sid("https://a.b/#/room", "x=1"),
+            "https://a.b/?sid=x%3D1#/room"
+        );
+    }
+}

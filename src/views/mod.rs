@@ -1,0 +1,807 @@
+//! The HTML pages a person sees after clicking a validation link, and their static assets.
+//!
+//! Two pages exist: success ("your address is verified, return to your Matrix client") and
+//! failure (what went wrong and what to do next). Each is either the built-in sailfish
+//! template (`templates/page/submit_ok.stpl`, `templates/page/submit_failed.stpl`, sharing
+//! `layout_start.stpl` and `layout_end.stpl`) or, when configured, an operator's whole-page
+//! replacement (`view.session.onTokenSubmit.success` / `.failure`) with `%PLACEHOLDER%`s.
+//!
+//! Branding (`view.brand.*`) changes the built-in pages without replacing them: the server
+//! name, a logo file that replaces the built-in one, and a CSS file linked after the
+//! built-in style sheet.
+//!
+//! Every operator file is read once by [`Views::load`]; nothing touches the file system
+//! while serving. Every value put into a page is HTML-escaped. The pages need no
+//! JavaScript and load nothing from other origins: their style sheet, logo and icon are
+//! served by [`Views::asset`] below [`STATIC_PATH`] (built-in ones are embedded in the
+//! binary from `web/`).
+
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+
+use rust_embed::Embed;
+use sailfish::TemplateSimple;
+use sailfish::runtime::escape::escape_to_string;
+
+use crate::config::ViewConfig;
+
+/// URL path (below the public URL's own path) where assets are served:
+/// `"/_matrix/identity/_oxisd/static"`.
+pub const STATIC_PATH: &str = "/_matrix/identity/_oxisd/static";
+
+/// `Cache-Control` of the assets built into the binary.
+const BUILTIN_CACHE: &str = "public, max-age=86400";
+/// `Cache-Control` of the operator's files (`view.brand.logo`, `view.brand.css`).
+const OVERRIDE_CACHE: &str = "public, max-age=3600";
+
+/// The built-in assets that [`Views::asset`] serves; nothing else in `web/` is reachable.
+const BUILTIN_ASSETS: [&str; 3] = ["style.css", "logo.svg", "favicon.svg"];
+/// Asset name of `view.brand.css`.
+const CUSTOM_CSS: &str = "custom.css";
+/// Logo file types accepted for `view.brand.logo`: extension and content type.
+const LOGO_TYPES: [(&str, &str); 6] = [
+    ("png", "image/png"),
+    ("svg", "image/svg+xml"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+];
+
+/// Texts of the success page (the built-in one and the `%TITLE%`, `%MESSAGE%` and `%HINT%`
+/// of a replacement page).
+const SUCCESS_TITLE: &str = "Your address is verified";
+const SUCCESS_MESSAGE: &str =
+    "Thank you. You can now return to your Matrix client to finish what you started there.";
+const SUCCESS_HINT: &str = "You can close this page.";
+
+/// The files built into the binary (`web/` at the crate root).
+#[derive(Embed)]
+#[folder = "web/"]
+struct BuiltinAssets;
+
+/// What went wrong, for the failure page. All text is plain (escaped when rendered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Short heading, e.g. "This link has expired".
+    pub title: String,
+    /// What happened, in a sentence or two.
+    pub message: String,
+    /// What the person can do next; may be empty (then the page shows no hint).
+    pub hint: String,
+}
+
+impl Failure {
+    /// A failure from its three texts.
+    pub fn new(
+        title: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            title: title.into(),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// A static file to answer with.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// Value of the `Content-Type` header, e.g. `text/css; charset=utf-8`.
+    pub content_type: String,
+    /// The file's bytes.
+    pub body: Cow<'static, [u8]>,
+    /// Value of the `Cache-Control` header.
+    pub cache_control: &'static str,
+}
+
+/// An operator's file, read at load.
+#[derive(Debug, Clone)]
+struct OverrideFile {
+    /// Asset name it is served under (below [`STATIC_PATH`]).
+    name: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+/// What every built-in page shows around its own content; see `layout_start.stpl`.
+#[derive(Debug, Clone)]
+struct Chrome {
+    /// Server name shown on pages.
+    name: String,
+    /// Host (and port, if any) of the public URL.
+    host: String,
+    /// URL path prefix of the assets, e.g. `/id/_matrix/identity/_oxisd/static`.
+    static_url: String,
+    /// URL of the logo (built-in or override).
+    logo_url: String,
+    /// URL of `custom.css` when `view.brand.css` is set.
+    custom_css_url: Option<String>,
+}
+
+/// The built-in success page.
+#[derive(TemplateSimple)]
+#[template(path = "page/submit_ok.stpl", rm_whitespace = true)]
+struct SubmitOkPage<'a> {
+    page: &'a Chrome,
+    kind: &'a str,
+    title: &'a str,
+    message: &'a str,
+    hint: &'a str,
+}
+
+/// The built-in failure page.
+#[derive(TemplateSimple)]
+#[template(path = "page/submit_failed.stpl", rm_whitespace = true)]
+struct SubmitFailedPage<'a> {
+    page: &'a Chrome,
+    kind: &'a str,
+    title: &'a str,
+    message: &'a str,
+    hint: &'a str,
+}
+
+/// The web pages and assets, with the operator's branding and replacement pages loaded.
+///
+/// Built once at start by [`Views::load`]; cheap to share between threads (`Send + Sync`).
+#[derive(Debug, Clone)]
+pub struct Views {
+    chrome: Chrome,
+    logo: Option<OverrideFile>,
+    css: Option<OverrideFile>,
+    success_page: Option<String>,
+    failure_page: Option<String>,
+}
+
+impl Views {
+    /// Loads operator overrides (logo, css, replacement pages) once at start.
+    ///
+    /// `default_name` is used when `view.brand.name` is unset or blank. `public_url` (e.g.
+    /// `https://id.example.org` or `https://example.org/id`, no trailing slash) gives the host
+    /// shown on pages and the path prefix of asset links.
+    ///
+    /// Errors name the config key, e.g. `view.brand.logo: cannot read /x.png: ...`; a logo
+    /// whose extension is not png, svg, jpg, jpeg, gif or webp is rejected.
+    pub fn load(
+        config: &ViewConfig,
+        default_name: &str,
+        public_url: &str,
+    ) -> Result<Views, String> {
+        let brand = &config.brand;
+        let name = brand
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .unwrap_or(default_name)
+            .to_owned();
+        let (host, path_prefix) = split_public_url(public_url);
+        let static_url = format!("{path_prefix}{STATIC_PATH}");
+
+        let logo = match &brand.logo {
+            Some(path) => Some(load_logo(path)?),
+            None => None,
+        };
+        let css = match &brand.css {
+            Some(path) => Some(OverrideFile {
+                name: CUSTOM_CSS.to_owned(),
+                content_type: "text/css; charset=utf-8",
+                body: read_bytes("view.brand.css", path)?,
+            }),
+            None => None,
+        };
+        let pages = &config.session.on_token_submit;
+        let success_page = match &pages.success {
+            Some(path) => Some(read_text("view.session.onTokenSubmit.success", path)?),
+            None => None,
+        };
+        let failure_page = match &pages.failure {
+            Some(path) => Some(read_text("view.session.onTokenSubmit.failure", path)?),
+            None => None,
+        };
+
+        let logo_name = logo.as_ref().map_or("logo.svg", |logo| logo.name.as_str());
+        let chrome = Chrome {
+            logo_url: format!("{static_url}/{logo_name}"),
+            custom_css_url: css.as_ref().map(|css| format!("{static_url}/{}", css.name)),
+            name,
+            host,
+            static_url,
+        };
+        log::debug!(
+            "views: name {:?}, assets at {}, custom logo: {}, custom css: {}, replacement pages: success {}, failure {}",
+            chrome.name,
+            chrome.static_url,
+            logo.is_some(),
+            css.is_some(),
+            success_page.is_some(),
+            failure_page.is_some()
+        );
+        Ok(Views {
+            chrome,
+            logo,
+            css,
+            success_page,
+            failure_page,
+        })
+    }
+
+    /// The page shown when a validation link worked (HTML, UTF-8).
+    pub fn submit_success(&self) -> String {
+        if let Some(template) = &self.success_page {
+            return self.fill(template, SUCCESS_TITLE, SUCCESS_MESSAGE, SUCCESS_HINT);
+        }
+        let page = SubmitOkPage {
+            page: &self.chrome,
+            kind: "ok",
+            title: SUCCESS_TITLE,
+            message: SUCCESS_MESSAGE,
+            hint: SUCCESS_HINT,
+        };
+        page.render_once().unwrap_or_else(|err| {
+            log::error!("views: cannot render the success page: {err}");
+            self.fallback(SUCCESS_TITLE, SUCCESS_MESSAGE, SUCCESS_HINT)
+        })
+    }
+
+    /// The page shown when a validation link did not work (HTML, UTF-8).
+    pub fn submit_failure(&self, failure: &Failure) -> String {
+        if let Some(template) = &self.failure_page {
+            return self.fill(template, &failure.title, &failure.message, &failure.hint);
+        }
+        let page = SubmitFailedPage {
+            page: &self.chrome,
+            kind: "failed",
+            title: &failure.title,
+            message: &failure.message,
+            hint: &failure.hint,
+        };
+        page.render_once().unwrap_or_else(|err| {
+            log::error!("views: cannot render the failure page: {err}");
+            self.fallback(&failure.title, &failure.message, &failure.hint)
+        })
+    }
+
+    /// A static asset by file name ("style.css", "logo.svg", "favicon.svg", "custom.css" when
+    /// `view.brand.css` is set, and "logo" + the override's extension when `view.brand.logo`
+    /// is set). None for anything else, including any name with '/' or "..".
+    pub fn asset(&self, name: &str) -> Option<Asset> {
+        if name.is_empty() || name.contains(['/', '\\']) || name.contains("..") {
+            return None;
+        }
+        // The operator's files first: a `logo.svg` override replaces the built-in one.
+        for file in [&self.logo, &self.css].into_iter().flatten() {
+            if file.name == name {
+                return Some(Asset {
+                    content_type: file.content_type.to_owned(),
+                    body: Cow::Owned(file.body.clone()),
+                    cache_control: OVERRIDE_CACHE,
+                });
+            }
+        }
+        if !BUILTIN_ASSETS.contains(&name) {
+            return None;
+        }
+        let file = BuiltinAssets::get(name)?;
+        let mime = file.metadata.mimetype();
+        let content_type = if mime.starts_with("text/") && !mime.contains("charset") {
+            format!("{mime}; charset=utf-8")
+        } else {
+            mime.to_owned()
+        };
+        Some(Asset {
+            content_type,
+            body: file.data,
+            cache_control: BUILTIN_CACHE,
+        })
+    }
+
+    /// Renders a replacement page: each known `%PLACEHOLDER%` becomes its HTML-escaped value.
+    ///
+    /// One pass over the operator's template, so a value that itself contains a placeholder
+    /// (a title of `%MESSAGE%`, say) is shown as is, never expanded.
+    fn fill(&self, template: &str, title: &str, message: &str, hint: &str) -> String {
+        let values: [(&str, &str); 7] = [
+            ("SERVER_NAME", &self.chrome.name),
+            ("SERVER_HOST", &self.chrome.host),
+            ("TITLE", title),
+            ("MESSAGE", message),
+            ("HINT", hint),
+            ("STATIC_URL", &self.chrome.static_url),
+            ("LOGO_URL", &self.chrome.logo_url),
+        ];
+        let mut out = String::with_capacity(template.len() + 256);
+        let mut rest = template;
+        while let Some(start) = rest.find('%') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            let hit = values.iter().find_map(|(key, value)| {
+                let tail = after.strip_prefix(key)?.strip_prefix('%')?;
+                Some((*value, tail))
+            });
+            match hit {
+                Some((value, tail)) => {
+                    escape_to_string(value, &mut out);
+                    rest = tail;
+                }
+                None => {
+                    out.push('%');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A bare page, used only if a built-in template fails to render (it should not).
+    fn fallback(&self, title: &str, message: &str, hint: &str) -> String {
+        let mut out = String::from(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
+        );
+        escape_to_string(title, &mut out);
+        out.push_str("</title>\n</head>\n<body>\n<main>\n<h1>");
+        escape_to_string(title, &mut out);
+        out.push_str("</h1>\n<p>");
+        escape_to_string(message, &mut out);
+        out.push_str("</p>\n<p>");
+        escape_to_string(hint, &mut out);
+        out.push_str("</p>\n<p>");
+        escape_to_string(&self.chrome.name, &mut out);
+        out.push_str(" (");
+        escape_to_string(&self.chrome.host, &mut out);
+        out.push_str(")</p>\n</main>\n</body>\n</html>\n");
+        out
+    }
+}
+
+/// Splits a public URL into the host shown on pages and the path prefix of links.
+///
+/// `https://example.org:8443/id/` gives `("example.org:8443", "/id")`; a URL without a path
+/// gives an empty prefix. Any user info, query or fragment is dropped.
+fn split_public_url(public_url: &str) -> (String, String) {
+    let url = public_url.trim();
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    (host.to_owned(), path.trim_end_matches('/').to_owned())
+}
+
+/// Checks the extension of `view.brand.logo`, then reads it.
+fn load_logo(path: &Path) -> Result<OverrideFile, String> {
+    const KEY: &str = "view.brand.logo";
+    let ext = path
+        .extension()
+        .and_then(OsStr::to_str)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let Some((ext, content_type)) = LOGO_TYPES.iter().find(|(known, _)| *known == ext) else {
+        return Err(format!(
+            "{KEY}: {}: unsupported image type (use a .png, .svg, .jpg, .jpeg, .gif or .webp file)",
+            path.display()
+        ));
+    };
+    Ok(OverrideFile {
+        name: format!("logo.{ext}"),
+        content_type,
+        body: read_bytes(KEY, path)?,
+    })
+}
+
+/// Reads an operator's file; the error names the config key.
+fn read_bytes(key: &str, path: &Path) -> Result<Vec<u8>, String> {
+    fs::read(path).map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+}
+
+/// Reads an operator's UTF-8 text file; the error names the config key.
+fn read_text(key: &str, path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::{BrandConfig, OnTokenSubmitViews, ViewSessionConfig};
+
+    const HOSTILE: &str = r#"<script>alert(1)</script> "q" 'a' & co"#;
+    const HOSTILE_ESCAPED: &str =
+        "&lt;script&gt;alert(1)&lt;/script&gt; &quot;q&quot; &#039;a&#039; &amp; co";
+    const REPLACEMENT: &str = "<!doctype html><title>%TITLE%</title>\
+        <link rel=\"stylesheet\" href=\"%STATIC_URL%/style.css\">\
+        <p id=n>%SERVER_NAME%</p><p id=h>%SERVER_HOST%</p><p id=m>%MESSAGE%</p>\
+        <p id=x>%HINT%</p><p id=u>%UNKNOWN% 100%</p>";
+
+    /// A fresh folder for one test's files.
+    fn temp_dir() -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "oxisd-views-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, body).unwrap();
+        path
+    }
+
+    fn views(config: &ViewConfig) -> Views {
+        Views::load(config, "example.org", "https://id.example.org").unwrap()
+    }
+
+    fn hostile_failure() -> Failure {
+        Failure::new(HOSTILE, HOSTILE, HOSTILE)
+    }
+
+    fn with_name(name: &str) -> ViewConfig {
+        ViewConfig {
+            brand: BrandConfig {
+                name: Some(name.to_owned()),
+                ..BrandConfig::default()
+            },
+            ..ViewConfig::default()
+        }
+    }
+
+    fn with_pages(success: PathBuf, failure: PathBuf, name: &str) -> ViewConfig {
+        ViewConfig {
+            brand: BrandConfig {
+                name: Some(name.to_owned()),
+                ..BrandConfig::default()
+            },
+            session: ViewSessionConfig {
+                on_token_submit: OnTokenSubmitViews {
+                    success: Some(success),
+                    failure: Some(failure),
+                },
+            },
+        }
+    }
+
+    fn assert_escaped(html: &str) {
+        assert!(!html.contains("<script>"), "raw tag in:\n{html}");
+        assert!(
+            html.contains(HOSTILE_ESCAPED),
+            "escaped form missing in:\n{html}"
+        );
+    }
+
+    #[test]
+    fn success_page_with_default_name() {
+        let html = views(&ViewConfig::default()).submit_success();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<html lang=\"en\">"));
+        assert!(html.contains("name=\"viewport\""));
+        assert!(html.contains(SUCCESS_TITLE));
+        assert!(html.contains("Matrix client"));
+        assert!(html.contains(
+            "You are on <strong class=\"brand-name\">example.org</strong> \
+             <span class=\"brand-host\">(id.example.org)</span>"
+        ));
+        assert!(html.contains("href=\"/_matrix/identity/_oxisd/static/style.css\""));
+        assert!(html.contains("src=\"/_matrix/identity/_oxisd/static/logo.svg\""));
+        assert!(html.contains("href=\"/_matrix/identity/_oxisd/static/favicon.svg\""));
+        assert!(!html.contains("custom.css"));
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("http://") && !html.contains("https://"));
+    }
+
+    #[test]
+    fn failure_page_with_custom_name() {
+        let views = views(&with_name("  Acme IDs "));
+        let html = views.submit_failure(&Failure::new(
+            "This link has expired",
+            "The link in your email is no longer valid.",
+            "Go back to your Matrix client and ask for a new email.",
+        ));
+        assert!(html.contains("<strong class=\"brand-name\">Acme IDs</strong>"));
+        assert!(html.contains("(id.example.org)"));
+        assert!(html.contains("<h1>This link has expired</h1>"));
+        assert!(html.contains("The link in your email is no longer valid."));
+        assert!(html.contains("What to do next"));
+        assert!(html.contains("ask for a new email"));
+        assert!(html.contains("card-failed"));
+
+        let success = views.submit_success();
+        assert!(success.contains("Acme IDs"));
+        assert!(success.contains("card-ok"));
+    }
+
+    #[test]
+    fn failure_page_without_hint_has_no_hint_box() {
+        let html = views(&ViewConfig::default()).submit_failure(&Failure::new("Oops", "Bad.", ""));
+        assert!(!html.contains("What to do next"));
+    }
+
+    #[test]
+    fn blank_name_falls_back_to_default() {
+        let html = views(&with_name("   ")).submit_success();
+        assert!(html.contains("<strong class=\"brand-name\">example.org</strong>"));
+    }
+
+    #[test]
+    fn builtin_pages_escape_hostile_input() {
+        let views = views(&with_name(HOSTILE));
+        assert_escaped(&views.submit_success());
+        let html = views.submit_failure(&hostile_failure());
+        assert_escaped(&html);
+        // Name, title (twice: <title> and <h1>), message and hint are all escaped.
+        assert!(html.matches(HOSTILE_ESCAPED).count() >= 5, "{html}");
+    }
+
+    #[test]
+    fn replacement_pages_escape_hostile_input() {
+        let dir = temp_dir();
+        let ok = write(&dir, "ok.html", REPLACEMENT.as_bytes());
+        let failed = write(&dir, "failed.html", REPLACEMENT.as_bytes());
+        let views = Views::load(
+            &with_pages(ok, failed, HOSTILE),
+            "x",
+            "https://example.org/id",
+        )
+        .unwrap();
+
+        let html = views.submit_failure(&hostile_failure());
+        assert_escaped(&html);
+        assert!(html.contains(&format!("<title>{HOSTILE_ESCAPED}</title>")));
+        assert!(html.contains(&format!("<p id=n>{HOSTILE_ESCAPED}</p>")));
+        assert!(html.contains(&format!("<p id=m>{HOSTILE_ESCAPED}</p>")));
+        assert!(html.contains(&format!("<p id=x>{HOSTILE_ESCAPED}</p>")));
+        assert!(html.contains("<p id=h>example.org</p>"));
+        assert!(html.contains("href=\"/id/_matrix/identity/_oxisd/static/style.css\""));
+        // Unknown placeholders and lone percent signs stay as they are.
+        assert!(html.contains("<p id=u>%UNKNOWN% 100%</p>"));
+
+        let html = views.submit_success();
+        assert_escaped(&html);
+        assert!(html.contains(&format!("<title>{SUCCESS_TITLE}</title>")));
+        assert!(html.contains(&format!("<p id=x>{SUCCESS_HINT}</p>")));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn replacement_values_are_not_expanded_again() {
+        let dir = temp_dir();
+        let page = write(&dir, "page.html", b"[%TITLE%][%MESSAGE%]");
+        let views = Views::load(&with_pages(page.clone(), page, "n"), "x", "https://h").unwrap();
+        let html = views.submit_failure(&Failure::new("%MESSAGE%", "m", ""));
+        assert_eq!(html, "[%MESSAGE%][m]");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn builtin_assets() {
+        let views = views(&ViewConfig::default());
+        let css = views.asset("style.css").unwrap();
+        assert_eq!(css.content_type, "text/css; charset=utf-8");
+        assert_eq!(css.cache_control, "public, max-age=86400");
+        assert!(
+            std::str::from_utf8(&css.body)
+                .unwrap()
+                .contains("prefers-color-scheme")
+        );
+        for name in ["logo.svg", "favicon.svg"] {
+            let svg = views.asset(name).unwrap();
+            assert_eq!(svg.content_type, "image/svg+xml");
+            assert_eq!(svg.cache_control, "public, max-age=86400");
+            assert!(svg.body.starts_with(b"<svg"));
+        }
+    }
+
+    #[test]
+    fn unknown_and_traversal_assets() {
+        let views = views(&ViewConfig::default());
+        for name in [
+            "",
+            "nope.css",
+            "custom.css",
+            "logo.png",
+            "../Cargo.toml",
+            "..",
+            "../web/style.css",
+            "./style.css",
+            "/style.css",
+            "web/style.css",
+            "..\\Cargo.toml",
+            "style.css/",
+        ] {
+            assert!(views.asset(name).is_none(), "{name:?} was served");
+        }
+    }
+
+    #[test]
+    fn custom_css_and_logo() {
+        let dir = temp_dir();
+        let css = write(&dir, "brand.css", b"body { color: red }");
+        let logo = write(&dir, "Brand.PNG", b"\x89PNG fake");
+        let config = ViewConfig {
+            brand: BrandConfig {
+                name: None,
+                logo: Some(logo),
+                css: Some(css),
+            },
+            ..ViewConfig::default()
+        };
+        let views = views(&config);
+
+        let asset = views.asset("custom.css").unwrap();
+        assert_eq!(asset.content_type, "text/css; charset=utf-8");
+        assert_eq!(asset.cache_control, "public, max-age=3600");
+        assert_eq!(&*asset.body, b"body { color: red }");
+
+        let asset = views.asset("logo.png").unwrap();
+        assert_eq!(asset.content_type, "image/png");
+        assert_eq!(asset.cache_control, "public, max-age=3600");
+        assert_eq!(&*asset.body, b"\x89PNG fake");
+
+        let html = views.submit_failure(&Failure::new("t", "m", "h"));
+        assert!(html.contains(
+            "<link rel=\"stylesheet\" href=\"/_matrix/identity/_oxisd/static/custom.css\">"
+        ));
+        assert!(html.contains("src=\"/_matrix/identity/_oxisd/static/logo.png\""));
+        assert!(!html.contains("logo.svg"));
+        // The custom style sheet comes after the built-in one, so it wins.
+        let builtin = html.find("/style.css").unwrap();
+        let custom = html.find("/custom.css").unwrap();
+        assert!(builtin < custom);
+        // Files are read once, at load.
+        fs::remove_dir_all(dir).unwrap();
+        assert!(views.asset("custom.css").is_some());
+        assert!(views.asset("style.css").is_some());
+    }
+
+    #[test]
+    fn svg_logo_override_replaces_builtin() {
+        let dir = temp_dir();
+        let logo = write(&dir, "mark.svg", b"<svg id=\"custom\"/>");
+        let config = ViewConfig {
+            brand: BrandConfig {
+                logo: Some(logo),
+                ..BrandConfig::default()
+            },
+            ..ViewConfig::default()
+        };
+        let asset = views(&config).asset("logo.svg").unwrap();
+        assert_eq!(&*asset.body, b"<svg id=\"custom\"/>");
+        assert_eq!(asset.content_type, "image/svg+xml");
+        assert_eq!(asset.cache_control, "public, max-age=3600");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn load_errors_name_the_key() {
+        let missing = PathBuf::from("/nonexistent/oxisd/file");
+        let cases: [(&str, ViewConfig); 5] = [
+            (
+                "view.brand.logo: cannot read /nonexistent/oxisd/file.png: ",
+                ViewConfig {
+                    brand: BrandConfig {
+                        logo: Some(missing.with_extension("png")),
+                        ..BrandConfig::default()
+                    },
+                    ..ViewConfig::default()
+                },
+            ),
+            (
+                "view.brand.logo: /nonexistent/oxisd/file.bmp: unsupported image type",
+                ViewConfig {
+                    brand: BrandConfig {
+                        logo: Some(missing.with_extension("bmp")),
+                        ..BrandConfig::default()
+                    },
+                    ..ViewConfig::default()
+                },
+            ),
+            (
+                "view.brand.css: cannot read /nonexistent/oxisd/file: ",
+                ViewConfig {
+                    brand: BrandConfig {
+                        css: Some(missing.clone()),
+                        ..BrandConfig::default()
+                    },
+                    ..ViewConfig::default()
+                },
+            ),
+            (
+                "view.session.onTokenSubmit.success: cannot read /nonexistent/oxisd/file: ",
+                ViewConfig {
+                    session: ViewSessionConfig {
+                        on_token_submit: OnTokenSubmitViews {
+                            success: Some(missing.clone()),
+                            failure: None,
+                        },
+                    },
+                    ..ViewConfig::default()
+                },
+            ),
+            (
+                "view.session.onTokenSubmit.failure: cannot read /nonexistent/oxisd/file: ",
+                ViewConfig {
+                    session: ViewSessionConfig {
+                        on_token_submit: OnTokenSubmitViews {
+                            success: None,
+                            failure: Some(missing.clone()),
+                        },
+                    },
+                    ..ViewConfig::default()
+                },
+            ),
+        ];
+        for (expected, config) in cases {
+            let err = Views::load(&config, "n", "https://h").unwrap_err();
+            assert!(
+                err.starts_with(expected),
+                "{err:?} does not start with {expected:?}"
+            );
+        }
+
+        // A logo without an extension is rejected too, before it is read.
+        let config = ViewConfig {
+            brand: BrandConfig {
+                logo: Some(missing),
+                ..BrandConfig::default()
+            },
+            ..ViewConfig::default()
+        };
+        let err = Views::load(&config, "n", "https://h").unwrap_err();
+        assert!(err.contains("unsupported image type"), "{err}");
+    }
+
+    #[test]
+    fn asset_urls_follow_the_public_url_path() {
+        let views = Views::load(
+            &ViewConfig::default(),
+            "example.org",
+            "https://example.org/id",
+        )
+        .unwrap();
+        let html = views.submit_success();
+        assert!(html.contains("href=\"/id/_matrix/identity/_oxisd/static/style.css\""));
+        assert!(html.contains("src=\"/id/_matrix/identity/_oxisd/static/logo.svg\""));
+        assert!(html.contains("(example.org)"));
+    }
+
+    #[test]
+    fn views_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Views>();
+    }
+
+    #[test]
+    fn public_url_parts() {
+        let cases = [
+            ("https://id.example.org", "id.example.org", ""),
+            ("https://example.org/id", "example.org", "/id"),
+            ("https://example.org/id/", "example.org", "/id"),
+            (
+                "https://example.org:8443/a/b?x=1#f",
+                "example.org:8443",
+                "/a/b",
+            ),
+            ("http://u:p@[::1]:8090/", "[::1]:8090", ""),
+        ];
+        for (url, host, prefix) in cases {
+            assert_eq!(
+                split_public_url(url),
+                (host.to_owned(), prefix.to_owned()),
+                "{url}"
+            );
+        }
+    }
+}

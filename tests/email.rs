@@ -1,0 +1,711 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::smtp::{Behaviour, ReceivedMail, SmtpSink};
+use crate::support::{Resp, TempDir, TestServer, merge};
+
+const V2: &str = "/_matrix/identity/v2";
+const V1: &str = "/_matrix/identity/api/v1";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn smtp_config(sink: &SmtpSink) -> Value {
+    json!({"threepid": {"medium": {"email": {
+        "identity": {"from": "id@id.test", "name": "Test Identity"},
+        "connector": "smtp",
+        "connectors": {"smtp": {"host": "127.0.0.1", "port": sink.port(), "tls": 0, "timeout": 5}}
+    }}}})
+}
+
+fn start(sink: &SmtpSink, extra: Value) -> TestServer {
+    let mut config = smtp_config(sink);
+    merge(&mut config, &extra);
+    TestServer::start_with(config)
+}
+
+fn request_token(s: &TestServer, mount: &str, email: &str, secret: &str, attempt: u64) -> Resp {
+    s.post_json(
+        &format!("{mount}/validate/email/requestToken"),
+        &json!({"client_secret": secret, "email": email, "send_attempt": attempt}),
+    )
+}
+
+/// The validation link in a mail's text part.
+fn link_in(mail: &ReceivedMail) -> String {
+    mail.data
+        .lines()
+        .find(|l| l.starts_with("http") && l.contains("/submitToken?"))
+        .unwrap_or_else(|| panic!("no link in mail:\n{}", mail.data))
+        .trim()
+        .to_string()
+}
+
+/// The path and query of a link, and one decoded query parameter.
+fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+fn query_param(link: &str, name: &str) -> String {
+    let query = link.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| oxisd::http::percent_decode(v, true))
+        .unwrap_or_else(|| panic!("no {name} in {link}"))
+}
+
+#[test]
+fn request_token_sends_a_mail_whose_link_validates_the_session() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let r = request_token(&s, V2, "Alice@Example.ORG", "secret1", 1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sid = r.json()["sid"].as_str().unwrap().to_string();
+    let mails = sink.wait_for_mails(1, WAIT);
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.from, "id@id.test");
+    assert_eq!(mail.to, vec!["alice@example.org".to_string()]);
+    let (head, _) = mail.data.split_once("\r\n\r\n").unwrap();
+    for h in [
+        "From: Test Identity <id@id.test>",
+        "To: alice@example.org",
+        "Subject: ",
+        "Date: ",
+        "Message-ID: <",
+        "MIME-Version: 1.0",
+    ] {
+        assert!(head.contains(h), "{h} missing:\n{head}");
+    }
+    assert!(
+        !mail.data.replace("\r\n", "").contains('\n'),
+        "bare LF in the message"
+    );
+    let link = link_in(mail);
+    assert!(
+        link.starts_with("http://localhost:") || link.starts_with("https://id.test/"),
+        "{link}"
+    );
+    assert_eq!(query_param(&link, "sid"), sid);
+    assert_eq!(query_param(&link, "client_secret"), "secret1");
+
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=secret1"
+    ))
+    .assert_error(400, "M_SESSION_NOT_VALIDATED");
+    let page = s.get(&path_of(&link));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.header("Content-Type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let v = s.get(&format!(
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=secret1"
+    ));
+    assert_eq!(v.status, 200, "{}", v.text());
+    let body = v.json();
+    assert_eq!(
+        (body["medium"].as_str(), body["address"].as_str()),
+        (Some("email"), Some("alice@example.org"))
+    );
+    assert!(body["validated_at"].as_u64().unwrap() > 1_700_000_000_000);
+}
+
+#[test]
+fn link_with_next_link_redirects_there_with_the_sid() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let r = s.post_json(
+        &format!("{V2}/validate/email/requestToken"),
+        &json!({"client_secret": "s", "email": "bob@example.org", "send_attempt": 0, "next_link": "https://app.example.org/#/done"}),
+    );
+    let sid = r.json()["sid"].as_str().unwrap().to_string();
+    let link = link_in(&sink.wait_for_mails(1, WAIT)[0]);
+    // A next_link in the clicked URL is ignored: only the stored one is used.
+    let r = s.get(&format!(
+        "{}&next_link=https%3A%2F%2Fevil.example",
+        path_of(&link)
+    ));
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("Location").unwrap(),
+        format!("https://app.example.org/?sid={sid}#/done")
+    );
+}
+
+#[test]
+fn post_submit_token_validates_on_both_mounts() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    for (n, mount) in [V1, V2].into_iter().enumerate() {
+        let email = format!("user{n}@example.org");
+        let sid = request_token(&s, mount, &email, "sec", 1).json()["sid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = query_param(&link_in(&sink.wait_for_mails(n + 1, WAIT)[n]), "token");
+        assert!(token.len() >= 22, "token too short for 128 bits: {token}");
+        let r = s.post_json(
+            &format!("{mount}/validate/email/submitToken"),
+            &json!({"sid": sid, "client_secret": "sec", "token": token}),
+        );
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"success": true})),
+            "{mount}"
+        );
+        // Submitting again is harmless.
+        let r = s.post_json(
+            &format!("{mount}/validate/email/submitToken"),
+            &json!({"sid": sid, "client_secret": "sec", "token": token}),
+        );
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[test]
+fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let first = request_token(&s, V2, "carol@example.org", "sec", 1).json();
+    sink.wait_for_mails(1, WAIT);
+    let again = request_token(&s, V2, "carol@example.org", "sec", 1).json();
+    let lower = request_token(&s, V2, "carol@example.org", "sec", 0).json();
+    assert_eq!(first, again);
+    assert_eq!(first, lower);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        sink.mails().len(),
+        1,
+        "a repeated send_attempt must not send again"
+    );
+    let more = request_token(&s, V2, "carol@example.org", "sec", 2).json();
+    assert_eq!(more, first);
+    let mails = sink.wait_for_mails(2, WAIT);
+    assert_eq!(mails.len(), 2);
+    assert_eq!(
+        query_param(&link_in(&mails[0]), "token"),
+        query_param(&link_in(&mails[1]), "token")
+    );
+    // Another client secret is another session.
+    let other = request_token(&s, V2, "carol@example.org", "other", 1).json();
+    assert_ne!(other["sid"], first["sid"]);
+}
+
+#[test]
+fn a_failed_send_can_be_retried_with_the_same_attempt() {
+    let sink = SmtpSink::start_with(Behaviour::FailData);
+    let s = start(&sink, json!({}));
+    request_token(&s, V2, "dave@example.org", "sec", 1).assert_error(500, "M_EMAIL_SEND_ERROR");
+    let log = s
+        .wait_for_log("sending a validation email failed", WAIT)
+        .unwrap();
+    assert!(
+        log.contains("554"),
+        "the log should tell the operator what the server said: {log}"
+    );
+    sink.set_behaviour(Behaviour::Accept);
+    let r = request_token(&s, V2, "dave@example.org", "sec", 1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sink.wait_for_mails(1, WAIT).len(), 1);
+}
+
+#[test]
+fn an_unreachable_mail_server_is_a_send_error() {
+    let sink = SmtpSink::start();
+    let port = sink.port();
+    drop(sink);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let s = TestServer::start_with(json!({"threepid": {"medium": {"email": {
+        "connector": "smtp", "connectors": {"smtp": {"host": "127.0.0.1", "port": dead_port, "tls": 0, "timeout": 2}}}}}}));
+    let _ = port;
+    let r = request_token(&s, V2, "erin@example.org", "sec", 1);
+    r.assert_error(500, "M_EMAIL_SEND_ERROR");
+    assert!(
+        !r.text().contains("127.0.0.1"),
+        "internal details must stay in the log: {}",
+        r.text()
+    );
+    let log = s
+        .wait_for_log("sending a validation email failed", WAIT)
+        .unwrap();
+    assert!(log.contains(&dead_port.to_string()), "{log}");
+}
+
+#[test]
+fn a_refused_recipient_is_an_invalid_email() {
+    let sink = SmtpSink::start_with(Behaviour::RejectRecipient);
+    let s = start(&sink, json!({}));
+    request_token(&s, V2, "nobody@example.org", "sec", 1).assert_error(400, "M_INVALID_EMAIL");
+}
+
+#[test]
+fn request_token_rejects_bad_input_with_matrix_errors() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let path = format!("{V2}/validate/email/requestToken");
+    for email in [
+        "not-an-email",
+        "Alice <alice@example.org>",
+        "a@b.org, c@d.org",
+        "alice@example.org\r\nBcc: victim@example.org",
+        "a b@example.org",
+        "",
+    ] {
+        s.post_json(
+            &path,
+            &json!({"client_secret": "s", "email": email, "send_attempt": 1}),
+        )
+        .assert_error(400, "M_INVALID_EMAIL");
+    }
+    let long = format!("{}@example.org", "a".repeat(300));
+    s.post_json(
+        &path,
+        &json!({"client_secret": "s", "email": long, "send_attempt": 1}),
+    )
+    .assert_error(400, "M_INVALID_EMAIL");
+    for secret in ["has space", "", "ünicode", &"a".repeat(256)] {
+        s.post_json(
+            &path,
+            &json!({"client_secret": secret, "email": "a@example.org", "send_attempt": 1}),
+        )
+        .assert_error(400, "M_INVALID_PARAM");
+    }
+    s.post_json(
+        &path,
+        &json!({"client_secret": "s", "email": "a@example.org", "send_attempt": "x"}),
+    )
+    .assert_error(400, "M_INVALID_PARAM");
+    s.post_json(
+        &path,
+        &json!({"client_secret": "s", "email": "a@example.org", "send_attempt": -1}),
+    )
+    .assert_error(400, "M_INVALID_PARAM");
+    s.post_json(
+        &path,
+        &json!({"client_secret": "s", "email": "a@example.org"}),
+    )
+    .assert_error(400, "M_MISSING_PARAMS");
+    s.post_json(&path, &json!({"client_secret": "s", "send_attempt": 1}))
+        .assert_error(400, "M_MISSING_PARAMS");
+    s.post_json(
+        &path,
+        &json!({"client_secret": 5, "email": "a@example.org", "send_attempt": 1}),
+    )
+    .assert_error(400, "M_INVALID_PARAM");
+    for link in [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "//evil.example",
+        "https://x\r\nLocation: y",
+    ] {
+        s.post_json(&path, &json!({"client_secret": "s", "email": "a@example.org", "send_attempt": 1, "next_link": link}))
+            .assert_error(400, "M_INVALID_PARAM");
+    }
+    s.request(
+        "POST",
+        &path,
+        &[("Content-Type", "application/json")],
+        b"{not json",
+    )
+    .assert_error(400, "M_NOT_JSON");
+    s.request(
+        "POST",
+        &path,
+        &[("Content-Type", "application/json")],
+        b"[1,2]",
+    )
+    .assert_error(400, "M_BAD_JSON");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(sink.mails().is_empty(), "no mail for rejected requests");
+}
+
+#[test]
+fn next_link_hosts_can_be_restricted() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({"session": {"nextLink": {"allowedHosts": ["app.example.org"]}}}),
+    );
+    let path = format!("{V2}/validate/email/requestToken");
+    let ok = s.post_json(&path, &json!({"client_secret": "s", "email": "a@example.org", "send_attempt": 1, "next_link": "https://app.example.org/x"}));
+    assert_eq!(ok.status, 200);
+    s.post_json(&path, &json!({"client_secret": "t", "email": "a@example.org", "send_attempt": 1, "next_link": "https://evil.example/x"}))
+        .assert_error(400, "M_INVALID_PARAM");
+}
+
+#[test]
+fn submit_token_errors_and_the_attempt_limit() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({"session": {"maxTokenAttempts": 3}}));
+    let sid = request_token(&s, V2, "frank@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = query_param(&link_in(&sink.wait_for_mails(1, WAIT)[0]), "token");
+    let submit = |sid: &str, secret: &str, token: &str| {
+        s.post_json(
+            &format!("{V2}/validate/email/submitToken"),
+            &json!({"sid": sid, "client_secret": secret, "token": token}),
+        )
+    };
+    let unknown = submit("nosuchsid", "sec", &token);
+    let body = unknown.assert_error(404, "M_NO_VALID_SESSION");
+    assert_eq!(body["success"], false);
+    let wrong_secret = submit(&sid, "other", &token);
+    assert_eq!(
+        (wrong_secret.status, wrong_secret.json()),
+        (unknown.status, unknown.json()),
+        "must not reveal that the sid exists"
+    );
+    submit(&sid, "bad secret!", &token).assert_error(400, "M_INVALID_PARAM");
+    s.post_json(
+        &format!("{V2}/validate/email/submitToken"),
+        &json!({"sid": sid, "client_secret": "sec"}),
+    )
+    .assert_error(400, "M_MISSING_PARAMS");
+    for _ in 0..3 {
+        let body = submit(&sid, "sec", "wrong-token").assert_error(400, "M_TOKEN_INCORRECT");
+        assert_eq!(body["success"], false);
+    }
+    // Locked: the right token no longer works.
+    submit(&sid, "sec", &token).assert_error(400, "M_TOKEN_INCORRECT");
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+    ))
+    .assert_error(400, "M_SESSION_NOT_VALIDATED");
+    // A new request replaces the locked session with a fresh one.
+    let fresh = request_token(&s, V2, "frank@example.org", "sec", 2).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(fresh, sid);
+    let new_token = query_param(&link_in(&sink.wait_for_mails(2, WAIT)[1]), "token");
+    assert_eq!(submit(&fresh, "sec", &new_token).status, 200);
+}
+
+#[test]
+fn get_validated_3pid_errors() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid=nope&client_secret=sec"
+    ))
+    .assert_error(404, "M_NO_VALID_SESSION");
+    s.get(&format!("{V2}/3pid/getValidated3pid?sid=nope"))
+        .assert_error(400, "M_MISSING_PARAMS");
+    let sid = request_token(&s, V2, "gina@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=wrong"
+    ))
+    .assert_error(404, "M_NO_VALID_SESSION");
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+    ))
+    .assert_error(400, "M_SESSION_NOT_VALIDATED");
+}
+
+#[test]
+fn sessions_expire_and_are_swept() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({"session": {"ttl": 1}}));
+    let sid = request_token(&s, V2, "hank@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = query_param(&link_in(&sink.wait_for_mails(1, WAIT)[0]), "token");
+    std::thread::sleep(Duration::from_millis(1200));
+    s.post_json(
+        &format!("{V2}/validate/email/submitToken"),
+        &json!({"sid": sid, "client_secret": "sec", "token": token}),
+    )
+    .assert_error(400, "M_SESSION_EXPIRED");
+    s.get(&format!(
+        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+    ))
+    .assert_error(400, "M_SESSION_EXPIRED");
+    let page = s.get(&format!(
+        "{V2}/validate/email/submitToken?sid={sid}&client_secret=sec&token={token}"
+    ));
+    assert_eq!(page.status, 400);
+    assert!(page.text().contains("expired"), "{}", page.text());
+    // Kept one more lifetime, then removed by the sweeper.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let r = s.get(&format!(
+            "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+        ));
+        if r.status == 404 {
+            r.assert_error(404, "M_NO_VALID_SESSION");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired session was never swept"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An expired session is replaced by a new one on the next request.
+    let again = request_token(&s, V2, "hank@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(again, sid);
+}
+
+#[test]
+fn a_session_survives_a_restart() {
+    let sink = SmtpSink::start();
+    let dir = Arc::new(TempDir::new("restart"));
+    let first = TestServer::start_in(dir.clone(), smtp_config(&sink));
+    let sid = request_token(&first, V2, "ivy@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = query_param(&link_in(&sink.wait_for_mails(1, WAIT)[0]), "token");
+    // Killed, not stopped: an acknowledged session must already be on disk.
+    drop(first);
+    let second = TestServer::start_in(dir, smtp_config(&sink));
+    let r = second.post_json(
+        &format!("{V2}/validate/email/submitToken"),
+        &json!({"sid": sid, "client_secret": "sec", "token": token}),
+    );
+    assert_eq!((r.status, r.json()), (200, json!({"success": true})));
+    assert_eq!(
+        request_token(&second, V2, "ivy@example.org", "sec", 1).json()["sid"],
+        sid.as_str()
+    );
+}
+
+#[test]
+fn an_operator_template_replaces_the_built_in_one() {
+    let sink = SmtpSink::start();
+    let dir = TempDir::new("tpl");
+    let tpl = dir.path().join("validation.eml");
+    std::fs::write(
+        &tpl,
+        "From: %FROM_NAME% <%FROM_EMAIL%>\nTo: %RECIPIENT_ADDRESS%\nSubject: Custom check for %DOMAIN%\nDate: %DATE%\n\nHi %RECIPIENT_ADDRESS%, code %VALIDATION_TOKEN%.\n%VALIDATION_LINK%\nEncoded: %RECIPIENT_ADDRESS_URL_ENCODED%\n",
+    )
+    .unwrap();
+    let s = start(
+        &sink,
+        json!({"threepid": {"medium": {"email": {"generators": {"template": {"session": {"validation": tpl}}}}}}}),
+    );
+    request_token(&s, V2, "jo+tag@example.org", "sec", 1);
+    let mail = &sink.wait_for_mails(1, WAIT)[0];
+    assert!(
+        mail.data.contains("Subject: Custom check for id.test\r\n"),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.data.contains("Hi jo+tag@example.org, code "),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.data.contains("Encoded: jo%2Btag%40example.org\r\n"),
+        "{}",
+        mail.data
+    );
+    assert!(link_in(mail).contains("/submitToken?sid="));
+}
+
+#[test]
+fn validation_can_be_disabled_by_policy() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({"session": {"policy": {"validation": {"enabled": false}}}}),
+    );
+    let r = request_token(&s, V2, "kim@example.org", "sec", 1);
+    let body = r.assert_error(403, "M_FORBIDDEN");
+    assert!(body["error"].as_str().unwrap().contains("disabled"));
+    s.post_json(
+        &format!("{V2}/validate/email/submitToken"),
+        &json!({"sid": "a", "client_secret": "b", "token": "c"}),
+    )
+    .assert_error(403, "M_FORBIDDEN");
+}
+
+#[test]
+fn the_failure_page_is_html_and_says_what_to_do() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let sid = request_token(&s, V2, "lee@example.org", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = s.get(&format!(
+        "{V2}/validate/email/submitToken?sid={sid}&client_secret=sec&token=nope"
+    ));
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        wrong.text().contains("new verification email"),
+        "{}",
+        wrong.text()
+    );
+    let incomplete = s.get(&format!("{V1}/validate/email/submitToken?sid={sid}"));
+    assert_eq!(incomplete.status, 400);
+    assert!(
+        incomplete.text().contains("incomplete"),
+        "{}",
+        incomplete.text()
+    );
+    let unknown = s.get(&format!(
+        "{V2}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
+    ));
+    assert_eq!(unknown.status, 404);
+    // Hostile values in the query never reach the page unescaped.
+    let hostile = s.get(&format!("{V2}/validate/email/submitToken?sid=%3Cscript%3E&client_secret=sec&token=%3Cscript%3Ealert(1)%3C/script%3E"));
+    assert!(!hostile.text().contains("<script>"), "{}", hostile.text());
+}
+
+#[test]
+fn the_pages_link_their_style_and_logo_which_are_served() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let page = s
+        .get(&format!(
+            "{V2}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
+        ))
+        .text();
+    for asset in ["style.css", "logo.svg"] {
+        let path = format!("/_matrix/identity/_oxisd/static/{asset}");
+        assert!(page.contains(&path), "{asset} not linked:\n{page}");
+        let r = s.get(&path);
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(r.header("Cache-Control").unwrap().contains("max-age"));
+    }
+    assert!(
+        s.get("/_matrix/identity/_oxisd/static/style.css")
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("text/css")
+    );
+    s.get("/_matrix/identity/_oxisd/static/..%2FCargo.toml")
+        .assert_error(404, "M_NOT_FOUND");
+    s.get("/_matrix/identity/_oxisd/static/nope.css")
+        .assert_error(404, "M_NOT_FOUND");
+}
+
+#[test]
+fn messages_are_rate_limited_per_recipient() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({"session": {"rateLimit": {"perRecipient": {"burst": 2, "refill": 3600}}}}),
+    );
+    for attempt in 1..=2 {
+        assert_eq!(
+            request_token(&s, V2, "max@example.org", "sec", attempt).status,
+            200
+        );
+    }
+    let body =
+        request_token(&s, V2, "max@example.org", "sec", 3).assert_error(429, "M_LIMIT_EXCEEDED");
+    assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
+    // A repeat of an attempt already sent is not a new message and is not limited.
+    assert_eq!(
+        request_token(&s, V2, "max@example.org", "sec", 2).status,
+        200
+    );
+    assert_eq!(
+        request_token(&s, V2, "other@example.org", "sec", 1).status,
+        200
+    );
+    assert_eq!(sink.wait_for_mails(3, WAIT).len(), 3);
+}
+
+#[test]
+fn messages_are_rate_limited_per_client() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({"session": {"rateLimit": {"perClient": {"burst": 2, "refill": 3600}}}}),
+    );
+    for n in 0..2 {
+        assert_eq!(
+            request_token(&s, V2, &format!("u{n}@example.org"), "sec", 1).status,
+            200
+        );
+    }
+    request_token(&s, V2, "u9@example.org", "sec", 1).assert_error(429, "M_LIMIT_EXCEEDED");
+}
+
+#[test]
+fn the_log_only_notifier_writes_the_link_to_the_log() {
+    let s = TestServer::start();
+    let r = request_token(&s, V2, "nina@example.org", "sec", 1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let line = s
+        .wait_for_log("(log-only notifier, not sent)", WAIT)
+        .unwrap();
+    assert!(line.contains("nina@example.org"), "{line}");
+    let logs = s.logs().join("\n");
+    let link = logs
+        .lines()
+        .find(|l| l.starts_with("http") && l.contains("/submitToken?"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(s.get(&path_of(&link)).status, 200);
+}
+
+#[test]
+fn v1_accepts_form_encoded_requests() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let r = s.request(
+        "POST",
+        &format!("{V1}/validate/email/requestToken"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"client_secret=abc&email=olga%40example.org&send_attempt=1",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        sink.wait_for_mails(1, WAIT)[0].to,
+        vec!["olga@example.org".to_string()]
+    );
+    // v2 speaks JSON only.
+    s.request(
+        "POST",
+        &format!("{V2}/validate/email/requestToken"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"client_secret=abc",
+    )
+    .assert_error(400, "M_NOT_JSON");
+}
+
+#[test]
+fn concurrent_requests_for_one_session_send_one_mail() {
+    let sink = SmtpSink::start();
+    let s = Arc::new(start(&sink, json!({})));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                request_token(&s, V2, "pat@example.org", "sec", 1).json()["sid"].clone()
+            })
+        })
+        .collect();
+    let sids: Vec<Value> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(sids.iter().all(|sid| sid == &sids[0]), "{sids:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.mails().len(), 1);
+}
