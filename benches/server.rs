@@ -183,9 +183,9 @@ fn main() {
         pct(0.50),
         pct(0.99)
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(12));
     println!(
-        "RSS after the load, idle again: {:.1} MiB",
+        "RSS 12 s after the load: {:.1} MiB",
         rss_kib(first.child.id()) as f64 / 1024.0
     );
     drop(first);

@@ -99,6 +99,7 @@ fn serve(path: Option<PathBuf>) -> i32 {
             return 1;
         }
     };
+    crate::memory::limit_arenas();
     crate::logging::init(
         config
             .logging
@@ -122,6 +123,10 @@ fn serve(path: Option<PathBuf>) -> i32 {
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweeper = spawn_sweeper(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
+    // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
+    if let Err(e) = spawn_signal_watch(events.clone()) {
+        log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
+    }
     let server = match crate::http::start(app.clone(), events.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -137,9 +142,6 @@ fn serve(path: Option<PathBuf>) -> i32 {
     );
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
-    }
-    if let Err(e) = spawn_signal_watch(events) {
-        log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
     }
     let reason = wake
         .recv()
@@ -167,13 +169,13 @@ fn serve(path: Option<PathBuf>) -> i32 {
 }
 
 /// Removes expired sessions in the background, at an interval of half the session lifetime
-/// (between 1 s and 60 s).
+/// (between 1 s and 10 s), and hands freed memory back to the system.
 fn spawn_sweeper(
     app: Arc<App>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<std::thread::JoinHandle<()>> {
     let every =
-        std::time::Duration::from_millis((app.config.session.ttl * 500).clamp(1000, 60_000));
+        std::time::Duration::from_millis((app.config.session.ttl * 500).clamp(1000, 10_000));
     let spawned = std::thread::Builder::new()
         .name("sweeper".into())
         .spawn(move || {
@@ -183,6 +185,12 @@ fn spawn_sweeper(
                     Ok(n) => log::debug!("removed {n} expired sessions"),
                     Err(e) => log::error!("removing expired sessions failed: {e}"),
                 }
+                match app.store.flush_when_idle(app.now_ms(), 10_000) {
+                    Ok(true) => log::debug!("idle: wrote memtables out to tables"),
+                    Ok(false) => {}
+                    Err(e) => log::warn!("writing memtables out failed: {e}"),
+                }
+                crate::memory::release_free_memory();
                 std::thread::park_timeout(every);
             }
         });

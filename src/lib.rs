@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod memory;
 pub mod notify;
 pub mod service;
 pub mod store;

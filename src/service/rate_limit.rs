@@ -66,12 +66,8 @@ impl RateLimiter {
     /// Uses one event of `key`.
     pub fn consume(&self, key: &str, now_ms: u64) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_KEYS {
-            // Forget the buckets that have refilled completely: they carry no information.
-            let (burst, refill_ms) = (self.burst, self.refill_ms);
-            buckets.retain(|_, b| {
-                b.tokens + now_ms.saturating_sub(b.updated_ms) as f64 / refill_ms < burst
-            });
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+            self.make_room(&mut buckets, now_ms);
         }
         let b = buckets.get(key).map(|b| self.refilled(*b, now_ms));
         let mut b = b.unwrap_or(Bucket {
@@ -80,6 +76,29 @@ impl RateLimiter {
         });
         b.tokens = (b.tokens - 1.0).max(0.0);
         buckets.insert(key.to_string(), b);
+    }
+
+    /// Keeps the map bounded: drops the buckets that have refilled completely (they carry no
+    /// information), and if that is not enough, the fuller half, so the keys closest to their
+    /// limit stay limited.
+    fn make_room(&self, buckets: &mut HashMap<String, Bucket>, now_ms: u64) {
+        for b in buckets.values_mut() {
+            *b = self.refilled(*b, now_ms);
+        }
+        buckets.retain(|_, b| b.tokens < self.burst);
+        if buckets.len() >= MAX_KEYS {
+            let mut levels: Vec<f64> = buckets.values().map(|b| b.tokens).collect();
+            levels.sort_by(f64::total_cmp);
+            let median = levels[levels.len() / 2];
+            buckets.retain(|_, b| b.tokens < median);
+            if buckets.len() >= MAX_KEYS {
+                // Every bucket at the same level: forget half of them.
+                let drop: Vec<String> = buckets.keys().take(buckets.len() / 2).cloned().collect();
+                for k in drop {
+                    buckets.remove(&k);
+                }
+            }
+        }
     }
 }
 
@@ -106,5 +125,26 @@ mod tests {
         assert!(l.check("b", 0).is_ok(), "keys are independent");
         assert!(l.check("a", 9_999).is_err());
         assert!(l.check("a", 10_000).is_ok());
+    }
+
+    #[test]
+    fn the_map_stays_bounded_and_keeps_exhausted_keys() {
+        let l = RateLimiter::new(
+            "messages",
+            RateLimit {
+                burst: 2,
+                refill: 1_000_000,
+            },
+        );
+        l.consume("victim", 0);
+        l.consume("victim", 0);
+        for n in 0..(3 * MAX_KEYS) {
+            l.consume(&format!("k{n}"), 0);
+        }
+        assert!(l.buckets.lock().unwrap().len() <= MAX_KEYS);
+        assert!(
+            l.check("victim", 0).is_err(),
+            "an exhausted key must stay limited"
+        );
     }
 }

@@ -118,39 +118,38 @@ impl Sessions {
         let medium = req.medium.as_str();
         let _guard = self.lock(medium, req.address, req.client_secret);
         let existing = store.session_by_triple(medium, req.address, req.client_secret)?;
+        // A new session is only written once its message went out: one write per request,
+        // and a failed send leaves nothing behind.
         let (mut record, previous) = match existing {
             Some(r) if !self.expired(&r, now_ms) && !self.locked(&r) => (r.clone(), Some(r)),
             stale => {
                 if let Some(old) = stale {
                     store.delete_session(&old)?;
                 }
-                let record = self.new_record(req, now_ms)?;
-                store.put_session(&record, None)?;
-                (record, None)
+                (self.new_record(req, now_ms)?, None)
             }
         };
         let should_send = record
             .send_attempt
             .is_none_or(|sent| req.send_attempt > sent);
-        if should_send {
-            self.per_recipient
-                .check(&format!("{medium}:{}", req.address), now_ms)?;
-            self.per_client.check(req.requester, now_ms)?;
-            let link = self.validation_link(&record);
-            notifier
-                .send_validation(req.medium, req.address, &record.token, &link)
-                .map_err(|e| send_error(req.medium, e))?;
-            self.per_recipient
-                .consume(&format!("{medium}:{}", req.address), now_ms);
-            self.per_client.consume(req.requester, now_ms);
-            let before = previous.unwrap_or_else(|| record.clone());
-            record.send_attempt = Some(req.send_attempt);
-            if let Some(link) = req.next_link {
-                record.next_link = Some(link.to_string());
-            }
-            self.touch(&mut record, now_ms);
-            store.put_session(&record, Some(&before))?;
+        if !should_send {
+            return Ok(record);
         }
+        let recipient_key = format!("{medium}:{}", req.address);
+        self.per_recipient.check(&recipient_key, now_ms)?;
+        self.per_client.check(req.requester, now_ms)?;
+        let link = self.validation_link(&record);
+        notifier
+            .send_validation(req.medium, req.address, &record.token, &link)
+            .map_err(|e| send_error(req.medium, e))?;
+        self.per_recipient.consume(&recipient_key, now_ms);
+        self.per_client.consume(req.requester, now_ms);
+        record.send_attempt = Some(req.send_attempt);
+        if let Some(link) = req.next_link {
+            record.next_link = Some(link.to_string());
+        }
+        self.touch(&mut record, now_ms);
+        store.put_session(&record, previous.as_ref())?;
         store.durable()?;
         Ok(record)
     }

@@ -12,6 +12,7 @@ mod durability;
 pub mod sessions;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -31,11 +32,19 @@ pub struct Store {
     sessions: sessions::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
+    /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
+    last_write_ms: AtomicU64,
 }
 
+/// Memtable size of every keyspace. Small: memory stays low on a small box, and a restart
+/// after a crash replays at most this much journal per keyspace.
+const MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
+
 fn open_keyspace(db: &Database, name: &str) -> std::result::Result<Keyspace, OpenError> {
-    db.keyspace(name, KeyspaceCreateOptions::default)
-        .map_err(|e| OpenError(format!("cannot open keyspace {name}: {e}")))
+    db.keyspace(name, || {
+        KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+    })
+    .map_err(|e| OpenError(format!("cannot open keyspace {name}: {e}")))
 }
 
 /// Why the store could not be opened.
@@ -63,7 +72,7 @@ impl Store {
         let db = Database::builder(&path)
             // Fewer background threads: the box is small and our write rate is modest.
             .worker_threads(1)
-            .cache_size(8 * 1024 * 1024)
+            .cache_size(4 * 1024 * 1024)
             .open()
             .map_err(|e| {
                 OpenError(format!(
@@ -79,6 +88,7 @@ impl Store {
             sessions,
             sync: GroupSync::default(),
             path,
+            last_write_ms: AtomicU64::new(0),
         };
         store.check_schema()?;
         Ok(store)
@@ -125,9 +135,32 @@ impl Store {
             .map_err(|_| Error::internal("schema version corrupt"))
     }
 
+    /// Writes the memtables of keyspaces that hold data out to tables, when nothing was written
+    /// for `quiet_ms`, so an idle server gives their memory back. Returns whether it did.
+    pub fn flush_when_idle(&self, now_ms: u64, quiet_ms: u64) -> Result<bool> {
+        let last = self.last_write_ms.load(Ordering::Relaxed);
+        if last == 0 || now_ms.saturating_sub(last) < quiet_ms {
+            return Ok(false);
+        }
+        // Only once per quiet period.
+        self.last_write_ms.store(0, Ordering::Relaxed);
+        for keyspace in self.keyspaces() {
+            // Does nothing for an empty memtable.
+            keyspace.rotate_memtable()?;
+        }
+        Ok(true)
+    }
+
     /// Blocks until every write made before this call is on disk. Concurrent callers share
     /// one flush.
     pub fn durable(&self) -> Result<()> {
+        self.last_write_ms.store(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(1),
+            Ordering::Relaxed,
+        );
         self.sync
             .wait_durable(|| self.db.persist(PersistMode::SyncData))
             .map_err(|e| Error::internal(format_args!("store flush failed: {e}")))
@@ -138,10 +171,21 @@ impl Store {
         &self.path
     }
 
-    /// Flushes everything to disk; called once at shutdown.
+    /// Flushes everything to disk; called once at shutdown. Memtables are written out as
+    /// tables too, so the next start has no journal to replay.
     pub fn close(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
+        for keyspace in self.keyspaces() {
+            keyspace.rotate_memtable_and_wait()?;
+        }
+        self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+
+    fn keyspaces(&self) -> Vec<&Keyspace> {
+        let mut all = vec![&self.meta];
+        all.extend(self.sessions.all());
+        all
     }
 }
 

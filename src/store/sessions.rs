@@ -50,6 +50,10 @@ pub(super) struct Keyspaces {
 }
 
 impl Keyspaces {
+    pub(super) fn all(&self) -> [&Keyspace; 3] {
+        [&self.by_sid, &self.by_triple, &self.by_purge]
+    }
+
     pub(super) fn open(db: &Database) -> std::result::Result<Keyspaces, OpenError> {
         Ok(Keyspaces {
             by_sid: open_keyspace(db, "sid_session")?,
