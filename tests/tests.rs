@@ -5,8 +5,10 @@ mod support;
 
 /// Command line: check-config, --version, --help, defaults with no config.
 mod cli;
-/// Email validation sessions: requestToken, submitToken, getValidated3pid, pages, SMTP.
+/// Email validation sessions: requestToken, sending, policy, rate limits.
 mod email;
+/// Completing email sessions: submitToken (JSON and pages), getValidated3pid, expiry.
+mod email_validation;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.

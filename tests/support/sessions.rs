@@ -1,0 +1,60 @@
+//! Helpers for the tests of validation sessions: a server wired to an SMTP sink, requestToken,
+//! and reading the link out of a mail.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::smtp::{ReceivedMail, SmtpSink};
+use super::{Resp, TestServer, merge};
+
+pub const V2: &str = "/_matrix/identity/v2";
+pub const V1: &str = "/_matrix/identity/api/v1";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn smtp_config(sink: &SmtpSink) -> Value {
+    json!({"threepid": {"medium": {"email": {
+        "identity": {"from": "id@id.test", "name": "Test Identity"},
+        "connector": "smtp",
+        "connectors": {"smtp": {"host": "127.0.0.1", "port": sink.port(), "tls": 0, "timeout": 5}}
+    }}}})
+}
+
+pub fn start(sink: &SmtpSink, extra: Value) -> TestServer {
+    let mut config = smtp_config(sink);
+    merge(&mut config, &extra);
+    TestServer::start_with(config)
+}
+
+pub fn request_token(s: &TestServer, mount: &str, email: &str, secret: &str, attempt: u64) -> Resp {
+    s.post_json(
+        &format!("{mount}/validate/email/requestToken"),
+        &json!({"client_secret": secret, "email": email, "send_attempt": attempt}),
+    )
+}
+
+/// The validation link in a mail's text part.
+pub fn link_in(mail: &ReceivedMail) -> String {
+    mail.data
+        .lines()
+        .find(|l| l.starts_with("http") && l.contains("/submitToken?"))
+        .unwrap_or_else(|| panic!("no link in mail:\n{}", mail.data))
+        .trim()
+        .to_string()
+}
+
+/// The path and query of a link, and one decoded query parameter.
+pub fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+pub fn query_param(link: &str, name: &str) -> String {
+    let query = link.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| oxisd::http::percent_decode(v, true))
+        .unwrap_or_else(|| panic!("no {name} in {link}"))
+}
