@@ -120,6 +120,14 @@ fn serve(path: Option<PathBuf>) -> i32 {
     };
     log::info!("data directory: {}", app.config.data_dir().display());
     log::info!("{}", app.notifier.describe());
+    let msisdn = &app.config.threepid.medium.msisdn;
+    if msisdn.connector == crate::config::SmsConnector::Twilio
+        && msisdn.allowed_countries.is_empty()
+    {
+        log::warn!(
+            "SMS may be sent to any country: set threepid.medium.msisdn.allowedCountries to the countries your users live in, to limit SMS pumping fraud"
+        );
+    }
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweeper = spawn_sweeper(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();

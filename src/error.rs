@@ -199,12 +199,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<fjall::Error> for Error {
-    fn from(e: fjall::Error) -> Self {
-        Error::internal(format_args!("store: {e}"))
-    }
-}
-
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::internal(format_args!("I/O: {e}"))

@@ -11,9 +11,13 @@ mod email;
 mod email_validation;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
+/// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.
+mod msisdn;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.
 mod pubkey;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.
 mod smtp_connector;
+/// The Twilio connector against the stand-in: form, auth, error classes, timeouts, limits.
+mod twilio_connector;
 /// Discovery: versions, status, health.
 mod versions;

@@ -48,6 +48,7 @@ pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
         send_attempt,
         next_link: body.next_link.as_deref(),
         requester: &requester,
+        calling_code: None,
     };
     let session =
         app.sessions

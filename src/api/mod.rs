@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod email;
+pub mod msisdn;
 pub mod pubkey;
 pub mod validation;
 pub mod versions;

@@ -127,27 +127,19 @@ impl Config {
         if let Some(p) = self.storage.path.as_mut() {
             fix(p);
         }
+        let email = &mut self.threepid.medium.email;
+        let msisdn = &mut self.threepid.medium.msisdn;
+        let views = &mut self.view;
         let paths = [
             self.key.path.as_mut(),
-            self.threepid
-                .medium
-                .email
-                .connectors
-                .smtp
-                .password_file
-                .as_mut(),
-            self.threepid
-                .medium
-                .email
-                .generators
-                .template
-                .session
-                .validation
-                .as_mut(),
-            self.view.brand.logo.as_mut(),
-            self.view.brand.css.as_mut(),
-            self.view.session.on_token_submit.success.as_mut(),
-            self.view.session.on_token_submit.failure.as_mut(),
+            email.connectors.smtp.password_file.as_mut(),
+            email.generators.template.session.validation.as_mut(),
+            msisdn.connectors.twilio.auth_token_file.as_mut(),
+            msisdn.generators.template.session.validation.as_mut(),
+            views.brand.logo.as_mut(),
+            views.brand.css.as_mut(),
+            views.session.on_token_submit.success.as_mut(),
+            views.session.on_token_submit.failure.as_mut(),
         ];
         for p in paths.into_iter().flatten() {
             fix(p);
@@ -183,6 +175,7 @@ impl Config {
         self.session.validate()?;
         let domain = self.matrix.domain.clone().unwrap_or_default();
         self.threepid.medium.email.validate(&domain)?;
+        self.threepid.medium.msisdn.validate()?;
         self.logging.validate()?;
         Ok(self)
     }

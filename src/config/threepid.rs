@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Secret, resolve_secret_file};
+use super::{ConfigError, RateLimit, Secret, resolve_secret_file};
 
 /// `threepid.*`
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -21,6 +21,8 @@ pub struct ThreepidConfig {
 pub struct MediumConfig {
     /// `threepid.medium.email.*`
     pub email: EmailConfig,
+    /// `threepid.medium.msisdn.*`
+    pub msisdn: MsisdnConfig,
 }
 
 /// Which connector delivers email.
@@ -214,6 +216,236 @@ impl EmailConfig {
                 "threepid.medium.email.connectors.smtp.timeout: must be between 1 and 600 seconds"
                     .into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Which connector delivers SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsConnector {
+    /// Write the message to the log; nothing is sent (the embedded default).
+    Log,
+    /// Send through Twilio's HTTP API.
+    Twilio,
+}
+
+/// `threepid.medium.msisdn.*`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MsisdnConfig {
+    /// `log` or `twilio`.
+    pub connector: SmsConnector,
+    /// Digits in an SMS validation code (4 to 10).
+    #[serde(alias = "token_length")]
+    pub token_length: usize,
+    /// ISO 3166 alpha-2 codes of the countries SMS may be sent to; empty allows all.
+    #[serde(alias = "allowed_countries")]
+    pub allowed_countries: Vec<String>,
+    /// `threepid.medium.msisdn.rateLimit.*`
+    #[serde(alias = "rate_limit")]
+    pub rate_limit: SmsRateLimits,
+    /// `threepid.medium.msisdn.connectors.*`
+    pub connectors: SmsConnectors,
+    /// `threepid.medium.msisdn.generators.*`
+    pub generators: SmsGenerators,
+}
+
+impl Default for MsisdnConfig {
+    fn default() -> Self {
+        MsisdnConfig {
+            connector: SmsConnector::Log,
+            token_length: 6,
+            allowed_countries: Vec::new(),
+            rate_limit: SmsRateLimits::default(),
+            connectors: SmsConnectors::default(),
+            generators: SmsGenerators::default(),
+        }
+    }
+}
+
+/// `threepid.medium.msisdn.rateLimit.*`: SMS costs money, so they are limited beyond the
+/// per-client limit of `session.rateLimit`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmsRateLimits {
+    /// Messages to one phone number.
+    #[serde(alias = "per_number")]
+    pub per_number: RateLimit,
+    /// Messages to one country calling code (SMS pumping goes through premium ranges).
+    #[serde(alias = "per_country_code")]
+    pub per_country_code: RateLimit,
+    /// Messages per hour in all, whoever asks.
+    #[serde(alias = "global_per_hour")]
+    pub global_per_hour: u32,
+}
+
+impl Default for SmsRateLimits {
+    fn default() -> Self {
+        SmsRateLimits {
+            per_number: RateLimit {
+                burst: 3,
+                refill: 3600,
+            },
+            per_country_code: RateLimit {
+                burst: 30,
+                refill: 120,
+            },
+            global_per_hour: 200,
+        }
+    }
+}
+
+/// `threepid.medium.msisdn.connectors.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmsConnectors {
+    /// `threepid.medium.msisdn.connectors.twilio.*`
+    pub twilio: TwilioConfig,
+}
+
+/// `threepid.medium.msisdn.connectors.twilio.*` (mxisd's snake_case names; camelCase accepted).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// The account SID (`AC...`).
+    #[serde(alias = "accountSid")]
+    pub account_sid: String,
+    /// The auth token.
+    #[serde(alias = "authToken")]
+    pub auth_token: Secret,
+    /// A file holding the auth token (instead of `auth_token`).
+    #[serde(alias = "authTokenFile")]
+    pub auth_token_file: Option<PathBuf>,
+    /// The sender number, `+` and E.164 digits.
+    pub number: Option<String>,
+    /// A Messaging Service SID (`MG...`) to send from instead of `number`.
+    #[serde(alias = "messagingServiceSid")]
+    pub messaging_service_sid: Option<String>,
+    /// The API base URL (tests point it at a local stand-in).
+    #[serde(alias = "baseUrl")]
+    pub base_url: String,
+    /// Seconds for the whole API call.
+    pub timeout: u64,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            auth_token_file: None,
+            number: None,
+            messaging_service_sid: None,
+            base_url: "https://api.twilio.com".into(),
+            timeout: 15,
+        }
+    }
+}
+
+/// `threepid.medium.msisdn.generators.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmsGenerators {
+    /// `threepid.medium.msisdn.generators.template.*`
+    pub template: SmsTemplates,
+}
+
+/// `threepid.medium.msisdn.generators.template.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmsTemplates {
+    /// `...template.session.*`
+    pub session: SmsSessionTemplates,
+}
+
+/// `threepid.medium.msisdn.generators.template.session.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmsSessionTemplates {
+    /// The validation SMS (plain text with placeholders).
+    pub validation: Option<PathBuf>,
+}
+
+impl MsisdnConfig {
+    pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
+        const KEY: &str = "threepid.medium.msisdn";
+        if !(4..=10).contains(&self.token_length) {
+            return Err(ConfigError(format!(
+                "{KEY}.tokenLength: must be between 4 and 10 digits"
+            )));
+        }
+        for c in &mut self.allowed_countries {
+            *c = c.trim().to_ascii_uppercase();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(ConfigError(format!(
+                    "{KEY}.allowedCountries: '{c}' is not an ISO 3166 alpha-2 country code like GB or FR"
+                )));
+            }
+        }
+        let limits = &self.rate_limit;
+        for (key, rate) in [
+            ("perNumber", &limits.per_number),
+            ("perCountryCode", &limits.per_country_code),
+        ] {
+            if rate.burst == 0 || rate.refill == 0 {
+                return Err(ConfigError(format!(
+                    "{KEY}.rateLimit.{key}: burst and refill must be at least 1"
+                )));
+            }
+        }
+        if limits.global_per_hour == 0 {
+            return Err(ConfigError(format!(
+                "{KEY}.rateLimit.globalPerHour: must be at least 1"
+            )));
+        }
+        let twilio = &mut self.connectors.twilio;
+        resolve_secret_file(
+            &mut twilio.auth_token,
+            twilio.auth_token_file.as_deref(),
+            &format!("{KEY}.connectors.twilio.auth_token"),
+        )
+        .map_err(ConfigError)?;
+        if self.connector == SmsConnector::Twilio {
+            let k = format!("{KEY}.connectors.twilio");
+            if twilio.account_sid.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{k}.account_sid: required when {KEY}.connector is twilio"
+                )));
+            }
+            if twilio.auth_token.is_empty() {
+                return Err(ConfigError(format!(
+                    "{k}.auth_token: required when {KEY}.connector is twilio (or auth_token_file)"
+                )));
+            }
+            match (&twilio.number, &twilio.messaging_service_sid) {
+                (None, None) => {
+                    return Err(ConfigError(format!(
+                        "{k}.number: required when {KEY}.connector is twilio (or messaging_service_sid)"
+                    )));
+                }
+                (Some(n), _)
+                    if !(n.starts_with('+')
+                        && n.len() > 4
+                        && n[1..].bytes().all(|b| b.is_ascii_digit())) =>
+                {
+                    return Err(ConfigError(format!(
+                        "{k}.number: '{n}' must be + and digits, e.g. +15005550006"
+                    )));
+                }
+                _ => {}
+            }
+            if !(twilio.base_url.starts_with("https://") || twilio.base_url.starts_with("http://"))
+            {
+                return Err(ConfigError(format!("{k}.base_url: must be an http(s) URL")));
+            }
+            if twilio.timeout == 0 || twilio.timeout > 120 {
+                return Err(ConfigError(format!(
+                    "{k}.timeout: must be between 1 and 120 seconds"
+                )));
+            }
+            twilio.base_url = twilio.base_url.trim_end_matches('/').to_string();
         }
         Ok(())
     }

@@ -77,6 +77,9 @@ pub static ROUTES: &[Route] = &[
     row(Post, "/validate/email/requestToken",            BOTH, api::email::create_email_validation_session),
     row(Post, "/validate/email/submitToken",             BOTH, api::email::validate_email),
     row(Get,  "/validate/email/submitToken",             BOTH, api::email::validate_email_by_end_user),
+    row(Post, "/validate/msisdn/requestToken",           BOTH, api::msisdn::create_msisdn_validation_session),
+    row(Post, "/validate/msisdn/submitToken",            BOTH, api::msisdn::validate_msisdn),
+    row(Get,  "/validate/msisdn/submitToken",            BOTH, api::msisdn::validate_msisdn_by_phone_number),
     row(Get,  "/3pid/getValidated3pid",                  BOTH, api::validation::check_3pid_validity),
 ];
 

@@ -15,7 +15,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::config::Config;
+use crate::config::{Config, RateLimit};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::notify::{Notifier, NotifyError};
@@ -43,6 +43,8 @@ pub struct TokenRequest<'a> {
     pub next_link: Option<&'a str>,
     /// Who asks: the account, or the client address (rate-limit key).
     pub requester: &'a str,
+    /// For phone numbers: the country calling code (rate-limit key).
+    pub calling_code: Option<u16>,
 }
 
 /// The session service.
@@ -53,12 +55,17 @@ pub struct Sessions {
     stripes: Vec<Mutex<()>>,
     per_recipient: RateLimiter,
     per_client: RateLimiter,
+    sms_token_length: usize,
+    sms_per_number: RateLimiter,
+    sms_per_country: RateLimiter,
+    sms_global: RateLimiter,
 }
 
 impl Sessions {
     /// Builds the service from the configuration.
     pub fn new(config: &Config) -> Sessions {
         let s = &config.session;
+        let msisdn = &config.threepid.medium.msisdn;
         Sessions {
             ttl_ms: s.ttl * 1000,
             max_token_attempts: s.max_token_attempts,
@@ -66,6 +73,16 @@ impl Sessions {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             per_recipient: RateLimiter::new("messages to this address", s.rate_limit.per_recipient),
             per_client: RateLimiter::new("validation messages requested", s.rate_limit.per_client),
+            sms_token_length: msisdn.token_length,
+            sms_per_number: RateLimiter::new("SMS to this number", msisdn.rate_limit.per_number),
+            sms_per_country: RateLimiter::new(
+                "SMS to this country",
+                msisdn.rate_limit.per_country_code,
+            ),
+            sms_global: RateLimiter::new(
+                "SMS sent by this server this hour",
+                global_sms_rate(msisdn.rate_limit.global_per_hour),
+            ),
         }
     }
 
@@ -135,15 +152,17 @@ impl Sessions {
         if !should_send {
             return Ok(record);
         }
-        let recipient_key = format!("{medium}:{}", req.address);
-        self.per_recipient.check(&recipient_key, now_ms)?;
-        self.per_client.check(req.requester, now_ms)?;
+        let limits = self.limits_for(req);
+        for (limiter, key) in &limits {
+            limiter.check(key, now_ms)?;
+        }
         let link = self.validation_link(&record);
         notifier
             .send_validation(req.medium, req.address, &record.token, &link)
             .map_err(|e| send_error(req.medium, e))?;
-        self.per_recipient.consume(&recipient_key, now_ms);
-        self.per_client.consume(req.requester, now_ms);
+        for (limiter, key) in &limits {
+            limiter.consume(key, now_ms);
+        }
         record.send_attempt = Some(req.send_attempt);
         if let Some(link) = req.next_link {
             record.next_link = Some(link.to_string());
@@ -154,10 +173,27 @@ impl Sessions {
         Ok(record)
     }
 
+    /// The rate limits a message for `req` counts against.
+    fn limits_for(&self, req: &TokenRequest<'_>) -> Vec<(&RateLimiter, String)> {
+        let mut limits = vec![(&self.per_client, req.requester.to_string())];
+        match req.medium {
+            Medium::Email => limits.push((&self.per_recipient, format!("email:{}", req.address))),
+            Medium::Msisdn => {
+                limits.push((&self.sms_per_number, req.address.to_string()));
+                limits.push((
+                    &self.sms_per_country,
+                    req.calling_code.unwrap_or(0).to_string(),
+                ));
+                limits.push((&self.sms_global, String::new()));
+            }
+        }
+        limits
+    }
+
     fn new_record(&self, req: &TokenRequest<'_>, now_ms: u64) -> Result<SessionRecord> {
         let token = match req.medium {
             Medium::Email => random::token(24)?,
-            Medium::Msisdn => random::digits(6)?,
+            Medium::Msisdn => random::digits(self.sms_token_length)?,
         };
         let mut record = SessionRecord {
             sid: random::token(18)?,
@@ -231,7 +267,14 @@ impl Sessions {
                 "Too many wrong tokens were submitted for this session: request a new token",
             ));
         }
-        let submitted = token.trim();
+        // People type SMS codes with spaces or dashes; email tokens are compared as sent.
+        let submitted: String = match medium {
+            Medium::Msisdn => token
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect(),
+            Medium::Email => token.trim().to_string(),
+        };
         if !random::constant_time_eq(record.token.as_bytes(), submitted.as_bytes()) {
             let mut failed = record.clone();
             failed.failed_attempts += 1;
@@ -309,11 +352,13 @@ impl Sessions {
 
 fn send_error(medium: Medium, e: NotifyError) -> Error {
     match (medium, e) {
-        (Medium::Email, NotifyError::Rejected(detail)) => Error::new(
-            ErrorKind::InvalidEmail,
-            "The mail server refused this email address",
-        )
-        .with_detail(detail),
+        (Medium::Email, NotifyError::Rejected(detail) | NotifyError::InvalidAddress(detail)) => {
+            Error::new(
+                ErrorKind::InvalidEmail,
+                "The mail server refused this email address",
+            )
+            .with_detail(detail)
+        }
         (Medium::Email, NotifyError::Failed(detail)) => {
             log::error!("sending a validation email failed: {detail}");
             Error::new(
@@ -322,9 +367,14 @@ fn send_error(medium: Medium, e: NotifyError) -> Error {
             )
             .with_detail(detail)
         }
+        (Medium::Msisdn, NotifyError::InvalidAddress(detail)) => Error::new(
+            ErrorKind::InvalidAddress,
+            "The SMS provider says this is not a number it can text",
+        )
+        .with_detail(detail),
         (Medium::Msisdn, NotifyError::Rejected(detail)) => Error::new(
             ErrorKind::DestinationRejected,
-            "The SMS provider refused this number",
+            "SMS cannot be sent to this number",
         )
         .with_detail(detail),
         (Medium::Msisdn, NotifyError::Failed(detail)) => {
@@ -335,5 +385,13 @@ fn send_error(medium: Medium, e: NotifyError) -> Error {
             )
             .with_detail(detail)
         }
+    }
+}
+
+/// The global SMS cap as a bucket: `per_hour` at once, refilled evenly over the hour.
+fn global_sms_rate(per_hour: u32) -> RateLimit {
+    RateLimit {
+        burst: per_hour,
+        refill: (3600 / u64::from(per_hour.max(1))).max(1),
     }
 }

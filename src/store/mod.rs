@@ -47,6 +47,12 @@ fn open_keyspace(db: &Database, name: &str) -> std::result::Result<Keyspace, Ope
     .map_err(|e| OpenError(format!("cannot open keyspace {name}: {e}")))
 }
 
+impl From<fjall::Error> for Error {
+    fn from(e: fjall::Error) -> Self {
+        Error::internal(format_args!("store: {e}"))
+    }
+}
+
 /// Why the store could not be opened.
 #[derive(Debug)]
 pub struct OpenError(pub String);

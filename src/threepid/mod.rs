@@ -2,6 +2,7 @@
 //! (addresses, client secrets, session ids, next links).
 
 pub mod email;
+pub mod msisdn;
 pub mod params;
 
 use std::fmt;

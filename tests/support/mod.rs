@@ -5,6 +5,7 @@
 
 pub mod sessions;
 pub mod smtp;
+pub mod twilio;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
