@@ -41,8 +41,7 @@ fn request_token(
 /// The code in an SMS body.
 fn code_in(body: &str) -> String {
     body.split(|c: char| !c.is_ascii_digit())
-        .filter(|w| w.len() == 6)
-        .next_back()
+        .rfind(|w| w.len() == 6)
         .unwrap_or_else(|| panic!("no code in {body:?}"))
         .to_string()
 }
