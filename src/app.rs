@@ -4,9 +4,11 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
+use crate::homeserver::HomeserverClient;
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::service::sessions::Sessions;
+use crate::service::terms::Terms;
 use crate::store::Store;
 use crate::views::Views;
 
@@ -24,6 +26,10 @@ pub struct App {
     pub sessions: Sessions,
     /// The web pages.
     pub views: Views,
+    /// Outbound requests to homeservers.
+    pub homeserver: HomeserverClient,
+    /// Terms of service.
+    pub terms: Terms,
     /// When the server started.
     pub started: Instant,
 }
@@ -46,6 +52,13 @@ impl App {
             );
         }
         let sessions = Sessions::new(&config);
+        let homeserver = HomeserverClient::new(&config.outbound)?;
+        if config.outbound.insecure_skip_tls_verify {
+            log::warn!(
+                "outbound.insecureSkipTlsVerify is on: TLS certificates of homeservers are NOT checked; use this for tests only"
+            );
+        }
+        let terms = Terms::new(&config.policy.policies);
         Ok(App {
             config,
             store,
@@ -53,6 +66,8 @@ impl App {
             notifier,
             sessions,
             views,
+            homeserver,
+            terms,
             started: Instant::now(),
         })
     }

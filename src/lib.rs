@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod homeserver;
 pub mod http;
 pub mod keys;
 pub mod logging;

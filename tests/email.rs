@@ -11,7 +11,7 @@ use crate::support::{TempDir, TestServer};
 fn request_token_sends_a_mail_whose_link_validates_the_session() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
-    let r = request_token(&s, V2, "Alice@Example.ORG", "secret1", 1);
+    let r = request_token(&s, V1, "Alice@Example.ORG", "secret1", 1);
     assert_eq!(r.status, 200, "{}", r.text());
     let sid = r.json()["sid"].as_str().unwrap().to_string();
     let mails = sink.wait_for_mails(1, WAIT);
@@ -43,7 +43,7 @@ fn request_token_sends_a_mail_whose_link_validates_the_session() {
     assert_eq!(query_param(&link, "client_secret"), "secret1");
 
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=secret1"
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=secret1"
     ))
     .assert_error(400, "M_SESSION_NOT_VALIDATED");
     let page = s.get(&path_of(&link));
@@ -69,10 +69,10 @@ fn request_token_sends_a_mail_whose_link_validates_the_session() {
 fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
-    let first = request_token(&s, V2, "carol@example.org", "sec", 1).json();
+    let first = request_token(&s, V1, "carol@example.org", "sec", 1).json();
     sink.wait_for_mails(1, WAIT);
-    let again = request_token(&s, V2, "carol@example.org", "sec", 1).json();
-    let lower = request_token(&s, V2, "carol@example.org", "sec", 0).json();
+    let again = request_token(&s, V1, "carol@example.org", "sec", 1).json();
+    let lower = request_token(&s, V1, "carol@example.org", "sec", 0).json();
     assert_eq!(first, again);
     assert_eq!(first, lower);
     std::thread::sleep(Duration::from_millis(300));
@@ -81,7 +81,7 @@ fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
         1,
         "a repeated send_attempt must not send again"
     );
-    let more = request_token(&s, V2, "carol@example.org", "sec", 2).json();
+    let more = request_token(&s, V1, "carol@example.org", "sec", 2).json();
     assert_eq!(more, first);
     let mails = sink.wait_for_mails(2, WAIT);
     assert_eq!(mails.len(), 2);
@@ -90,7 +90,7 @@ fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
         query_param(&link_in(&mails[1]), "token")
     );
     // Another client secret is another session.
-    let other = request_token(&s, V2, "carol@example.org", "other", 1).json();
+    let other = request_token(&s, V1, "carol@example.org", "other", 1).json();
     assert_ne!(other["sid"], first["sid"]);
 }
 
@@ -98,7 +98,7 @@ fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
 fn a_failed_send_can_be_retried_with_the_same_attempt() {
     let sink = SmtpSink::start_with(Behaviour::FailData);
     let s = start(&sink, json!({}));
-    request_token(&s, V2, "dave@example.org", "sec", 1).assert_error(500, "M_EMAIL_SEND_ERROR");
+    request_token(&s, V1, "dave@example.org", "sec", 1).assert_error(500, "M_EMAIL_SEND_ERROR");
     let log = s
         .wait_for_log("sending a validation email failed", WAIT)
         .unwrap();
@@ -107,7 +107,7 @@ fn a_failed_send_can_be_retried_with_the_same_attempt() {
         "the log should tell the operator what the server said: {log}"
     );
     sink.set_behaviour(Behaviour::Accept);
-    let r = request_token(&s, V2, "dave@example.org", "sec", 1);
+    let r = request_token(&s, V1, "dave@example.org", "sec", 1);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(sink.wait_for_mails(1, WAIT).len(), 1);
 }
@@ -123,7 +123,7 @@ fn an_unreachable_mail_server_is_a_send_error() {
     let s = TestServer::start_with(json!({"threepid": {"medium": {"email": {
         "connector": "smtp", "connectors": {"smtp": {"host": "127.0.0.1", "port": dead_port, "tls": 0, "timeout": 2}}}}}}));
     let _ = port;
-    let r = request_token(&s, V2, "erin@example.org", "sec", 1);
+    let r = request_token(&s, V1, "erin@example.org", "sec", 1);
     r.assert_error(500, "M_EMAIL_SEND_ERROR");
     assert!(
         !r.text().contains("127.0.0.1"),
@@ -140,14 +140,14 @@ fn an_unreachable_mail_server_is_a_send_error() {
 fn a_refused_recipient_is_an_invalid_email() {
     let sink = SmtpSink::start_with(Behaviour::RejectRecipient);
     let s = start(&sink, json!({}));
-    request_token(&s, V2, "nobody@example.org", "sec", 1).assert_error(400, "M_INVALID_EMAIL");
+    request_token(&s, V1, "nobody@example.org", "sec", 1).assert_error(400, "M_INVALID_EMAIL");
 }
 
 #[test]
 fn request_token_rejects_bad_input_with_matrix_errors() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
-    let path = format!("{V2}/validate/email/requestToken");
+    let path = format!("{V1}/validate/email/requestToken");
     for email in [
         "not-an-email",
         "Alice <alice@example.org>",
@@ -231,7 +231,7 @@ fn next_link_hosts_can_be_restricted() {
         &sink,
         json!({"session": {"nextLink": {"allowedHosts": ["app.example.org"]}}}),
     );
-    let path = format!("{V2}/validate/email/requestToken");
+    let path = format!("{V1}/validate/email/requestToken");
     let ok = s.post_json(&path, &json!({"client_secret": "s", "email": "a@example.org", "send_attempt": 1, "next_link": "https://app.example.org/x"}));
     assert_eq!(ok.status, 200);
     s.post_json(&path, &json!({"client_secret": "t", "email": "a@example.org", "send_attempt": 1, "next_link": "https://evil.example/x"}))
@@ -252,7 +252,7 @@ fn an_operator_template_replaces_the_built_in_one() {
         &sink,
         json!({"threepid": {"medium": {"email": {"generators": {"template": {"session": {"validation": tpl}}}}}}}),
     );
-    request_token(&s, V2, "jo+tag@example.org", "sec", 1);
+    request_token(&s, V1, "jo+tag@example.org", "sec", 1);
     let mail = &sink.wait_for_mails(1, WAIT)[0];
     assert!(
         mail.data.contains("Subject: Custom check for id.test\r\n"),
@@ -279,11 +279,11 @@ fn validation_can_be_disabled_by_policy() {
         &sink,
         json!({"session": {"policy": {"validation": {"enabled": false}}}}),
     );
-    let r = request_token(&s, V2, "kim@example.org", "sec", 1);
+    let r = request_token(&s, V1, "kim@example.org", "sec", 1);
     let body = r.assert_error(403, "M_FORBIDDEN");
     assert!(body["error"].as_str().unwrap().contains("disabled"));
     s.post_json(
-        &format!("{V2}/validate/email/submitToken"),
+        &format!("{V1}/validate/email/submitToken"),
         &json!({"sid": "a", "client_secret": "b", "token": "c"}),
     )
     .assert_error(403, "M_FORBIDDEN");
@@ -298,20 +298,20 @@ fn messages_are_rate_limited_per_recipient() {
     );
     for attempt in 1..=2 {
         assert_eq!(
-            request_token(&s, V2, "max@example.org", "sec", attempt).status,
+            request_token(&s, V1, "max@example.org", "sec", attempt).status,
             200
         );
     }
     let body =
-        request_token(&s, V2, "max@example.org", "sec", 3).assert_error(429, "M_LIMIT_EXCEEDED");
+        request_token(&s, V1, "max@example.org", "sec", 3).assert_error(429, "M_LIMIT_EXCEEDED");
     assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
     // A repeat of an attempt already sent is not a new message and is not limited.
     assert_eq!(
-        request_token(&s, V2, "max@example.org", "sec", 2).status,
+        request_token(&s, V1, "max@example.org", "sec", 2).status,
         200
     );
     assert_eq!(
-        request_token(&s, V2, "other@example.org", "sec", 1).status,
+        request_token(&s, V1, "other@example.org", "sec", 1).status,
         200
     );
     assert_eq!(sink.wait_for_mails(3, WAIT).len(), 3);
@@ -326,17 +326,17 @@ fn messages_are_rate_limited_per_client() {
     );
     for n in 0..2 {
         assert_eq!(
-            request_token(&s, V2, &format!("u{n}@example.org"), "sec", 1).status,
+            request_token(&s, V1, &format!("u{n}@example.org"), "sec", 1).status,
             200
         );
     }
-    request_token(&s, V2, "u9@example.org", "sec", 1).assert_error(429, "M_LIMIT_EXCEEDED");
+    request_token(&s, V1, "u9@example.org", "sec", 1).assert_error(429, "M_LIMIT_EXCEEDED");
 }
 
 #[test]
 fn the_log_only_notifier_writes_the_link_to_the_log() {
     let s = TestServer::start();
-    let r = request_token(&s, V2, "nina@example.org", "sec", 1);
+    let r = request_token(&s, V1, "nina@example.org", "sec", 1);
     assert_eq!(r.status, 200, "{}", r.text());
     let line = s
         .wait_for_log("(log-only notifier, not sent)", WAIT)
@@ -367,14 +367,6 @@ fn v1_accepts_form_encoded_requests() {
         sink.wait_for_mails(1, WAIT)[0].to,
         vec!["olga@example.org".to_string()]
     );
-    // v2 speaks JSON only.
-    s.request(
-        "POST",
-        &format!("{V2}/validate/email/requestToken"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"client_secret=abc",
-    )
-    .assert_error(400, "M_NOT_JSON");
 }
 
 #[test]
@@ -385,7 +377,7 @@ fn concurrent_requests_for_one_session_send_one_mail() {
         .map(|_| {
             let s = s.clone();
             std::thread::spawn(move || {
-                request_token(&s, V2, "pat@example.org", "sec", 1).json()["sid"].clone()
+                request_token(&s, V1, "pat@example.org", "sec", 1).json()["sid"].clone()
             })
         })
         .collect();

@@ -12,7 +12,7 @@ fn link_with_next_link_redirects_there_with_the_sid() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
     let r = s.post_json(
-        &format!("{V2}/validate/email/requestToken"),
+        &format!("{V1}/validate/email/requestToken"),
         &json!({"client_secret": "s", "email": "bob@example.org", "send_attempt": 0, "next_link": "https://app.example.org/#/done"}),
     );
     let sid = r.json()["sid"].as_str().unwrap().to_string();
@@ -33,7 +33,7 @@ fn link_with_next_link_redirects_there_with_the_sid() {
 fn post_submit_token_validates_on_both_mounts() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
-    for (n, mount) in [V1, V2].into_iter().enumerate() {
+    for (n, mount) in [V1, V1].into_iter().enumerate() {
         let email = format!("user{n}@example.org");
         let sid = request_token(&s, mount, &email, "sec", 1).json()["sid"]
             .as_str()
@@ -63,14 +63,14 @@ fn post_submit_token_validates_on_both_mounts() {
 fn submit_token_errors_and_the_attempt_limit() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({"session": {"maxTokenAttempts": 3}}));
-    let sid = request_token(&s, V2, "frank@example.org", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "frank@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
     let token = query_param(&link_in(&sink.wait_for_mails(1, WAIT)[0]), "token");
     let submit = |sid: &str, secret: &str, token: &str| {
         s.post_json(
-            &format!("{V2}/validate/email/submitToken"),
+            &format!("{V1}/validate/email/submitToken"),
             &json!({"sid": sid, "client_secret": secret, "token": token}),
         )
     };
@@ -85,7 +85,7 @@ fn submit_token_errors_and_the_attempt_limit() {
     );
     submit(&sid, "bad secret!", &token).assert_error(400, "M_INVALID_PARAM");
     s.post_json(
-        &format!("{V2}/validate/email/submitToken"),
+        &format!("{V1}/validate/email/submitToken"),
         &json!({"sid": sid, "client_secret": "sec"}),
     )
     .assert_error(400, "M_MISSING_PARAMS");
@@ -96,11 +96,11 @@ fn submit_token_errors_and_the_attempt_limit() {
     // Locked: the right token no longer works.
     submit(&sid, "sec", &token).assert_error(400, "M_TOKEN_INCORRECT");
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
     ))
     .assert_error(400, "M_SESSION_NOT_VALIDATED");
     // A new request replaces the locked session with a fresh one.
-    let fresh = request_token(&s, V2, "frank@example.org", "sec", 2).json()["sid"]
+    let fresh = request_token(&s, V1, "frank@example.org", "sec", 2).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -114,21 +114,21 @@ fn get_validated_3pid_errors() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid=nope&client_secret=sec"
+        "{V1}/3pid/getValidated3pid?sid=nope&client_secret=sec"
     ))
     .assert_error(404, "M_NO_VALID_SESSION");
-    s.get(&format!("{V2}/3pid/getValidated3pid?sid=nope"))
+    s.get(&format!("{V1}/3pid/getValidated3pid?sid=nope"))
         .assert_error(400, "M_MISSING_PARAMS");
-    let sid = request_token(&s, V2, "gina@example.org", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "gina@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=wrong"
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=wrong"
     ))
     .assert_error(404, "M_NO_VALID_SESSION");
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
     ))
     .assert_error(400, "M_SESSION_NOT_VALIDATED");
 }
@@ -137,23 +137,23 @@ fn get_validated_3pid_errors() {
 fn sessions_expire_and_are_swept() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({"session": {"ttl": 1}}));
-    let sid = request_token(&s, V2, "hank@example.org", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "hank@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
     let token = query_param(&link_in(&sink.wait_for_mails(1, WAIT)[0]), "token");
     std::thread::sleep(Duration::from_millis(1200));
     s.post_json(
-        &format!("{V2}/validate/email/submitToken"),
+        &format!("{V1}/validate/email/submitToken"),
         &json!({"sid": sid, "client_secret": "sec", "token": token}),
     )
     .assert_error(400, "M_SESSION_EXPIRED");
     s.get(&format!(
-        "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
     ))
     .assert_error(400, "M_SESSION_EXPIRED");
     let page = s.get(&format!(
-        "{V2}/validate/email/submitToken?sid={sid}&client_secret=sec&token={token}"
+        "{V1}/validate/email/submitToken?sid={sid}&client_secret=sec&token={token}"
     ));
     assert_eq!(page.status, 400);
     assert!(page.text().contains("expired"), "{}", page.text());
@@ -161,7 +161,7 @@ fn sessions_expire_and_are_swept() {
     let deadline = std::time::Instant::now() + Duration::from_secs(8);
     loop {
         let r = s.get(&format!(
-            "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+            "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
         ));
         if r.status == 404 {
             r.assert_error(404, "M_NO_VALID_SESSION");
@@ -174,7 +174,7 @@ fn sessions_expire_and_are_swept() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // An expired session is replaced by a new one on the next request.
-    let again = request_token(&s, V2, "hank@example.org", "sec", 1).json()["sid"]
+    let again = request_token(&s, V1, "hank@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -186,7 +186,7 @@ fn a_session_survives_a_restart() {
     let sink = SmtpSink::start();
     let dir = Arc::new(TempDir::new("restart"));
     let first = TestServer::start_in(dir.clone(), smtp_config(&sink));
-    let sid = request_token(&first, V2, "ivy@example.org", "sec", 1).json()["sid"]
+    let sid = request_token(&first, V1, "ivy@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -195,12 +195,12 @@ fn a_session_survives_a_restart() {
     drop(first);
     let second = TestServer::start_in(dir, smtp_config(&sink));
     let r = second.post_json(
-        &format!("{V2}/validate/email/submitToken"),
+        &format!("{V1}/validate/email/submitToken"),
         &json!({"sid": sid, "client_secret": "sec", "token": token}),
     );
     assert_eq!((r.status, r.json()), (200, json!({"success": true})));
     assert_eq!(
-        request_token(&second, V2, "ivy@example.org", "sec", 1).json()["sid"],
+        request_token(&second, V1, "ivy@example.org", "sec", 1).json()["sid"],
         sid.as_str()
     );
 }
@@ -209,12 +209,12 @@ fn a_session_survives_a_restart() {
 fn the_failure_page_is_html_and_says_what_to_do() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
-    let sid = request_token(&s, V2, "lee@example.org", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "lee@example.org", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
     let wrong = s.get(&format!(
-        "{V2}/validate/email/submitToken?sid={sid}&client_secret=sec&token=nope"
+        "{V1}/validate/email/submitToken?sid={sid}&client_secret=sec&token=nope"
     ));
     assert_eq!(wrong.status, 400);
     assert!(
@@ -236,11 +236,11 @@ fn the_failure_page_is_html_and_says_what_to_do() {
         incomplete.text()
     );
     let unknown = s.get(&format!(
-        "{V2}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
+        "{V1}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
     ));
     assert_eq!(unknown.status, 404);
     // Hostile values in the query never reach the page unescaped.
-    let hostile = s.get(&format!("{V2}/validate/email/submitToken?sid=%3Cscript%3E&client_secret=sec&token=%3Cscript%3Ealert(1)%3C/script%3E"));
+    let hostile = s.get(&format!("{V1}/validate/email/submitToken?sid=%3Cscript%3E&client_secret=sec&token=%3Cscript%3Ealert(1)%3C/script%3E"));
     assert!(!hostile.text().contains("<script>"), "{}", hostile.text());
 }
 
@@ -250,7 +250,7 @@ fn the_pages_link_their_style_and_logo_which_are_served() {
     let s = start(&sink, json!({}));
     let page = s
         .get(&format!(
-            "{V2}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
+            "{V1}/validate/email/submitToken?sid=zzz&client_secret=sec&token=x"
         ))
         .text();
     for asset in ["style.css", "logo.svg"] {

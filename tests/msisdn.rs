@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use crate::support::twilio::TwilioStandIn;
 use crate::support::{Resp, TempDir, TestServer, merge, run_cli};
 
-const V2: &str = "/_matrix/identity/v2";
 const V1: &str = "/_matrix/identity/api/v1";
 const WAIT: Duration = Duration::from_secs(10);
 const SID: &str = "ACtest0123";
@@ -90,18 +89,18 @@ fn a_phone_is_validated_with_the_code_from_the_sms() {
 fn a_phone_can_be_validated_through_the_get_link() {
     let twilio = TwilioStandIn::start(SID, TOKEN);
     let s = start(&twilio, json!({}));
-    let sid = request_token(&s, V2, "FR", "06 12 34 56 78", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "FR", "06 12 34 56 78", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
     let code = code_in(&twilio.wait_for_messages(1, WAIT)[0].body);
     let wrong = s.get(&format!(
-        "{V2}/validate/msisdn/submitToken?sid={sid}&client_secret=sec&token=000000"
+        "{V1}/validate/msisdn/submitToken?sid={sid}&client_secret=sec&token=000000"
     ));
     assert_eq!(wrong.status, 400);
     assert!(wrong.text().contains("new code"), "{}", wrong.text());
     let page = s.get(&format!(
-        "{V2}/validate/msisdn/submitToken?sid={sid}&client_secret=sec&token={code}"
+        "{V1}/validate/msisdn/submitToken?sid={sid}&client_secret=sec&token={code}"
     ));
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(
@@ -111,7 +110,7 @@ fn a_phone_can_be_validated_through_the_get_link() {
     );
     assert_eq!(
         s.get(&format!(
-            "{V2}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+            "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
         ))
         .status,
         200
@@ -137,7 +136,7 @@ fn numbers_are_normalised_to_e164_digits() {
     .into_iter()
     .enumerate()
     {
-        let r = request_token(&s, V2, country, input, &format!("s{n}"), 1);
+        let r = request_token(&s, V1, country, input, &format!("s{n}"), 1);
         assert_eq!(
             (r.status, r.json()["msisdn"].as_str()),
             (200, Some(msisdn)),
@@ -167,12 +166,12 @@ fn invalid_numbers_and_countries_are_refused() {
         ("GB", "07700 900001"),
         ("GB", ""),
     ] {
-        request_token(&s, V2, country, number, "sec", 1).assert_error(400, "M_INVALID_ADDRESS");
+        request_token(&s, V1, country, number, "sec", 1).assert_error(400, "M_INVALID_ADDRESS");
     }
-    request_token(&s, V2, "XX", "0612345678", "sec", 1).assert_error(400, "M_INVALID_PARAM");
-    request_token(&s, V2, "France", "0612345678", "sec", 1).assert_error(400, "M_INVALID_PARAM");
+    request_token(&s, V1, "XX", "0612345678", "sec", 1).assert_error(400, "M_INVALID_PARAM");
+    request_token(&s, V1, "France", "0612345678", "sec", 1).assert_error(400, "M_INVALID_PARAM");
     s.post_json(
-        &format!("{V2}/validate/msisdn/requestToken"),
+        &format!("{V1}/validate/msisdn/requestToken"),
         &json!({"client_secret": "s", "phone_number": "0612345678", "send_attempt": 1}),
     )
     .assert_error(400, "M_MISSING_PARAMS");
@@ -184,15 +183,15 @@ fn twilio_errors_map_to_matrix_errors() {
     let twilio = TwilioStandIn::start(SID, TOKEN);
     let s = start(&twilio, json!({}));
     twilio.fail_next_with(400, 21211, "The 'To' number is not a valid phone number.");
-    request_token(&s, V2, "GB", "07911 123456", "a", 1).assert_error(400, "M_INVALID_ADDRESS");
+    request_token(&s, V1, "GB", "07911 123456", "a", 1).assert_error(400, "M_INVALID_ADDRESS");
     twilio.fail_next_with(
         400,
         21408,
         "Permission to send an SMS has not been enabled for the region",
     );
-    request_token(&s, V2, "GB", "07911 123457", "b", 1).assert_error(400, "M_DESTINATION_REJECTED");
+    request_token(&s, V1, "GB", "07911 123457", "b", 1).assert_error(400, "M_DESTINATION_REJECTED");
     twilio.fail_next_with(401, 20003, "Authenticate");
-    request_token(&s, V2, "GB", "07911 123458", "c", 1).assert_error(500, "M_SEND_ERROR");
+    request_token(&s, V1, "GB", "07911 123458", "c", 1).assert_error(500, "M_SEND_ERROR");
     let log = s
         .wait_for_log("sending a validation SMS failed", WAIT)
         .unwrap();
@@ -205,9 +204,9 @@ fn twilio_errors_map_to_matrix_errors() {
         "the auth token must never be logged"
     );
     twilio.fail_next_with(500, 20500, "Internal Server Error");
-    request_token(&s, V2, "GB", "07911 123459", "d", 1).assert_error(500, "M_SEND_ERROR");
+    request_token(&s, V1, "GB", "07911 123459", "d", 1).assert_error(500, "M_SEND_ERROR");
     // A failed send is retried with the same attempt number.
-    let r = request_token(&s, V2, "GB", "07911 123459", "d", 1);
+    let r = request_token(&s, V1, "GB", "07911 123459", "d", 1);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(twilio.wait_for_messages(1, WAIT).len(), 1);
 }
@@ -221,24 +220,24 @@ fn an_unreachable_provider_is_a_send_error() {
         json!({"threepid": {"medium": {"msisdn": {"connector": "twilio",
         "connectors": {"twilio": {"account_sid": SID, "auth_token": TOKEN, "number": "+15005550006", "base_url": format!("http://127.0.0.1:{port}"), "timeout": 2}}}}}}),
     );
-    request_token(&s, V2, "GB", "07911 123456", "a", 1).assert_error(500, "M_SEND_ERROR");
+    request_token(&s, V1, "GB", "07911 123456", "a", 1).assert_error(500, "M_SEND_ERROR");
 }
 
 #[test]
 fn send_attempt_repeats_nothing_and_increments_resend_the_same_code() {
     let twilio = TwilioStandIn::start(SID, TOKEN);
     let s = start(&twilio, json!({}));
-    let first = request_token(&s, V2, "GB", "07911 123456", "sec", 1).json();
+    let first = request_token(&s, V1, "GB", "07911 123456", "sec", 1).json();
     twilio.wait_for_messages(1, WAIT);
     assert_eq!(
-        request_token(&s, V2, "GB", "+447911123456", "sec", 1).json(),
+        request_token(&s, V1, "GB", "+447911123456", "sec", 1).json(),
         first,
         "same number, other spelling"
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(twilio.messages().len(), 1);
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123456", "sec", 2).json(),
+        request_token(&s, V1, "GB", "07911 123456", "sec", 2).json(),
         first
     );
     let sms = twilio.wait_for_messages(2, WAIT);
@@ -249,7 +248,7 @@ fn send_attempt_repeats_nothing_and_increments_resend_the_same_code() {
 fn a_code_cannot_be_brute_forced() {
     let twilio = TwilioStandIn::start(SID, TOKEN);
     let s = start(&twilio, json!({"session": {"maxTokenAttempts": 3}}));
-    let sid = request_token(&s, V2, "GB", "07911 123456", "sec", 1).json()["sid"]
+    let sid = request_token(&s, V1, "GB", "07911 123456", "sec", 1).json()["sid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -258,14 +257,14 @@ fn a_code_cannot_be_brute_forced() {
     for _ in 0..3 {
         let body = s
             .post_json(
-                &format!("{V2}/validate/msisdn/submitToken"),
+                &format!("{V1}/validate/msisdn/submitToken"),
                 &json!({"sid": sid, "client_secret": "sec", "token": wrong}),
             )
             .assert_error(400, "M_TOKEN_INCORRECT");
         assert_eq!(body["success"], false);
     }
     s.post_json(
-        &format!("{V2}/validate/msisdn/submitToken"),
+        &format!("{V1}/validate/msisdn/submitToken"),
         &json!({"sid": sid, "client_secret": "sec", "token": code}),
     )
     .assert_error(400, "M_TOKEN_INCORRECT");
@@ -278,7 +277,7 @@ fn codes_have_the_configured_length() {
         &twilio,
         json!({"threepid": {"medium": {"msisdn": {"tokenLength": 8}}}}),
     );
-    request_token(&s, V2, "GB", "07911 123456", "sec", 1);
+    request_token(&s, V1, "GB", "07911 123456", "sec", 1);
     let body = &twilio.wait_for_messages(1, WAIT)[0].body;
     assert!(
         body.split(|c: char| !c.is_ascii_digit())
@@ -295,19 +294,19 @@ fn sms_to_one_number_are_rate_limited() {
         json!({"threepid": {"medium": {"msisdn": {"rateLimit": {"perNumber": {"burst": 2, "refill": 3600}}}}}}),
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123456", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123456", "a", 1).status,
         200
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123456", "b", 1).status,
+        request_token(&s, V1, "GB", "07911 123456", "b", 1).status,
         200
     );
     let body =
-        request_token(&s, V2, "GB", "07911 123456", "c", 1).assert_error(429, "M_LIMIT_EXCEEDED");
+        request_token(&s, V1, "GB", "07911 123456", "c", 1).assert_error(429, "M_LIMIT_EXCEEDED");
     let retry = body["retry_after_ms"].as_u64().unwrap();
     assert!(retry > 0 && retry <= 3_600_000, "{retry}");
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123457", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123457", "a", 1).status,
         200,
         "other numbers are not affected"
     );
@@ -322,16 +321,16 @@ fn sms_to_one_country_code_are_rate_limited() {
         json!({"threepid": {"medium": {"msisdn": {"rateLimit": {"perCountryCode": {"burst": 2, "refill": 3600}}}}}}),
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123451", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123451", "a", 1).status,
         200
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123452", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123452", "a", 1).status,
         200
     );
-    request_token(&s, V2, "GB", "07911 123453", "a", 1).assert_error(429, "M_LIMIT_EXCEEDED");
+    request_token(&s, V1, "GB", "07911 123453", "a", 1).assert_error(429, "M_LIMIT_EXCEEDED");
     assert_eq!(
-        request_token(&s, V2, "FR", "06 12 34 56 78", "a", 1).status,
+        request_token(&s, V1, "FR", "06 12 34 56 78", "a", 1).status,
         200
     );
 }
@@ -344,7 +343,7 @@ fn the_global_sms_cap_stops_a_flood() {
         json!({"threepid": {"medium": {"msisdn": {"rateLimit": {"globalPerHour": 3}}}}}),
     );
     let statuses: Vec<u16> = (0..6)
-        .map(|n| request_token(&s, V2, "GB", &format!("07911 12345{n}"), "a", 1).status)
+        .map(|n| request_token(&s, V1, "GB", &format!("07911 12345{n}"), "a", 1).status)
         .collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
@@ -367,17 +366,17 @@ fn a_flood_from_one_client_is_stopped() {
         json!({"session": {"rateLimit": {"perClient": {"burst": 2, "refill": 3600}}}}),
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123451", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123451", "a", 1).status,
         200
     );
     assert_eq!(
-        request_token(&s, V2, "FR", "06 12 34 56 78", "a", 1).status,
+        request_token(&s, V1, "FR", "06 12 34 56 78", "a", 1).status,
         200
     );
-    request_token(&s, V2, "DE", "0151 23456789", "a", 1).assert_error(429, "M_LIMIT_EXCEEDED");
+    request_token(&s, V1, "DE", "0151 23456789", "a", 1).assert_error(429, "M_LIMIT_EXCEEDED");
     // The same client is limited for email too: one limiter per client.
     let r = s.post_json(
-        &format!("{V2}/validate/email/requestToken"),
+        &format!("{V1}/validate/email/requestToken"),
         &json!({"client_secret": "a", "email": "a@example.org", "send_attempt": 1}),
     );
     r.assert_error(429, "M_LIMIT_EXCEEDED");
@@ -390,11 +389,11 @@ fn only_allowed_countries_get_sms() {
         &twilio,
         json!({"threepid": {"medium": {"msisdn": {"allowedCountries": ["fr", "DE"]}}}}),
     );
-    request_token(&s, V2, "GB", "07911 123456", "a", 1).assert_error(400, "M_DESTINATION_REJECTED");
-    request_token(&s, V2, "FR", "+44 7911 123456", "a", 1)
+    request_token(&s, V1, "GB", "07911 123456", "a", 1).assert_error(400, "M_DESTINATION_REJECTED");
+    request_token(&s, V1, "FR", "+44 7911 123456", "a", 1)
         .assert_error(400, "M_DESTINATION_REJECTED");
     assert_eq!(
-        request_token(&s, V2, "GB", "+33 6 12 34 56 78", "a", 1).status,
+        request_token(&s, V1, "GB", "+33 6 12 34 56 78", "a", 1).status,
         200
     );
     assert_eq!(twilio.wait_for_messages(1, WAIT)[0].to, "+33612345678");
@@ -408,7 +407,7 @@ fn the_messaging_service_can_be_the_sender_and_camel_case_keys_work() {
         "connectors": {"twilio": {"accountSid": SID, "authToken": TOKEN, "messagingServiceSid": "MG123", "baseUrl": twilio.base_url()}}}}}}),
     );
     assert_eq!(
-        request_token(&s, V2, "GB", "07911 123456", "a", 1).status,
+        request_token(&s, V1, "GB", "07911 123456", "a", 1).status,
         200
     );
     let sms = &twilio.wait_for_messages(1, WAIT)[0];
@@ -432,7 +431,7 @@ fn an_operator_sms_template_replaces_the_built_in_one() {
         &twilio,
         json!({"threepid": {"medium": {"msisdn": {"generators": {"template": {"session": {"validation": tpl}}}}}}}),
     );
-    request_token(&s, V2, "GB", "07911 123456", "a", 1);
+    request_token(&s, V1, "GB", "07911 123456", "a", 1);
     let body = &twilio.wait_for_messages(1, WAIT)[0].body;
     assert!(
         body.starts_with("Id.test code: ") && body.ends_with("(for 447911123456)"),
@@ -443,7 +442,7 @@ fn an_operator_sms_template_replaces_the_built_in_one() {
 #[test]
 fn the_log_only_notifier_writes_the_sms_to_the_log() {
     let s = TestServer::start();
-    let r = request_token(&s, V2, "GB", "07911 123456", "sec", 1);
+    let r = request_token(&s, V1, "GB", "07911 123456", "sec", 1);
     assert_eq!(r.status, 200, "{}", r.text());
     let line = s
         .wait_for_log("SMS to +447911123456 (log-only notifier, not sent)", WAIT)
@@ -451,7 +450,7 @@ fn the_log_only_notifier_writes_the_sms_to_the_log() {
     let code = code_in(&line);
     let sid = r.json()["sid"].as_str().unwrap().to_string();
     let r = s.post_json(
-        &format!("{V2}/validate/msisdn/submitToken"),
+        &format!("{V1}/validate/msisdn/submitToken"),
         &json!({"sid": sid, "client_secret": "sec", "token": code}),
     );
     assert_eq!(r.status, 200);

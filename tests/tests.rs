@@ -3,6 +3,8 @@
 
 mod support;
 
+/// v2 accounts: register with OpenID, whoami, logout, the address guard, token checks.
+mod account;
 /// Command line: check-config, --version, --help, defaults with no config.
 mod cli;
 /// Email validation sessions: requestToken, sending, policy, rate limits.
@@ -17,6 +19,8 @@ mod msisdn;
 mod pubkey;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.
 mod smtp_connector;
+/// Terms of service: listing, acceptance, versions, the gate on v2 endpoints.
+mod terms;
 /// The Twilio connector against the stand-in: form, auth, error classes, timeouts, limits.
 mod twilio_connector;
 /// Discovery: versions, status, health.

@@ -5,6 +5,7 @@
 //! snake_case. Unknown keys and wrong types are errors that name the key path and the line.
 //! Every key is documented, with its default, in `config.example.yaml`.
 
+mod access;
 mod secret;
 mod sections;
 mod threepid;
@@ -13,6 +14,7 @@ mod view;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use access::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,14 @@ pub struct Config {
     pub threepid: ThreepidConfig,
     /// `view.*`: web pages and branding.
     pub view: ViewConfig,
+    /// `api.*`: which API versions are served.
+    pub api: ApiConfig,
+    /// `account.*`: who may register.
+    pub account: AccountConfig,
+    /// `policy.*`: terms of service users accept.
+    pub policy: PolicyConfig,
+    /// `outbound.*`: requests to other servers.
+    pub outbound: OutboundConfig,
     /// `logging.*`: log verbosity.
     pub logging: LoggingConfig,
 }
@@ -176,6 +186,8 @@ impl Config {
         let domain = self.matrix.domain.clone().unwrap_or_default();
         self.threepid.medium.email.validate(&domain)?;
         self.threepid.medium.msisdn.validate()?;
+        self.policy.validate()?;
+        self.outbound.validate()?;
         self.logging.validate()?;
         Ok(self)
     }

@@ -2,6 +2,7 @@
 //! (header size, body size, body read time), the panic boundary, the request log, and graceful
 //! shutdown. Handlers never see tiny_http types.
 
+pub mod auth;
 mod client_ip;
 mod request;
 mod response;
@@ -176,6 +177,12 @@ fn read_request(
     }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let matched = router::route(method, path)?;
+    if matched.mount == Mount::V1 && !app.config.api.v1.enabled {
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "The v1 API is disabled on this server: use /_matrix/identity/v2",
+        ));
+    }
     let body = read_body(
         rq,
         limits.max_body_size,
@@ -191,7 +198,7 @@ fn read_request(
             )
         })
         .collect();
-    let req = Req {
+    let mut req = Req {
         method,
         path: path.to_string(),
         query: parse_query(query),
@@ -202,6 +209,7 @@ fn read_request(
         params: matched.params,
         user: None,
     };
+    auth::authenticate(app, &mut req, matched.route.auth)?;
     Ok(Some((matched.route.handler, req)))
 }
 

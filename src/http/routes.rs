@@ -1,6 +1,7 @@
 //! THE routing table: one row per endpoint. The router and the start-up list of mounted paths
 //! come from it; nothing else decides routing.
 
+use super::auth::Auth;
 use super::request::{Method, Req};
 use super::response::Reply;
 use crate::api;
@@ -40,11 +41,14 @@ pub struct Route {
     pub path: &'static str,
     /// The mounts it is served on; v1 and v2 share the handler.
     pub mounts: &'static [Mount],
+    /// What the v2 mount requires (v1 never authenticates).
+    pub auth: Auth,
     /// The handler.
     pub handler: Handler,
 }
 
 const BOTH: &[Mount] = &[Mount::V1, Mount::V2];
+const V2: &[Mount] = &[Mount::V2];
 const ROOT: &[Mount] = &[Mount::Root];
 
 /// One row of the table.
@@ -52,35 +56,45 @@ const fn row(
     method: Method,
     path: &'static str,
     mounts: &'static [Mount],
+    auth: Auth,
     handler: Handler,
 ) -> Route {
     Route {
         method,
         path,
         mounts,
+        auth,
         handler,
     }
 }
 
+use Auth::{None as Open, Token, TokenAndTerms as Terms};
 use Method::{Get, Post};
 
 /// Every endpoint of the server.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    row(Get,  "/_matrix/identity/versions",              ROOT, api::versions::get_supported_versions),
-    row(Get,  "/health",                                 ROOT, api::versions::get_health),
-    row(Get,  "/_matrix/identity/_oxisd/static/{name}",  ROOT, api::assets::get_static_asset),
-    row(Get,  "",                                        BOTH, api::versions::get_server_status),
-    row(Get,  "/pubkey/isvalid",                         BOTH, api::pubkey::check_public_key_validity),
-    row(Get,  "/pubkey/ephemeral/isvalid",               BOTH, api::pubkey::validate_ephemeral_key),
-    row(Get,  "/pubkey/{keyId}",                         BOTH, api::pubkey::get_public_key),
-    row(Post, "/validate/email/requestToken",            BOTH, api::email::create_email_validation_session),
-    row(Post, "/validate/email/submitToken",             BOTH, api::email::validate_email),
-    row(Get,  "/validate/email/submitToken",             BOTH, api::email::validate_email_by_end_user),
-    row(Post, "/validate/msisdn/requestToken",           BOTH, api::msisdn::create_msisdn_validation_session),
-    row(Post, "/validate/msisdn/submitToken",            BOTH, api::msisdn::validate_msisdn),
-    row(Get,  "/validate/msisdn/submitToken",            BOTH, api::msisdn::validate_msisdn_by_phone_number),
-    row(Get,  "/3pid/getValidated3pid",                  BOTH, api::validation::check_3pid_validity),
+    row(Get,  "/_matrix/identity/versions",             ROOT, Open,  api::versions::get_supported_versions),
+    row(Get,  "/health",                                ROOT, Open,  api::versions::get_health),
+    row(Get,  "/_matrix/identity/_oxisd/static/{name}", ROOT, Open,  api::assets::get_static_asset),
+    row(Get,  "",                                       BOTH, Open,  api::versions::get_server_status),
+    row(Get,  "/pubkey/isvalid",                        BOTH, Open,  api::pubkey::check_public_key_validity),
+    row(Get,  "/pubkey/ephemeral/isvalid",              BOTH, Open,  api::pubkey::validate_ephemeral_key),
+    row(Get,  "/pubkey/{keyId}",                        BOTH, Open,  api::pubkey::get_public_key),
+    row(Post, "/account/register",                      V2,   Open,  api::account::register),
+    row(Get,  "/account",                               V2,   Terms, api::account::get_account_information),
+    // ruma up to 0.15 sent POST for whoami.
+    row(Post, "/account",                               V2,   Terms, api::account::get_account_information),
+    row(Post, "/account/logout",                        V2,   Open,  api::account::logout),
+    row(Get,  "/terms",                                 V2,   Open,  api::terms::get_terms_of_service),
+    row(Post, "/terms",                                 V2,   Token, api::terms::accept_terms_of_service),
+    row(Post, "/validate/email/requestToken",           BOTH, Terms, api::email::create_email_validation_session),
+    row(Post, "/validate/email/submitToken",            BOTH, Terms, api::email::validate_email),
+    row(Get,  "/validate/email/submitToken",            BOTH, Open,  api::email::validate_email_by_end_user),
+    row(Post, "/validate/msisdn/requestToken",          BOTH, Terms, api::msisdn::create_msisdn_validation_session),
+    row(Post, "/validate/msisdn/submitToken",           BOTH, Terms, api::msisdn::validate_msisdn),
+    row(Get,  "/validate/msisdn/submitToken",           BOTH, Open,  api::msisdn::validate_msisdn_by_phone_number),
+    row(Get,  "/3pid/getValidated3pid",                 BOTH, Terms, api::validation::check_3pid_validity),
 ];
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Domain services: the rules of the identity server, on plain inputs and outputs. Services
 //! never see HTTP types; they use the store and the outbound clients.
 
+pub mod accounts;
 pub mod rate_limit;
 pub mod sessions;
+pub mod terms;

@@ -4,10 +4,12 @@
 //! Keyspaces and their key layouts:
 //! - `meta`: `schema_version` -> u32 big-endian; other single values of the server.
 //! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
+//! - `tokenhash_account`, `user_terms`: accounts and accepted terms (see [`accounts`]).
 //!
 //! Writes that a response acknowledges must be on disk first: call [`Store::durable`] after
 //! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
 
+pub mod accounts;
 mod durability;
 pub mod sessions;
 
@@ -30,6 +32,7 @@ pub struct Store {
     db: Database,
     meta: Keyspace,
     sessions: sessions::Keyspaces,
+    accounts: accounts::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
@@ -88,10 +91,12 @@ impl Store {
             })?;
         let meta = open_keyspace(&db, "meta")?;
         let sessions = sessions::Keyspaces::open(&db)?;
+        let accounts = accounts::Keyspaces::open(&db)?;
         let store = Store {
             db,
             meta,
             sessions,
+            accounts,
             sync: GroupSync::default(),
             path,
             last_write_ms: AtomicU64::new(0),
@@ -191,6 +196,7 @@ impl Store {
     fn keyspaces(&self) -> Vec<&Keyspace> {
         let mut all = vec![&self.meta];
         all.extend(self.sessions.all());
+        all.extend(self.accounts.all());
         all
     }
 }

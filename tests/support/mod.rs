@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
+pub mod homeserver;
 pub mod sessions;
 pub mod smtp;
+pub mod tls;
 pub mod twilio;
 
 use std::io::{BufRead, BufReader, Read, Write};

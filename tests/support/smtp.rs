@@ -1,8 +1,9 @@
 //! An SMTP sink for tests: a server on 127.0.0.1 port 0 that records every message it accepts.
 //!
 //! One thread per connection; each connection behaves as the sink's [`Behaviour`] said when it
-//! was accepted. Optional TLS ([`SinkTls`]) uses rustls with a fixed self-signed certificate for
-//! `localhost` and `127.0.0.1`, so clients must accept invalid certificates.
+//! was accepted. Optional TLS ([`SinkTls`]) uses rustls with the fixed self-signed certificate for
+//! `localhost` and `127.0.0.1` from [`super::tls`], so clients must accept invalid certificates
+//! or trust that one.
 
 #![allow(dead_code)]
 
@@ -10,6 +11,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use super::tls;
 
 /// One accepted message.
 #[derive(Clone, Debug)]
@@ -291,43 +294,8 @@ fn base64_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Server side of TLS with the fixed certificate below.
+/// Server side of TLS with the shared fixed certificate ([`super::tls`]).
 fn wrap_tls(inner: Box<dyn Conn>) -> io::Result<Box<dyn Conn>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap()],
-            PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    let conn = rustls::ServerConnection::new(Arc::new(config)).map_err(io::Error::other)?;
+    let conn = rustls::ServerConnection::new(tls::server_config()).map_err(io::Error::other)?;
     Ok(Box::new(rustls::StreamOwned::new(conn, inner)))
 }
-
-// Self-signed, P-256, CN and SAN localhost + 127.0.0.1, valid until 2126. Made with:
-// openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500
-//   -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
-//   -addext "basicConstraints=critical,CA:FALSE" -keyout key.pem -out cert.pem
-const CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIBmDCCAT6gAwIBAgIUZIzE7ewL7JjOntBl2pT/KHS+9DwwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNzA5NDc0MloYDzIxMjYxMTAz
-MDk0NzQyWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAATlx80nPDHmuiJ/+jpIhsL73VblI+C7OurKjFsgK9Ovm0Xvc5CHONDO
-RoUXfdljhzvH+T8APrZbaax0bWX5z0WPo2wwajAdBgNVHQ4EFgQUR0nuic6mV/Xy
-5keo6QqabzrdgKEwHwYDVR0jBBgwFoAUR0nuic6mV/Xy5keo6QqabzrdgKEwGgYD
-VR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0E
-AwIDSAAwRQIgMiqwIHHAgNvQEkl8T9JC+pfy0zx0OF5O1JWY0T1CP8YCIQDXZVqk
-7en6qKrYi6TfaUlUs9qQ7v5tuupW6N6Ks5u+bQ==
------END CERTIFICATE-----
-";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9zVp0G90avJedaWx
-nPkMp0GTvYg4o5djMEr9kEL3komhRANCAATlx80nPDHmuiJ/+jpIhsL73VblI+C7
-OurKjFsgK9Ovm0Xvc5CHONDORoUXfdljhzvH+T8APrZbaax0bWX5z0WP
------END PRIVATE KEY-----
-";

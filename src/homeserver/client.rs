@@ -1,0 +1,257 @@
+//! The one outbound HTTP client: ureq with rustls, a resolver that only hands out addresses
+//! the guard accepts (and SRV pins), a timeout on every call and a cap on every answer.
+//! Configured overrides (`outbound.overrides`) are trusted and use a plain resolver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ureq::Agent;
+use ureq::config::Config as UreqConfig;
+use ureq::http::Uri;
+use ureq::tls::TlsConfig;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use super::HsError;
+use super::discovery::{Discovery, NetLookups, Target};
+use super::guard::{AddressGuard, GuardedResolver};
+use super::srv::SrvResolver;
+use crate::config::OutboundConfig;
+
+/// Answers up to this size are read from a well-known document.
+const WELL_KNOWN_LIMIT: u64 = 16 * 1024;
+
+/// Addresses found through SRV, keyed by the (host, port) of the URL they stand for.
+type Pins = Arc<RwLock<HashMap<(String, u16), Vec<SocketAddr>>>>;
+
+/// A resolver that answers SRV-pinned hosts from the pins and everything else through the
+/// guard.
+#[derive(Debug)]
+struct PinnedResolver {
+    pins: Pins,
+    guarded: GuardedResolver,
+}
+
+impl Resolver for PinnedResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &UreqConfig,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(443);
+        if let Some(addrs) = self
+            .pins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(host, port))
+        {
+            let mut out = self.empty();
+            for a in addrs {
+                if out.try_push(*a).is_err() {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        self.guarded.resolve(uri, config, timeout)
+    }
+}
+
+/// Talks to homeservers.
+pub struct HomeserverClient {
+    guarded: Agent,
+    trusted: Agent,
+    pins: Pins,
+    guard: AddressGuard,
+    srv: SrvResolver,
+    discovery: Discovery,
+    overrides: BTreeMap<String, String>,
+    max_response: u64,
+}
+
+fn agent_config(config: &OutboundConfig) -> UreqConfig {
+    Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(config.timeout)))
+        .http_status_as_error(false)
+        .max_redirects(3)
+        // A proxy would connect to the target itself, out of the address guard's sight.
+        .proxy(None)
+        .user_agent(concat!("oxisd/", env!("CARGO_PKG_VERSION")))
+        .tls_config(
+            TlsConfig::builder()
+                .disable_verification(config.insecure_skip_tls_verify)
+                .build(),
+        )
+        .build()
+}
+
+impl HomeserverClient {
+    /// Builds the client from `outbound.*`.
+    pub fn new(config: &OutboundConfig) -> Result<HomeserverClient, String> {
+        let guard = AddressGuard::new(config.allowed_ranges.clone());
+        let pins: Pins = Arc::default();
+        let resolver = PinnedResolver {
+            pins: pins.clone(),
+            guarded: GuardedResolver::new(guard.clone()),
+        };
+        let guarded = Agent::with_parts(agent_config(config), DefaultConnector::new(), resolver);
+        let trusted = Agent::with_parts(
+            agent_config(config),
+            DefaultConnector::new(),
+            DefaultResolver::default(),
+        );
+        let timeout = Duration::from_secs(config.timeout.min(5));
+        let srv = if config.nameservers.is_empty() {
+            SrvResolver::from_system(timeout)
+        } else {
+            let servers = config
+                .nameservers
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            SrvResolver::with_nameservers(servers, timeout)
+        };
+        Ok(HomeserverClient {
+            guarded,
+            trusted,
+            pins,
+            guard,
+            srv,
+            discovery: Discovery::default(),
+            overrides: config.overrides.clone(),
+            max_response: config.max_response_size as u64,
+        })
+    }
+
+    /// Where federation requests for `server_name` go, and which agent sends them.
+    fn target(&self, server_name: &str) -> Result<(String, &Agent), HsError> {
+        if let Some(base) = self.overrides.get(server_name) {
+            return Ok((base.clone(), &self.trusted));
+        }
+        let fetch = |url: &str| self.fetch_well_known(url);
+        let lookups = NetLookups {
+            fetch: &fetch,
+            srv: &self.srv,
+            guard: &self.guard,
+        };
+        let Target { base_url, pin } = self.discovery.resolve(server_name, &lookups)?;
+        if let Some((host, port, addrs)) = pin {
+            self.pins
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((host, port), addrs);
+        }
+        Ok((base_url, &self.guarded))
+    }
+
+    fn fetch_well_known(&self, url: &str) -> Option<(serde_json::Value, Option<String>)> {
+        let mut response = self.guarded.get(url).call().ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let cache_control = response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(WELL_KNOWN_LIMIT)
+            .read_to_vec()
+            .ok()?;
+        Some((serde_json::from_slice(&body).ok()?, cache_control))
+    }
+
+    /// `GET <federation base of server_name><path_and_query>`, JSON answer of at most `limit`
+    /// bytes (or `outbound.maxResponseSize`). A non-2xx answer is [`HsError::Status`].
+    pub fn get_json(
+        &self,
+        server_name: &str,
+        path_and_query: &str,
+        limit: Option<u64>,
+    ) -> Result<serde_json::Value, HsError> {
+        let (base, agent) = self.target(server_name)?;
+        let url = format!("{base}{path_and_query}");
+        let response = agent
+            .get(&url)
+            .call()
+            .map_err(|e| transport_error(&url, e))?;
+        self.read_json(response, &url, limit)
+    }
+
+    /// `POST` (or `method`) a JSON body to the federation API of `server_name`.
+    pub fn send_json(
+        &self,
+        method: &str,
+        server_name: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, HsError> {
+        let (base, agent) = self.target(server_name)?;
+        let url = format!("{base}{path}");
+        let bytes = serde_json::to_vec(body).map_err(|e| HsError::BadResponse(e.to_string()))?;
+        let request = match method {
+            "PUT" => agent.put(&url),
+            _ => agent.post(&url),
+        };
+        let response = request
+            .header("Content-Type", "application/json")
+            .send(&bytes[..])
+            .map_err(|e| transport_error(&url, e))?;
+        self.read_json(response, &url, None)
+    }
+
+    fn read_json(
+        &self,
+        mut response: ureq::http::Response<ureq::Body>,
+        url: &str,
+        limit: Option<u64>,
+    ) -> Result<serde_json::Value, HsError> {
+        let status = response.status().as_u16();
+        let limit = limit.unwrap_or(self.max_response).min(self.max_response);
+        let bytes = response.body_mut().with_config().limit(limit).read_to_vec();
+        let parsed = bytes
+            .as_ref()
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+        if !(200..300).contains(&status) {
+            return Err(HsError::Status {
+                status,
+                body: parsed.unwrap_or(serde_json::Value::Null),
+            });
+        }
+        match (bytes, parsed) {
+            (Ok(_), Some(v)) => Ok(v),
+            (Err(e), _) => Err(HsError::BadResponse(format!("{url}: {e}"))),
+            (Ok(_), None) => Err(HsError::BadResponse(format!(
+                "{url}: the answer is not JSON"
+            ))),
+        }
+    }
+}
+
+fn transport_error(url: &str, e: ureq::Error) -> HsError {
+    let text = e.to_string();
+    if text.contains("address guard") {
+        return HsError::Refused(format!("{url}: {text}"));
+    }
+    match e {
+        ureq::Error::Timeout(_) => HsError::Timeout(url.to_string()),
+        ureq::Error::BodyExceedsLimit(_) => {
+            HsError::BadResponse(format!("{url}: the answer is too large"))
+        }
+        _ => HsError::Unreachable(format!("{url}: {text}")),
+    }
+}
