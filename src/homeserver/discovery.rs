@@ -217,12 +217,12 @@ pub fn max_age(cache_control: &str) -> Option<Duration> {
 }
 
 /// Fetches a URL and returns its JSON body and `Cache-Control` header, or `None`.
-pub type FetchJson = dyn Fn(&str) -> Option<(serde_json::Value, Option<String>)>;
+pub type FetchJson<'f> = dyn Fn(&str) -> Option<(serde_json::Value, Option<String>)> + 'f;
 
 /// Network lookups through the guard: well-known over the guarded agent, SRV over DNS.
 pub struct NetLookups<'a> {
     /// Fetches a URL and returns its JSON body and Cache-Control header.
-    pub fetch: &'a FetchJson,
+    pub fetch: &'a FetchJson<'a>,
     /// The SRV resolver.
     pub srv: &'a SrvResolver,
     /// The address guard.
