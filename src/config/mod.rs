@@ -6,6 +6,7 @@
 //! Every key is documented, with its default, in `config.example.yaml`.
 
 mod access;
+mod lookup;
 mod secret;
 mod sections;
 mod threepid;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use access::*;
+pub use lookup::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,12 @@ pub struct Config {
     pub threepid: ThreepidConfig,
     /// `view.*`: web pages and branding.
     pub view: ViewConfig,
+    /// `bind.*`: how bindings are made.
+    pub bind: BindConfig,
+    /// `lookup.*`: lookups, pepper, federation.
+    pub lookup: LookupConfig,
+    /// `stores.*`: identity stores.
+    pub stores: StoresConfig,
     /// `api.*`: which API versions are served.
     pub api: ApiConfig,
     /// `account.*`: who may register.
@@ -187,6 +195,12 @@ impl Config {
         self.threepid.medium.email.validate(&domain)?;
         self.threepid.medium.msisdn.validate()?;
         self.policy.validate()?;
+        self.stores.validate()?;
+        if self.lookup.max_addresses == 0 || self.lookup.max_addresses > 100_000 {
+            return Err(ConfigError(
+                "lookup.maxAddresses: must be between 1 and 100000".into(),
+            ));
+        }
         self.outbound.validate()?;
         self.logging.validate()?;
         Ok(self)

@@ -191,6 +191,22 @@ impl HomeserverClient {
         self.read_json(response, &url, limit)
     }
 
+    /// `GET <url>` through the address guard (for servers found some other way than
+    /// federation discovery, e.g. another identity server from an SRV record). JSON answer of
+    /// at most `limit` bytes; a non-2xx answer is [`HsError::Status`].
+    pub fn get_url_json(
+        &self,
+        url: &str,
+        limit: Option<u64>,
+    ) -> Result<serde_json::Value, HsError> {
+        let response = self
+            .guarded
+            .get(url)
+            .call()
+            .map_err(|e| transport_error(url, e))?;
+        self.read_json(response, url, limit)
+    }
+
     /// `POST` (or `method`) a JSON body to the federation API of `server_name`.
     pub fn send_json(
         &self,

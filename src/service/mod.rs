@@ -4,4 +4,5 @@
 pub mod accounts;
 pub mod rate_limit;
 pub mod sessions;
+pub mod stores;
 pub mod terms;

@@ -5,11 +5,13 @@
 //! - `meta`: `schema_version` -> u32 big-endian; other single values of the server.
 //! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
 //! - `tokenhash_account`, `user_terms`: accounts and accepted terms (see [`accounts`]).
+//! - `threepid_binding`, `pephash_threepid`: bindings and lookup hashes (see [`bindings`]).
 //!
 //! Writes that a response acknowledges must be on disk first: call [`Store::durable`] after
 //! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
 
 pub mod accounts;
+pub mod bindings;
 mod durability;
 pub mod sessions;
 
@@ -33,6 +35,7 @@ pub struct Store {
     meta: Keyspace,
     sessions: sessions::Keyspaces,
     accounts: accounts::Keyspaces,
+    bindings: bindings::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
@@ -92,11 +95,13 @@ impl Store {
         let meta = open_keyspace(&db, "meta")?;
         let sessions = sessions::Keyspaces::open(&db)?;
         let accounts = accounts::Keyspaces::open(&db)?;
+        let bindings = bindings::Keyspaces::open(&db)?;
         let store = Store {
             db,
             meta,
             sessions,
             accounts,
+            bindings,
             sync: GroupSync::default(),
             path,
             last_write_ms: AtomicU64::new(0),
@@ -197,6 +202,7 @@ impl Store {
         let mut all = vec![&self.meta];
         all.extend(self.sessions.all());
         all.extend(self.accounts.all());
+        all.extend(self.bindings.all());
         all
     }
 }
