@@ -1,13 +1,20 @@
 //! The application: configuration, store, keys, notifier, services and views, built once at
 //! start and passed to every handler as `&App`.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::homeserver::HomeserverClient;
+use crate::homeserver::srv::SrvResolver;
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
+use crate::service::bindings::{self, Bindings};
+use crate::service::federation::Federation;
+use crate::service::lookup::Lookups;
+use crate::service::pepper::Peppers;
 use crate::service::sessions::Sessions;
+use crate::service::stores::local::LocalSource;
+use crate::service::stores::{IdentityStore, static_store};
 use crate::service::terms::Terms;
 use crate::store::Store;
 use crate::views::Views;
@@ -30,13 +37,45 @@ pub struct App {
     pub homeserver: HomeserverClient,
     /// Terms of service.
     pub terms: Terms,
+    /// The lookup pepper.
+    pub peppers: Peppers,
+    /// Lookups through the identity stores.
+    pub lookups: Lookups,
+    /// Binds and unbinds.
+    pub bindings: Bindings,
+    /// Lookups at the identity servers of other email domains, when enabled.
+    pub federation: Option<Federation>,
     /// When the server started.
     pub started: Instant,
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The identity stores of `stores.order` that are enabled.
+fn identity_stores(config: &Config) -> Vec<Box<dyn IdentityStore>> {
+    let stores = &config.stores;
+    let mut out: Vec<Box<dyn IdentityStore>> = Vec::new();
+    for name in &stores.order {
+        match name.as_str() {
+            "builtin" => out.push(Box::new(LocalSource::new(bindings::BUILTIN))),
+            "static" if !stores.static_store.mappings.is_empty() => {
+                out.push(Box::new(LocalSource::new(static_store::SOURCE)))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 impl App {
-    /// Opens the store, loads (or creates) the signing key, loads templates and views.
-    /// Errors say what to fix, naming the config key where there is one.
+    /// Opens the store, loads (or creates) the signing key and the pepper, loads templates and
+    /// views, syncs the static store. Errors say what to fix, naming the config key where
+    /// there is one.
     pub fn build(config: Config) -> Result<App, String> {
         let notifier = Notifier::new(&config)?;
         let brand_name = config.matrix.domain.clone().unwrap_or_default();
@@ -59,6 +98,43 @@ impl App {
             );
         }
         let terms = Terms::new(&config.policy.policies);
+        let peppers = Peppers::load_or_create(&store)
+            .map_err(|e| format!("cannot set up the lookup pepper: {e}"))?;
+        let statics = static_store::sync(
+            &store,
+            &peppers.for_writes().all(),
+            &config.stores.static_store.mappings,
+            now_ms(),
+        )
+        .map_err(|e| format!("stores.static: {e}"))?;
+        if statics > 0 {
+            log::info!("static store: {statics} mappings");
+        }
+        let lookups = Lookups::new(
+            identity_stores(&config),
+            config.lookup.max_addresses,
+            config.lookup.allow_none,
+        );
+        let bindings = Bindings::new(&config);
+        let federation = config.lookup.federation.enabled.then(|| {
+            let timeout = Duration::from_secs(config.outbound.timeout.min(5));
+            let srv = if config.outbound.nameservers.is_empty() {
+                SrvResolver::from_system(timeout)
+            } else {
+                SrvResolver::with_nameservers(
+                    config
+                        .outbound
+                        .nameservers
+                        .iter()
+                        .filter_map(|s| s.parse().ok())
+                        .collect(),
+                    timeout,
+                )
+            };
+            let mut ours = vec![config.server.name.to_ascii_lowercase()];
+            ours.extend(config.matrix.domain.iter().map(|d| d.to_ascii_lowercase()));
+            Federation::new(&config.lookup.federation, srv, ours)
+        });
         Ok(App {
             config,
             store,
@@ -68,15 +144,28 @@ impl App {
             views,
             homeserver,
             terms,
+            peppers,
+            lookups,
+            bindings,
+            federation,
             started: Instant::now(),
         })
     }
 
     /// The current time in milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        now_ms()
+    }
+
+    /// What binds and unbinds need.
+    pub fn binding_context(&self) -> bindings::Context<'_> {
+        bindings::Context {
+            store: &self.store,
+            sessions: &self.sessions,
+            peppers: &self.peppers,
+            keys: &self.keys,
+            homeserver: &self.homeserver,
+            notifier: &self.notifier,
+        }
     }
 }

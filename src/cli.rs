@@ -129,7 +129,7 @@ fn serve(path: Option<PathBuf>) -> i32 {
         );
     }
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sweeper = spawn_sweeper(app.clone(), sweeper_stop.clone());
+    let sweeper = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
     // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
     if let Err(e) = spawn_signal_watch(events.clone()) {
@@ -174,41 +174,6 @@ fn serve(path: Option<PathBuf>) -> i32 {
         }
     }
     i32::from(failed)
-}
-
-/// Removes expired sessions in the background, at an interval of half the session lifetime
-/// (between 1 s and 10 s), and hands freed memory back to the system.
-fn spawn_sweeper(
-    app: Arc<App>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Option<std::thread::JoinHandle<()>> {
-    let every =
-        std::time::Duration::from_millis((app.config.session.ttl * 500).clamp(1000, 10_000));
-    let spawned = std::thread::Builder::new()
-        .name("sweeper".into())
-        .spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                match app.sessions.sweep(&app.store, app.now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => log::debug!("removed {n} expired sessions"),
-                    Err(e) => log::error!("removing expired sessions failed: {e}"),
-                }
-                match app.store.flush_when_idle(app.now_ms(), 10_000) {
-                    Ok(true) => log::debug!("idle: wrote memtables out to tables"),
-                    Ok(false) => {}
-                    Err(e) => log::warn!("writing memtables out failed: {e}"),
-                }
-                crate::memory::release_free_memory();
-                std::thread::park_timeout(every);
-            }
-        });
-    match spawned {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            log::warn!("cannot start the session sweeper, expired sessions stay on disk: {e}");
-            None
-        }
-    }
 }
 
 fn spawn_signal_watch(events: mpsc::Sender<String>) -> std::io::Result<()> {

@@ -18,6 +18,7 @@ pub mod homeserver;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod maintenance;
 pub mod memory;
 pub mod notify;
 pub mod service;

@@ -4,8 +4,10 @@
 pub mod account;
 pub mod assets;
 pub mod email;
+pub mod lookup;
 pub mod msisdn;
 pub mod pubkey;
 pub mod terms;
+pub mod threepid;
 pub mod validation;
 pub mod versions;

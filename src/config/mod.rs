@@ -152,6 +152,28 @@ impl Config {
             self.key.path.as_mut(),
             email.connectors.smtp.password_file.as_mut(),
             email.generators.template.session.validation.as_mut(),
+            email.generators.template.session.unbind.fraudulent.as_mut(),
+            email
+                .generators
+                .template
+                .session
+                .unbind
+                .notification
+                .as_mut(),
+            msisdn
+                .generators
+                .template
+                .session
+                .unbind
+                .fraudulent
+                .as_mut(),
+            msisdn
+                .generators
+                .template
+                .session
+                .unbind
+                .notification
+                .as_mut(),
             msisdn.connectors.twilio.auth_token_file.as_mut(),
             msisdn.generators.template.session.validation.as_mut(),
             views.brand.logo.as_mut(),

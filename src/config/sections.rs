@@ -44,6 +44,11 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` header is believed (the reverse proxy in front of us).
     #[serde(alias = "trusted_proxies")]
     pub trusted_proxies: Vec<Cidr>,
+    /// Other names clients use for this server (`host` or `host:port`), accepted as the
+    /// destination of homeserver-signed requests besides `server.name` and the host of
+    /// `server.publicUrl`.
+    #[serde(alias = "public_names")]
+    pub public_names: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             write_timeout: 10,
             idle_timeout: 60,
             trusted_proxies: Vec::new(),
+            public_names: Vec::new(),
         }
     }
 }
@@ -134,6 +140,26 @@ impl ServerConfig {
     /// The public URL without a trailing slash (set by validation).
     pub fn public_url(&self) -> &str {
         self.public_url.as_deref().unwrap_or("")
+    }
+
+    /// Every name homeservers may use for this server: `server.name`, the host (and port) of
+    /// `server.publicUrl`, and `server.publicNames`.
+    pub fn destinations(&self) -> Vec<String> {
+        let mut names = vec![self.name.clone()];
+        let host = self
+            .public_url()
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        if !host.is_empty() {
+            names.push(host.to_string());
+        }
+        names.extend(self.public_names.iter().cloned());
+        names.dedup();
+        names
     }
 }
 
@@ -345,6 +371,8 @@ impl Default for ValidationPolicy {
 pub struct UnbindPolicy {
     /// `session.policy.unbind.fraudulent.*`
     pub fraudulent: FraudulentUnbindPolicy,
+    /// Tell the owner of a 3PID after it was unbound (ma1sd's behaviour).
+    pub notifications: bool,
 }
 
 /// `session.policy.unbind.fraudulent.*`

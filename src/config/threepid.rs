@@ -177,6 +177,18 @@ pub struct EmailTemplates {
 pub struct EmailSessionTemplates {
     /// The validation email (a complete RFC 5322 message with placeholders).
     pub validation: Option<PathBuf>,
+    /// `...template.session.unbind.*`
+    pub unbind: UnbindTemplates,
+}
+
+/// `threepid.medium.<medium>.generators.template.session.unbind.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct UnbindTemplates {
+    /// The warning sent when someone tried to unbind the 3PID without proof.
+    pub fraudulent: Option<PathBuf>,
+    /// The notice sent after the 3PID was unbound (when `session.policy.unbind.notifications`).
+    pub notification: Option<PathBuf>,
 }
 
 impl EmailConfig {
@@ -366,6 +378,8 @@ pub struct SmsTemplates {
 pub struct SmsSessionTemplates {
     /// The validation SMS (plain text with placeholders).
     pub validation: Option<PathBuf>,
+    /// `...template.session.unbind.*`
+    pub unbind: UnbindTemplates,
 }
 
 impl MsisdnConfig {

@@ -172,22 +172,26 @@ fn read_request(
     if method == Method::Options {
         return Ok(None);
     }
-    if rq.body_length().is_some_and(|n| n > limits.max_body_size) {
-        return Err(too_large(limits.max_body_size));
-    }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let matched = router::route(method, path)?;
+    let body_limit = if matched.route.large_body {
+        // 64 bytes per address covers a sha256 hash or an address with its JSON quoting.
+        limits
+            .max_body_size
+            .max(app.config.lookup.max_addresses * 64)
+    } else {
+        limits.max_body_size
+    };
+    if rq.body_length().is_some_and(|n| n > body_limit) {
+        return Err(too_large(body_limit));
+    }
     if matched.mount == Mount::V1 && !app.config.api.v1.enabled {
         return Err(Error::new(
             ErrorKind::Forbidden,
             "The v1 API is disabled on this server: use /_matrix/identity/v2",
         ));
     }
-    let body = read_body(
-        rq,
-        limits.max_body_size,
-        Duration::from_secs(limits.read_timeout),
-    )?;
+    let body = read_body(rq, body_limit, Duration::from_secs(limits.read_timeout))?;
     let headers = rq
         .headers()
         .iter()
@@ -201,6 +205,7 @@ fn read_request(
     let mut req = Req {
         method,
         path: path.to_string(),
+        target: url.to_string(),
         query: parse_query(query),
         headers,
         body,

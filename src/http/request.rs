@@ -47,6 +47,8 @@ pub struct Req {
     pub method: Method,
     /// The path, percent-encoded as received, without the query string.
     pub path: String,
+    /// The request target exactly as received (path and query), for signature checks.
+    pub target: String,
     /// Decoded query parameters, in order.
     pub query: Vec<(String, String)>,
     /// Headers with lower-case names.
@@ -241,6 +243,7 @@ mod tests {
         Req {
             method: Method::Post,
             path: "/".into(),
+            target: "/".into(),
             query: vec![],
             headers: vec![],
             body: body.as_bytes().to_vec(),

@@ -43,11 +43,15 @@ pub struct Route {
     pub mounts: &'static [Mount],
     /// What the v2 mount requires (v1 never authenticates).
     pub auth: Auth,
+    /// Lookups carry up to `lookup.maxAddresses` entries: their body may be larger than
+    /// `server.maxBodySize`.
+    pub large_body: bool,
     /// The handler.
     pub handler: Handler,
 }
 
 const BOTH: &[Mount] = &[Mount::V1, Mount::V2];
+const V1: &[Mount] = &[Mount::V1];
 const V2: &[Mount] = &[Mount::V2];
 const ROOT: &[Mount] = &[Mount::Root];
 
@@ -65,6 +69,25 @@ const fn row(
         mounts,
         auth,
         handler,
+        large_body: false,
+    }
+}
+
+/// A row whose body may be as large as a lookup of `lookup.maxAddresses` entries.
+const fn lookup_row(
+    method: Method,
+    path: &'static str,
+    mounts: &'static [Mount],
+    auth: Auth,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        mounts,
+        auth,
+        handler,
+        large_body: true,
     }
 }
 
@@ -94,6 +117,12 @@ pub static ROUTES: &[Route] = &[
     row(Post, "/validate/msisdn/requestToken",          BOTH, Terms, api::msisdn::create_msisdn_validation_session),
     row(Post, "/validate/msisdn/submitToken",           BOTH, Terms, api::msisdn::validate_msisdn),
     row(Get,  "/validate/msisdn/submitToken",           BOTH, Open,  api::msisdn::validate_msisdn_by_phone_number),
+    row(Post, "/3pid/bind",                             BOTH, Terms, api::threepid::bind_3pid),
+    row(Post, "/3pid/unbind",                           BOTH, Open,  api::threepid::unbind_3pid),
+    row(Get,  "/hash_details",                          V2,   Terms, api::lookup::get_hash_parameters),
+    lookup_row(Post, "/lookup",                         V2,   Terms, api::lookup::lookup_3pid),
+    row(Get,  "/lookup",                                V1,   Open,  api::lookup::lookup_v1),
+    lookup_row(Post, "/bulk_lookup",                    V1,   Open,  api::lookup::bulk_lookup_v1),
     row(Get,  "/3pid/getValidated3pid",                 BOTH, Terms, api::validation::check_3pid_validity),
 ];
 

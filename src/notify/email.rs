@@ -12,6 +12,9 @@ use crate::crypto::random;
 /// The built-in validation email.
 const VALIDATION: &str = include_str!("../../templates/email/validation.eml");
 const VALIDATION_KEY: &str = "threepid.medium.email.generators.template.session.validation";
+const UNBIND_FRAUDULENT: &str = include_str!("../../templates/email/unbind-fraudulent.eml");
+const UNBIND_NOTIFICATION: &str = include_str!("../../templates/email/unbind-notification.eml");
+const UNBIND_KEY: &str = "threepid.medium.email.generators.template.session.unbind";
 
 enum Transport {
     Log,
@@ -25,6 +28,21 @@ pub struct EmailChannel {
     from: String,
     name: String,
     validation_template: String,
+    unbind_fraudulent: String,
+    unbind_notification: String,
+}
+
+/// Loads an operator template and checks it looks like an email, or returns the built-in one.
+fn email_template(
+    path: Option<&std::path::Path>,
+    builtin: &str,
+    key: &str,
+) -> Result<String, String> {
+    let text = load_template(path, builtin, key)?;
+    if let Some(path) = path {
+        check_email_template(&text, &format!("{key}: {}", path.display()))?;
+    }
+    Ok(text)
 }
 
 impl EmailChannel {
@@ -50,19 +68,27 @@ impl EmailChannel {
                 Transport::Smtp(Box::new(connector), description)
             }
         };
-        let path = config.generators.template.session.validation.as_deref();
-        let validation_template = load_template(path, VALIDATION, VALIDATION_KEY)?;
-        if let Some(path) = path {
-            check_email_template(
-                &validation_template,
-                &format!("{VALIDATION_KEY}: {}", path.display()),
-            )?;
-        }
+        let session = &config.generators.template.session;
+        let unbind = &session.unbind;
         Ok(EmailChannel {
             transport,
             from: config.identity.from.clone().unwrap_or_default(),
             name: config.identity.name.clone().unwrap_or_default(),
-            validation_template,
+            validation_template: email_template(
+                session.validation.as_deref(),
+                VALIDATION,
+                VALIDATION_KEY,
+            )?,
+            unbind_fraudulent: email_template(
+                unbind.fraudulent.as_deref(),
+                UNBIND_FRAUDULENT,
+                &format!("{UNBIND_KEY}.fraudulent"),
+            )?,
+            unbind_notification: email_template(
+                unbind.notification.as_deref(),
+                UNBIND_NOTIFICATION,
+                &format!("{UNBIND_KEY}.notification"),
+            )?,
         })
     }
 
@@ -77,9 +103,23 @@ impl EmailChannel {
     }
 
     /// Sends the validation email to `to`; `vars` holds the common and validation values.
-    pub fn send_validation(&self, to: &str, mut vars: Vars) -> Result<(), NotifyError> {
+    pub fn send_validation(&self, to: &str, vars: Vars) -> Result<(), NotifyError> {
+        self.send(&self.validation_template, to, vars)
+    }
+
+    /// Sends the unbind warning (`fraudulent`) or notice to `to`.
+    pub fn send_unbind(&self, fraudulent: bool, to: &str, vars: Vars) -> Result<(), NotifyError> {
+        let template = if fraudulent {
+            &self.unbind_fraudulent
+        } else {
+            &self.unbind_notification
+        };
+        self.send(template, to, vars)
+    }
+
+    fn send(&self, template: &str, to: &str, mut vars: Vars) -> Result<(), NotifyError> {
         self.add_message_vars(&mut vars)?;
-        let raw = generator::render_email(&self.validation_template, &vars);
+        let raw = generator::render_email(template, &vars);
         self.deliver(Message::Email {
             from: self.from.clone(),
             to: to.to_string(),

@@ -103,6 +103,21 @@ impl Notifier {
         }
     }
 
+    /// Tells the owner of a 3PID that someone tried to unbind it without proof
+    /// (`fraudulent`), or that it was unbound.
+    pub fn send_unbind(
+        &self,
+        fraudulent: bool,
+        medium: Medium,
+        address: &str,
+    ) -> Result<(), NotifyError> {
+        let vars = self.common_vars(medium, address);
+        match medium {
+            Medium::Email => self.email.send_unbind(fraudulent, address, vars),
+            Medium::Msisdn => self.sms.send_unbind(fraudulent, address, &vars),
+        }
+    }
+
     fn common_vars(&self, medium: Medium, address: &str) -> Vars {
         let mut vars = Vars::default();
         vars.text("DOMAIN", &self.domain)

@@ -9,6 +9,9 @@ use crate::config::{MsisdnConfig, SmsConnector};
 /// The built-in validation SMS.
 const VALIDATION: &str = include_str!("../../templates/sms/validation.txt");
 const VALIDATION_KEY: &str = "threepid.medium.msisdn.generators.template.session.validation";
+const UNBIND_FRAUDULENT: &str = include_str!("../../templates/sms/unbind-fraudulent.txt");
+const UNBIND_NOTIFICATION: &str = include_str!("../../templates/sms/unbind-notification.txt");
+const UNBIND_KEY: &str = "threepid.medium.msisdn.generators.template.session.unbind";
 
 enum Transport {
     Log,
@@ -19,6 +22,21 @@ enum Transport {
 pub struct SmsChannel {
     transport: Transport,
     validation_template: String,
+    unbind_fraudulent: String,
+    unbind_notification: String,
+}
+
+/// Loads an operator template (which must not be empty), or returns the built-in one.
+fn sms_template(
+    path: Option<&std::path::Path>,
+    builtin: &str,
+    key: &str,
+) -> Result<String, String> {
+    let text = load_template(path, builtin, key)?;
+    if text.trim().is_empty() {
+        return Err(format!("{key}: the template is empty"));
+    }
+    Ok(text)
 }
 
 impl SmsChannel {
@@ -41,14 +59,25 @@ impl SmsChannel {
                 )
             }
         };
-        let path = config.generators.template.session.validation.as_deref();
-        let validation_template = load_template(path, VALIDATION, VALIDATION_KEY)?;
-        if validation_template.trim().is_empty() {
-            return Err(format!("{VALIDATION_KEY}: the template is empty"));
-        }
+        let session = &config.generators.template.session;
+        let unbind = &session.unbind;
         Ok(SmsChannel {
             transport,
-            validation_template,
+            validation_template: sms_template(
+                session.validation.as_deref(),
+                VALIDATION,
+                VALIDATION_KEY,
+            )?,
+            unbind_fraudulent: sms_template(
+                unbind.fraudulent.as_deref(),
+                UNBIND_FRAUDULENT,
+                &format!("{UNBIND_KEY}.fraudulent"),
+            )?,
+            unbind_notification: sms_template(
+                unbind.notification.as_deref(),
+                UNBIND_NOTIFICATION,
+                &format!("{UNBIND_KEY}.notification"),
+            )?,
         })
     }
 
@@ -64,7 +93,21 @@ impl SmsChannel {
 
     /// Sends the validation SMS to `to` (E.164 digits).
     pub fn send_validation(&self, to: &str, vars: &Vars) -> Result<(), NotifyError> {
-        let body = generator::render_text(&self.validation_template, vars)
+        self.send(&self.validation_template, to, vars)
+    }
+
+    /// Sends the unbind warning (`fraudulent`) or notice to `to`.
+    pub fn send_unbind(&self, fraudulent: bool, to: &str, vars: &Vars) -> Result<(), NotifyError> {
+        let template = if fraudulent {
+            &self.unbind_fraudulent
+        } else {
+            &self.unbind_notification
+        };
+        self.send(template, to, vars)
+    }
+
+    fn send(&self, template: &str, to: &str, vars: &Vars) -> Result<(), NotifyError> {
+        let body = generator::render_text(template, vars)
             .trim_end()
             .to_string();
         let message = Message::Sms {

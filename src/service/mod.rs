@@ -2,7 +2,12 @@
 //! never see HTTP types; they use the store and the outbound clients.
 
 pub mod accounts;
+pub mod bindings;
+pub mod federation;
+pub mod lookup;
+pub mod pepper;
 pub mod rate_limit;
 pub mod sessions;
 pub mod stores;
 pub mod terms;
+pub mod xmatrix;

@@ -58,3 +58,24 @@ pub fn query_param(link: &str, name: &str) -> String {
         .map(|(_, v)| oxisd::http::percent_decode(v, true))
         .unwrap_or_else(|| panic!("no {name} in {link}"))
 }
+
+/// With the log-only notifier: requests a token for `email`, opens the link from the log, and
+/// returns the validated session's sid.
+pub fn validate_email_via_log(s: &TestServer, email: &str, secret: &str) -> String {
+    let r = request_token(s, V1, email, secret, 1);
+    assert_eq!(r.status, 200, "requestToken: {}", r.text());
+    let sid = r.json()["sid"].as_str().unwrap().to_string();
+    let marker = format!("email to {email} (log-only notifier");
+    s.wait_for_log(&marker, WAIT)
+        .expect("the validation email in the log");
+    let logs = s.logs();
+    let start = logs.iter().rposition(|l| l.contains(&marker)).unwrap();
+    let link = logs[start..]
+        .iter()
+        .find(|l| l.starts_with("http") && l.contains(&format!("sid={sid}")))
+        .expect("the link in the logged email")
+        .trim()
+        .to_string();
+    assert_eq!(s.get(&path_of(&link)).status, 200, "validation link");
+    sid
+}

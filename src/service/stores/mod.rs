@@ -7,6 +7,7 @@
 //! with the `none` algorithm).
 
 pub mod local;
+pub mod static_store;
 
 use crate::error::Result;
 use crate::store::Store;

@@ -1,0 +1,314 @@
+//! Binds and unbinds: publishing a validated 3PID -> user association (signed with our key and
+//! stored so lookups find it), and removing it on proof of ownership or on the word of the
+//! user's homeserver. Any other unbind attempt is refused and, by policy, reported to the owner.
+
+use serde_json::Value;
+
+use super::lookup::signed_association;
+use super::pepper::Peppers;
+use super::rate_limit::RateLimiter;
+use super::sessions::Sessions;
+use super::xmatrix::{SignedRequest, Verifier, XMatrix, XMatrixError};
+use crate::config::{Config, RateLimit, is_server_name};
+use crate::error::{Error, ErrorKind, Result};
+use crate::homeserver::HomeserverClient;
+use crate::keys::KeyRing;
+use crate::notify::Notifier;
+use crate::store::Store;
+use crate::store::bindings::BindingRecord;
+use crate::threepid::{Medium, email};
+
+/// Bindings made here are stored under this source.
+pub const BUILTIN: &str = "builtin";
+/// How long a binding is declared valid (sydent: 100 years).
+pub const VALIDITY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// The bind and unbind service.
+pub struct Bindings {
+    store_bindings: bool,
+    allowed_servers: Vec<String>,
+    server_name: String,
+    destinations: Vec<String>,
+    send_warning: bool,
+    notify_unbinds: bool,
+    warnings: RateLimiter,
+    verifier: Verifier,
+}
+
+/// What the other services a bind or unbind needs.
+pub struct Context<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// Validation sessions.
+    pub sessions: &'a Sessions,
+    /// Lookup peppers.
+    pub peppers: &'a Peppers,
+    /// Signing keys.
+    pub keys: &'a KeyRing,
+    /// Outbound client, for homeserver keys.
+    pub homeserver: &'a HomeserverClient,
+    /// Notifications.
+    pub notifier: &'a Notifier,
+}
+
+/// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
+pub fn check_user_id(mxid: &str) -> Result<&str> {
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidParam,
+            format!("'{mxid}' is not a valid Matrix user id"),
+        )
+    };
+    let (local, server) = mxid
+        .strip_prefix('@')
+        .and_then(|r| r.split_once(':'))
+        .ok_or_else(bad)?;
+    let local_ok = !local.is_empty()
+        && local
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b':');
+    if mxid.len() > 255 || !local_ok || !is_server_name(server) {
+        return Err(bad());
+    }
+    Ok(server)
+}
+
+/// Normalises a 3PID named in a request: 400 `M_INVALID_PARAM` for an unknown medium or an
+/// address that cannot be one.
+pub fn normalise_threepid(medium: &str, address: &str) -> Result<(Medium, String)> {
+    match Medium::parse(medium) {
+        Some(Medium::Email) => email::normalise(address)
+            .map(|a| (Medium::Email, a))
+            .map_err(|e| Error::new(ErrorKind::InvalidParam, e.message().to_string())),
+        Some(Medium::Msisdn)
+            if !address.is_empty()
+                && address.len() <= 15
+                && address.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok((Medium::Msisdn, address.to_string()))
+        }
+        Some(Medium::Msisdn) => Err(Error::new(
+            ErrorKind::InvalidParam,
+            "An msisdn is the E.164 digits, without '+'",
+        )),
+        None => Err(Error::new(
+            ErrorKind::InvalidParam,
+            format!("Unknown medium '{medium}'"),
+        )),
+    }
+}
+
+/// An unbind request.
+pub struct Unbind<'a> {
+    /// The user the 3PID is unbound from.
+    pub mxid: &'a str,
+    /// The 3PID's medium.
+    pub medium: &'a str,
+    /// The 3PID's address.
+    pub address: &'a str,
+    /// Proof of ownership: a validated session.
+    pub session: Option<(&'a str, &'a str)>,
+    /// Proof from the homeserver: the X-Matrix authorization, with the request line and body.
+    pub signed: Option<(XMatrix, &'a str, &'a str, &'a Value)>,
+}
+
+impl Bindings {
+    /// The service, from the configuration.
+    pub fn new(config: &Config) -> Bindings {
+        Bindings {
+            store_bindings: config.bind.store,
+            allowed_servers: config.bind.allowed_servers.clone(),
+            server_name: config.server.name.clone(),
+            destinations: config.server.destinations(),
+            send_warning: config.session.policy.unbind.fraudulent.send_warning,
+            notify_unbinds: config.session.policy.unbind.notifications,
+            warnings: RateLimiter::new(
+                "unbind warnings",
+                RateLimit {
+                    burst: 1,
+                    refill: 24 * 3600,
+                },
+            ),
+            verifier: Verifier::default(),
+        }
+    }
+
+    /// `bind`: the validated session's 3PID is bound to `mxid` (replacing an earlier binding)
+    /// and the signed association is returned.
+    ///
+    /// Errors: as getValidated3pid (404 `M_NO_VALID_SESSION`, 400 `M_SESSION_EXPIRED`,
+    /// `M_SESSION_NOT_VALIDATED`); 400 `M_INVALID_PARAM` (mxid); 403 `M_FORBIDDEN` (another
+    /// user's mxid on v2, or a homeserver not allowed by `bind.allowedServers`).
+    pub fn bind(
+        &self,
+        cx: &Context<'_>,
+        sid: &str,
+        client_secret: &str,
+        mxid: &str,
+        requester: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Value> {
+        let server = check_user_id(mxid)?;
+        if requester.is_some_and(|user| user != mxid) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "You can only bind 3PIDs to your own user id",
+            ));
+        }
+        if !self.allowed_servers.is_empty()
+            && !self
+                .allowed_servers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(server))
+        {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "Only user ids of {} can be bound here",
+                    self.allowed_servers.join(", ")
+                ),
+            ));
+        }
+        let session = cx
+            .sessions
+            .validated(cx.store, sid, client_secret, now_ms)?;
+        let record = BindingRecord {
+            medium: session.medium.clone(),
+            address: session.address.clone(),
+            mxid: mxid.to_string(),
+            ts: now_ms,
+            not_before: now_ms,
+            not_after: now_ms.saturating_add(VALIDITY_MS),
+        };
+        if self.store_bindings {
+            let peppers = cx.peppers.for_writes();
+            cx.store.put_binding(BUILTIN, &record, &peppers.all())?;
+            cx.store.durable()?;
+        }
+        log::info!("bound a {} to {mxid}", record.medium);
+        signed_association(&record, &self.server_name, cx.keys.signing())
+    }
+
+    /// `unbind`: removes the binding when the request proves ownership of the 3PID or comes
+    /// signed from the user's homeserver. Anything else is refused with 403 `M_FORBIDDEN` and
+    /// reported to the 3PID's owner (once a day at most, and only if it is bound).
+    pub fn unbind(&self, cx: &Context<'_>, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
+        let server = check_user_id(req.mxid)?;
+        let (medium, address) = normalise_threepid(req.medium, req.address)?;
+        let refused = match (&req.session, &req.signed) {
+            (Some((sid, secret)), _) => {
+                match cx.sessions.validated(cx.store, sid, secret, now_ms) {
+                    Ok(s) if s.medium == medium.as_str() && s.address == address => None,
+                    Ok(_) => Some("the session is for another 3PID".to_string()),
+                    Err(e) => Some(format!("no valid session: {}", e.message())),
+                }
+            }
+            (None, Some((auth, method, uri, content))) => {
+                if !auth.origin.eq_ignore_ascii_case(server) {
+                    Some(format!("signed by {} for a user of {server}", auth.origin))
+                } else {
+                    let request = SignedRequest {
+                        auth,
+                        method,
+                        uri,
+                        content,
+                    };
+                    match self
+                        .verifier
+                        .verify(cx.homeserver, &request, &self.destinations, now_ms)
+                    {
+                        Ok(_) => None,
+                        Err(XMatrixError::KeyUnavailable(why)) => {
+                            return Err(Error::new(
+                                ErrorKind::BadGateway,
+                                "The homeserver's signing key could not be fetched",
+                            )
+                            .with_detail(why));
+                        }
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
+            }
+            (None, None) => Some("no proof of ownership and no homeserver signature".to_string()),
+        };
+        if let Some(why) = refused {
+            log::warn!("refused an unbind of a {medium} from {}: {why}", req.mxid);
+            self.warn_owner(cx, medium, &address, now_ms);
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "Unbinding needs a validated session for this 3PID or a signature of the user's homeserver",
+            ));
+        }
+        let bound = cx.store.binding(medium.as_str(), &address, BUILTIN)?;
+        if bound.as_ref().is_some_and(|b| b.mxid == req.mxid) {
+            let peppers = cx.peppers.for_writes();
+            cx.store
+                .delete_binding(BUILTIN, medium.as_str(), &address, &peppers.all())?;
+            cx.store.durable()?;
+            log::info!("unbound a {medium} from {}", req.mxid);
+            if self.notify_unbinds
+                && let Err(e) = cx.notifier.send_unbind(false, medium, &address)
+            {
+                log::warn!("could not tell the owner about an unbind: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn warn_owner(&self, cx: &Context<'_>, medium: Medium, address: &str, now_ms: u64) {
+        if !self.send_warning {
+            return;
+        }
+        match cx.store.binding(medium.as_str(), address, BUILTIN) {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("cannot check a binding: {e}");
+                return;
+            }
+        }
+        let key = format!("{medium}:{address}");
+        if self.warnings.check(&key, now_ms).is_err() {
+            return;
+        }
+        self.warnings.consume(&key, now_ms);
+        if let Err(e) = cx.notifier.send_unbind(true, medium, address) {
+            log::warn!("could not warn the owner about a refused unbind: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert_eq!(check_user_id("@alice:example.org").unwrap(), "example.org");
+        assert_eq!(check_user_id("@a.b=c/d:[::1]:8448").unwrap(), "[::1]:8448");
+        for bad in [
+            "alice:example.org",
+            "@:example.org",
+            "@alice",
+            "@al ice:example.org",
+            "@alice:exa mple.org",
+            "@alice:",
+        ] {
+            assert!(check_user_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn threepids_are_normalised() {
+        assert_eq!(
+            normalise_threepid("email", "Alice@Example.ORG").unwrap(),
+            (Medium::Email, "alice@example.org".into())
+        );
+        assert_eq!(
+            normalise_threepid("msisdn", "447911123456").unwrap(),
+            (Medium::Msisdn, "447911123456".into())
+        );
+        assert!(normalise_threepid("msisdn", "+447911123456").is_err());
+        assert!(normalise_threepid("fax", "1").is_err());
+    }
+}
