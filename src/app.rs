@@ -14,6 +14,8 @@ use crate::service::lookup::Lookups;
 use crate::service::pepper::Peppers;
 use crate::service::sessions::Sessions;
 use crate::service::stores::local::LocalSource;
+use crate::service::stores::rest::RestStore;
+use crate::service::stores::synapse::{self, SynapseSync};
 use crate::service::stores::{IdentityStore, static_store};
 use crate::service::terms::Terms;
 use crate::store::Store;
@@ -45,6 +47,8 @@ pub struct App {
     pub bindings: Bindings,
     /// Lookups at the identity servers of other email domains, when enabled.
     pub federation: Option<Federation>,
+    /// Copies a Synapse's 3PIDs into the store, when `stores.synapse` is enabled.
+    pub synapse_sync: Option<SynapseSync>,
     /// When the server started.
     pub started: Instant,
 }
@@ -57,7 +61,7 @@ fn now_ms() -> u64 {
 }
 
 /// The identity stores of `stores.order` that are enabled.
-fn identity_stores(config: &Config) -> Vec<Box<dyn IdentityStore>> {
+fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, String> {
     let stores = &config.stores;
     let mut out: Vec<Box<dyn IdentityStore>> = Vec::new();
     for name in &stores.order {
@@ -66,10 +70,24 @@ fn identity_stores(config: &Config) -> Vec<Box<dyn IdentityStore>> {
             "static" if !stores.static_store.mappings.is_empty() => {
                 out.push(Box::new(LocalSource::new(static_store::SOURCE)))
             }
+            "synapse" if stores.synapse.enabled => {
+                out.push(Box::new(LocalSource::new(synapse::SOURCE)))
+            }
+            "rest" if stores.rest.enabled => {
+                let domain = config
+                    .matrix
+                    .domain
+                    .as_deref()
+                    .unwrap_or(&config.server.name);
+                out.push(Box::new(
+                    RestStore::new(&stores.rest, domain)
+                        .map_err(|e| format!("stores.rest: {e}"))?,
+                ));
+            }
             _ => {}
         }
     }
-    out
+    Ok(out)
 }
 
 impl App {
@@ -80,7 +98,8 @@ impl App {
         let notifier = Notifier::new(&config)?;
         let brand_name = config.matrix.domain.clone().unwrap_or_default();
         let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
-        let store = Store::open(config.data_dir()).map_err(|e| e.to_string())?;
+        let store = Store::open_with_cache(config.data_dir(), config.storage.cache_size)
+            .map_err(|e| e.to_string())?;
         let key_path = config.key_path();
         let (keys, created) = KeyRing::load_or_generate(&key_path, &config.key.id)?;
         if created {
@@ -111,11 +130,19 @@ impl App {
             log::info!("static store: {statics} mappings");
         }
         let lookups = Lookups::new(
-            identity_stores(&config),
+            identity_stores(&config)?,
             config.lookup.max_addresses,
             config.lookup.allow_none,
         );
         let bindings = Bindings::new(&config);
+        let synapse_sync = if config.stores.synapse.enabled {
+            Some(
+                SynapseSync::new(&config.stores.synapse)
+                    .map_err(|e| format!("stores.synapse: {e}"))?,
+            )
+        } else {
+            None
+        };
         let federation = config.lookup.federation.enabled.then(|| {
             let timeout = Duration::from_secs(config.outbound.timeout.min(5));
             let srv = if config.outbound.nameservers.is_empty() {
@@ -148,6 +175,7 @@ impl App {
             lookups,
             bindings,
             federation,
+            synapse_sync,
             started: Instant::now(),
         })
     }

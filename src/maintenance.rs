@@ -1,5 +1,6 @@
 //! Background upkeep on one thread: removing expired sessions, rotating the lookup pepper on
-//! its interval, writing memtables out while idle, and handing freed memory back.
+//! its interval, syncing the Synapse identity store, writing memtables out while idle, and
+//! handing freed memory back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +17,16 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
     if rotate_every > 0 {
         tick_ms = tick_ms.min((rotate_every * 500).max(500));
     }
+    let sync_every = Duration::from_secs(app.config.stores.synapse.interval.max(1));
+    if app.synapse_sync.is_some() {
+        tick_ms = tick_ms.min(sync_every.as_millis() as u64);
+    }
     let tick = Duration::from_millis(tick_ms);
     let spawned = std::thread::Builder::new()
         .name("maintenance".into())
         .spawn(move || {
             let mut last_rotation = Instant::now();
+            let mut last_sync: Option<Instant> = None;
             while !stop.load(Ordering::SeqCst) {
                 match app.sessions.sweep(&app.store, app.now_ms()) {
                     Ok(0) => {}
@@ -35,6 +41,19 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
                         );
                     }
                     last_rotation = Instant::now();
+                }
+                if let Some(syncer) = &app.synapse_sync
+                    && last_sync.is_none_or(|t| t.elapsed() >= sync_every)
+                {
+                    // Held during the sync, so a pepper rotation cannot miss what it writes.
+                    let peppers = app.peppers.for_writes();
+                    match syncer.sync_once(&app.store, &peppers.all(), app.now_ms()) {
+                        Ok(report) => log::info!("synapse store synced: {report:?}"),
+                        Err(e) => log::warn!(
+                            "syncing the synapse store failed (lookups keep the last copy): {e}"
+                        ),
+                    }
+                    last_sync = Some(Instant::now());
                 }
                 match app.store.flush_when_idle(app.now_ms(), 10_000) {
                     Ok(true) => log::debug!("idle: wrote memtables out to tables"),

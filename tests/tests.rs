@@ -13,14 +13,20 @@ mod cli;
 mod email;
 /// Completing email sessions: submitToken (JSON and pages), getValidated3pid, expiry.
 mod email_validation;
+/// Federated lookups: SRV discovery, remote signatures, caches, the address guard.
+mod federation;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
 /// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.
 mod msisdn;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.
 mod pubkey;
+/// The rest identity store against the REST backend stand-in: lookups, id types, failures.
+mod rest_store;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.
 mod smtp_connector;
+/// The synapse identity store against the admin API stand-in: sync, reconcile, failures.
+mod synapse_store;
 /// Terms of service: listing, acceptance, versions, the gate on v2 endpoints.
 mod terms;
 /// The Twilio connector against the stand-in: form, auth, error classes, timeouts, limits.

@@ -215,11 +215,23 @@ pub struct MatrixConfig {
 }
 
 /// `storage.*`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct StorageConfig {
     /// The data directory (default `./oxisd-data`).
     pub path: Option<PathBuf>,
+    /// MiB of memory for caching store blocks; more makes lookups in a large store faster.
+    #[serde(alias = "cache_size")]
+    pub cache_size: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: None,
+            cache_size: 4,
+        }
+    }
 }
 
 /// `key.*`

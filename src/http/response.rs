@@ -112,7 +112,9 @@ pub fn into_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
         Reply::Empty => (Vec::new(), Vec::new()),
     };
     headers.extend(CORS.iter().map(|(k, v)| header(k, v)));
-    let mut response = Response::from_data(body).with_status_code(StatusCode(status));
+    let mut response = Response::from_data(body)
+        .with_status_code(StatusCode(status))
+        .with_chunked_threshold(usize::MAX);
     for h in headers.into_iter().flatten() {
         response.add_header(h);
     }

@@ -3,7 +3,7 @@
 //! tiny_http accepts connections on its own thread and never sets read or write timeouts, so a
 //! client that stops sending would hold a thread forever. This guard watches the process's
 //! sockets (Linux `/proc/self/fd`) a few times a second. For every accepted connection on our
-//! listening port it sets `SO_RCVTIMEO`/`SO_SNDTIMEO`, and it shuts down connections that have
+//! listening port it sets `SO_RCVTIMEO`/`SO_SNDTIMEO` (and `TCP_NODELAY`), and it shuts down connections that have
 //! sat without a request for `server.idleTimeout` (a client dripping its headers, or an idle
 //! keep-alive). Workers report when a request starts and ends, so a request in progress is never
 //! cut. Elsewhere than Linux the guard does nothing and says so at start.
@@ -188,6 +188,19 @@ mod sys {
     }
 
     pub fn set_timeouts(fd: i32, read: Duration, write: Duration) {
+        // No Nagle: tiny_http writes the head and the body of a response separately, and a
+        // client's delayed ACK would otherwise hold the second write back by 40 ms.
+        let one: libc::c_int = 1;
+        // SAFETY: `one` is a valid c_int that outlives the call; the size matches.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
         for (opt, d) in [(libc::SO_RCVTIMEO, read), (libc::SO_SNDTIMEO, write)] {
             let tv = libc::timeval {
                 tv_sec: d.as_secs() as libc::time_t,

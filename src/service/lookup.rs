@@ -1,8 +1,6 @@
 //! Lookups: 3PID -> Matrix user id, plain (v1, v2 `none`) or by hash (v2 `sha256`), through
 //! the identity stores in their configured order, and signed associations for v1 answers.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use super::pepper::Peppers;
@@ -194,7 +192,8 @@ impl Lookups {
         Ok(json!({ "mappings": mappings }))
     }
 
-    /// The first valid binding among the local stores (those in the hash index).
+    /// The first valid binding among the local stores (those in the hash index): one point
+    /// read per store, in order.
     fn find_local(
         &self,
         store: &Store,
@@ -202,14 +201,14 @@ impl Lookups {
         address: &str,
         now_ms: u64,
     ) -> Result<Option<BindingRecord>> {
-        let all: HashMap<String, BindingRecord> =
-            store.bindings_of(medium, address)?.into_iter().collect();
-        Ok(self
-            .local_order
-            .iter()
-            .filter_map(|name| all.get(*name))
-            .find(|b| valid_now(b, now_ms))
-            .cloned())
+        for name in &self.local_order {
+            if let Some(b) = store.binding(medium, address, name)?
+                && valid_now(&b, now_ms)
+            {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
     }
 
     /// v1 bulk lookup of `(as sent, normalised)` 3PID pairs: the found

@@ -193,6 +193,42 @@ impl Store {
         Ok(())
     }
 
+    /// Stores many bindings of one source at once (imports, benchmarks), in batches, then
+    /// makes them durable. Returns how many were written.
+    pub fn put_bindings(
+        &self,
+        source: &str,
+        records: impl IntoIterator<Item = BindingRecord>,
+        peppers: &[Pepper],
+    ) -> Result<usize> {
+        let mut written = 0;
+        let mut batch = self.db.batch();
+        for record in records {
+            let json = serde_json::to_vec(&record).map_err(Error::internal)?;
+            let target = [record.medium.as_bytes(), b"\0", record.address.as_bytes()].concat();
+            for p in peppers {
+                let digest = lookup_digest(&record.address, &record.medium, &p.pepper);
+                batch.insert(
+                    &self.bindings.by_hash,
+                    hash_key(p.generation, &digest),
+                    target.clone(),
+                );
+            }
+            batch.insert(
+                &self.bindings.by_threepid,
+                binding_key(&record.medium, &record.address, source),
+                json,
+            );
+            written += 1;
+            if batch.len() >= 20_000 {
+                std::mem::replace(&mut batch, self.db.batch()).commit()?;
+            }
+        }
+        batch.commit()?;
+        self.durable()?;
+        Ok(written)
+    }
+
     /// Removes the binding of `source`; the hash entries go too when no other source still
     /// binds the 3PID. Returns the removed record. Not yet durable.
     pub fn delete_binding(

@@ -74,6 +74,11 @@ impl std::error::Error for OpenError {}
 impl Store {
     /// Opens (or creates) the database at `dir`, checks and records the schema version.
     pub fn open(dir: &Path) -> std::result::Result<Store, OpenError> {
+        Store::open_with_cache(dir, 4)
+    }
+
+    /// Opens the store with a block cache of `cache_mib` MiB.
+    pub fn open_with_cache(dir: &Path, cache_mib: u64) -> std::result::Result<Store, OpenError> {
         let path = dir.join("db");
         std::fs::create_dir_all(&path).map_err(|e| {
             OpenError(format!(
@@ -82,9 +87,7 @@ impl Store {
             ))
         })?;
         let db = Database::builder(&path)
-            // Fewer background threads: the box is small and our write rate is modest.
-            .worker_threads(1)
-            .cache_size(4 * 1024 * 1024)
+            .cache_size(cache_mib.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| {
                 OpenError(format!(
@@ -192,7 +195,13 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
         for keyspace in self.keyspaces() {
-            keyspace.rotate_memtable_and_wait()?;
+            keyspace.rotate_memtable()?;
+        }
+        // Give the flushes a moment, but never hang a shutdown on them: what is not flushed
+        // is in the journal, which is durable already.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while self.db.outstanding_flushes() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())

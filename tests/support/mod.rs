@@ -4,9 +4,13 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod dns;
 pub mod homeserver;
+pub mod remote_is;
+pub mod rest_backend;
 pub mod sessions;
 pub mod smtp;
+pub mod synapse_admin;
 pub mod tls;
 pub mod twilio;
 

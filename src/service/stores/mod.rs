@@ -7,7 +7,9 @@
 //! with the `none` algorithm).
 
 pub mod local;
+pub mod rest;
 pub mod static_store;
+pub mod synapse;
 
 use crate::error::Result;
 use crate::store::Store;

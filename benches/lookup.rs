@@ -1,0 +1,378 @@
+//! Lookup benchmark: a store with N bindings (1 000 000 by default, and 100 000 to compare),
+//! then v2 lookups of 1 000 sha256 hashes per request, v1 bulk lookups of 1 000 addresses,
+//! binds, start-up time, store size and server RSS, against the real binary on loopback.
+//! Prints figures; asserts nothing.
+//!
+//! `cargo bench --bench lookup`. Environment: `OXISD_BENCH_BINDINGS` (comma-separated sizes,
+//! default "100000,1000000"), `OXISD_BENCH_SECONDS` (per measurement, default 10),
+//! `OXISD_BENCH_CLIENTS` (default 4).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use oxisd::crypto::lookup_hash::sha256_lookup_hash;
+use oxisd::service::pepper::Peppers;
+use oxisd::store::Store;
+use oxisd::store::accounts::AccountRecord;
+use oxisd::store::bindings::BindingRecord;
+use oxisd::store::sessions::SessionRecord;
+
+const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn address(n: u64) -> String {
+    format!("user{n}@bench.example.org")
+}
+
+/// Fills a store: `n` bindings, an access token, and `binds` validated sessions.
+fn prepare(dir: &Path, n: u64, binds: u64) -> String {
+    let store = Store::open(&dir.join("data")).unwrap();
+    let peppers = Peppers::load_or_create(&store).unwrap();
+    let now = 1_795_000_000_000u64;
+    let records = (0..n).map(|i| BindingRecord {
+        medium: "email".into(),
+        address: address(i),
+        mxid: format!("@user{i}:bench.example.org"),
+        ts: now,
+        not_before: now,
+        not_after: now + 100 * 365 * 24 * 3600 * 1000,
+    });
+    let started = Instant::now();
+    store
+        .put_bindings("builtin", records, &peppers.for_writes().all())
+        .unwrap();
+    println!(
+        "  loaded {n} bindings in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    store
+        .put_token(
+            TOKEN,
+            &AccountRecord {
+                user_id: "@bench:bench.example.org".into(),
+                created_ms: now,
+            },
+        )
+        .unwrap();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for i in 0..binds {
+        let record = SessionRecord {
+            sid: format!("benchsid{i}"),
+            medium: "email".into(),
+            address: format!("new{i}@bench.example.org"),
+            client_secret: "secret".into(),
+            token: "t".into(),
+            send_attempt: Some(1),
+            next_link: None,
+            created_ms: wall,
+            mtime_ms: wall,
+            validated_ms: Some(wall),
+            failed_attempts: 0,
+            purge_at_ms: wall + 48 * 3600 * 1000,
+        };
+        store.put_session(&record, None).unwrap();
+    }
+    store.durable().unwrap();
+    let pepper = peppers.current().pepper;
+    store.close().unwrap();
+    pepper
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    started_in: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Server {
+    let config = serde_json::json!({
+        "server": {"hostname": "127.0.0.1", "port": 0, "name": "bench.test", "workers": 16},
+        "storage": {"path": dir.join("data")},
+        "logging": {"level": "warn", "requests": false},
+    });
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let begin = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oxisd"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("OXISD_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let r = request(&mut connect(addr), "GET", "/_matrix/identity/v2", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    Server {
+        child,
+        addr,
+        started_in: begin.elapsed(),
+    }
+}
+
+fn request(stream: &mut BufReader<TcpStream>, method: &str, path: &str, body: &str) -> String {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.get_mut().write_all(req.as_bytes()).unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    BufReader::with_capacity(256 * 1024, stream)
+}
+
+/// Runs bodies from `make(client, n)` against `path` from `clients` connections for
+/// `seconds`. Each client prepares 32 bodies before the clock starts and cycles through them,
+/// so the figures measure the server, not the load generator.
+fn load(
+    server: &Server,
+    clients: u64,
+    seconds: u64,
+    path: &'static str,
+    make: Arc<dyn Fn(u64, u64) -> String + Send + Sync>,
+) -> (f64, f64, f64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let bodies: Vec<Vec<String>> = (0..clients)
+        .map(|c| (0..32).map(|i| make(c, i)).collect())
+        .collect();
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .map(|bodies| {
+            let (stop, done, addr) = (stop.clone(), done.clone(), server.addr);
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = &bodies[n % bodies.len()];
+                    let t = Instant::now();
+                    let r = request(&mut stream, "POST", path, body);
+                    latencies.push(t.elapsed());
+                    assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(300)]);
+                    n += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    let pct = |p: f64| {
+        all[((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))].as_secs_f64()
+            * 1000.0
+    };
+    (
+        done.load(Ordering::Relaxed) as f64 / seconds as f64,
+        pct(0.5),
+        pct(0.99),
+    )
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:").map(|v| {
+                v.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            dir_size(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+fn bench(n: u64, seconds: u64, clients: u64) {
+    println!("== {n} bindings");
+    let dir = std::env::temp_dir().join(format!("oxisd-bench-lookup-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let binds = 20_000;
+    let pepper = Arc::new(prepare(&dir, n, binds));
+    println!(
+        "  store on disk: {:.1} MiB",
+        dir_size(&dir.join("data")) as f64 / 1024.0 / 1024.0
+    );
+    let server = start(&dir);
+    println!(
+        "  start-up to first answer: {:.1} ms",
+        server.started_in.as_secs_f64() * 1000.0
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    println!("  idle RSS: {:.1} MiB", rss_mib(server.child.id()));
+
+    let p = pepper.clone();
+    let v2 = Arc::new(move |c: u64, i: u64| {
+        // Half of the hashes are bound, half are not.
+        let hashes: Vec<String> = (0..1000u64)
+            .map(|k| {
+                let x = (c * 7919 + i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * n);
+                sha256_lookup_hash(&address(x), "email", &p)
+            })
+            .collect();
+        serde_json::json!({"algorithm": "sha256", "pepper": *p, "addresses": hashes}).to_string()
+    });
+    let cpu_before = cpu_seconds(server.child.id());
+    let (rps, p50, p99) = load(&server, clients, seconds, "/_matrix/identity/v2/lookup", v2);
+    let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    println!(
+        "  server CPU per v2 lookup request: {:.1} ms (the load generator shares the 2 cores)",
+        cpu * 1000.0 / (rps * seconds as f64)
+    );
+    println!(
+        "  v2 lookup, 1000 sha256 hashes per request, {clients} clients: {rps:.0} requests/s, p50 {p50:.1} ms, p99 {p99:.1} ms"
+    );
+
+    let v1 = Arc::new(move |c: u64, i: u64| {
+        let pairs: Vec<serde_json::Value> = (0..1000u64)
+            .map(|k| {
+                serde_json::json!([
+                    "email",
+                    address((c * 7919 + i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * n))
+                ])
+            })
+            .collect();
+        serde_json::json!({"threepids": pairs}).to_string()
+    });
+    let (rps, p50, p99) = load(
+        &server,
+        clients,
+        seconds,
+        "/_matrix/identity/api/v1/bulk_lookup",
+        v1,
+    );
+    println!(
+        "  v1 bulk_lookup, 1000 addresses per request, {clients} clients: {rps:.0} requests/s, p50 {p50:.1} ms, p99 {p99:.1} ms"
+    );
+
+    let next = Arc::new(AtomicU64::new(0));
+    let bind = Arc::new(move |_c: u64, _i: u64| {
+        let k = next.fetch_add(1, Ordering::Relaxed) % binds;
+        serde_json::json!({"sid": format!("benchsid{k}"), "client_secret": "secret", "mxid": format!("@new{k}:bench.example.org")}).to_string()
+    });
+    let (rps, p50, p99) = load(
+        &server,
+        8,
+        seconds.min(5),
+        "/_matrix/identity/api/v1/3pid/bind",
+        bind,
+    );
+    println!(
+        "  bind (signed, stored, durable), 8 clients: {rps:.0} requests/s, p50 {p50:.1} ms, p99 {p99:.1} ms"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "  RSS after the load: {:.1} MiB",
+        rss_mib(server.child.id())
+    );
+    drop(server);
+    let again = start(&dir);
+    println!(
+        "  restart to first answer: {:.1} ms",
+        again.started_in.as_secs_f64() * 1000.0
+    );
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let seconds = env_num("OXISD_BENCH_SECONDS", 10);
+    let clients = env_num("OXISD_BENCH_CLIENTS", 4);
+    let sizes = std::env::var("OXISD_BENCH_BINDINGS").unwrap_or_else(|_| "100000,1000000".into());
+    for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+        bench(n, seconds, clients);
+    }
+}
