@@ -229,6 +229,16 @@ impl Store {
         Ok(written)
     }
 
+    /// Compacts the binding keyspaces into sorted runs. After a bulk import the data sits in
+    /// many overlapping tables and each lookup would check them all; call this once the import
+    /// is done.
+    pub fn compact_bindings(&self) -> Result<()> {
+        for keyspace in self.bindings.all() {
+            keyspace.major_compact()?;
+        }
+        Ok(())
+    }
+
     /// Removes the binding of `source`; the hash entries go too when no other source still
     /// binds the 3PID. Returns the removed record. Not yet durable.
     pub fn delete_binding(
