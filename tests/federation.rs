@@ -270,3 +270,38 @@ fn target_refused_by_the_guard_is_none_without_connecting() {
         other => panic!("a connection was made: {other:?}"),
     }
 }
+
+/// Through the server: a v1 lookup of a foreign email is answered by that domain's identity
+/// server, with its own signature; bulk lookups do the same when `lookup.federation.bulk`.
+#[test]
+fn the_server_federates_v1_lookups_of_foreign_emails() {
+    let dns = FakeDns::start();
+    let remote = RemoteIs::start("remote.test");
+    dns.add_srv(SRV_NAME, "127.0.0.1", remote.port(), 10, 0);
+    let now = now_ms();
+    let mut assoc = remote.association(ADDRESS, MXID, now - HOUR_MS, now + HOUR_MS);
+    remote.sign(&mut assoc);
+    remote.answer(assoc.clone());
+    let s = crate::support::TestServer::start_with(json!({
+        "outbound": {"allowedRanges": ["127.0.0.1/32"], "insecureSkipTlsVerify": true, "nameservers": [dns.addr().to_string()]},
+        "lookup": {"federation": {"bulk": true}},
+    }));
+    let r = s.get("/_matrix/identity/api/v1/lookup?medium=email&address=alice%40remote.test");
+    assert_eq!(
+        r.json(),
+        assoc,
+        "the remote association, as the remote signed it"
+    );
+    let bulk = s.post_json(
+        "/_matrix/identity/api/v1/bulk_lookup",
+        &json!({"threepids": [["email", ADDRESS], ["msisdn", "447911123456"]]}),
+    );
+    assert_eq!(
+        bulk.json(),
+        json!({"threepids": [["email", ADDRESS, MXID]]})
+    );
+    // Our own domain is never federated.
+    let own = s.get("/_matrix/identity/api/v1/lookup?medium=email&address=bob%40id.test");
+    assert_eq!(own.json(), json!({}));
+    assert!(dns.queries().iter().all(|q| !q.contains("id.test")));
+}

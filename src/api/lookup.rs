@@ -109,8 +109,26 @@ pub fn bulk_lookup_v1(app: &App, req: &Req) -> Result<Reply> {
             ));
         }
     }
-    let answer: Value = app
-        .lookups
-        .bulk_lookup_v1(&app.store, &pairs, app.now_ms())?;
+    let now = app.now_ms();
+    let mut answer: Value = app.lookups.bulk_lookup_v1(&app.store, &pairs, now)?;
+    if app.config.lookup.federation.bulk
+        && let Some(federation) = &app.federation
+        && let Some(found) = answer["threepids"].as_array_mut()
+    {
+        // Emails nobody here knows are asked at their domain's identity server, one by one.
+        let mut asked = Vec::new();
+        for ((medium, address), (m, a)) in &pairs {
+            let known = found.iter().any(|t| t[0] == *medium && t[1] == *address);
+            if m != "email" || known || asked.contains(a) {
+                continue;
+            }
+            asked.push(a.clone());
+            if let Some(remote) = federation.lookup_email(&app.homeserver, a, now)
+                && let Some(mxid) = remote.get("mxid").and_then(Value::as_str)
+            {
+                found.push(json!([medium, address, mxid]));
+            }
+        }
+    }
     Ok(Reply::ok(answer))
 }
