@@ -21,6 +21,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod memory;
 pub mod notify;
+pub mod outbound;
 pub mod service;
 pub mod store;
 pub mod threepid;

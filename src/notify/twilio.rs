@@ -16,8 +16,6 @@
 //! token never appears in `Debug` or `Display` output.
 
 use std::fmt;
-use std::net::IpAddr;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -130,19 +128,7 @@ impl TwilioConnector {
             return Err(format!("base_url '{base_url}' is not a valid URL: {e}"));
         }
 
-        let mut builder = ureq::Agent::config_builder()
-            // 4xx and 5xx carry Twilio's error JSON: read it instead of getting a bare status.
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(config.timeout)))
-            // A redirect is not Twilio's API answering: report it, never re-post the message.
-            .max_redirects(0)
-            .user_agent(concat!("oxisd/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json");
-        if is_loopback(base_url) {
-            // A proxy from the environment cannot reach our own loopback interface.
-            builder = builder.proxy(None);
-        }
-        let agent: ureq::Agent = builder.build().into();
+        let agent = crate::outbound::operator_agent(base_url, config.timeout);
 
         let credentials = format!("{sid}:{}", config.auth_token.expose());
         Ok(TwilioConnector {
@@ -300,19 +286,6 @@ impl TwilioConnector {
         }
         out.trim().to_string()
     }
-}
-
-/// Whether the host of `url` is the loopback interface (`localhost`, `127.x.x.x`, `[::1]`).
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.split(':').next().unwrap_or(""),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why an SMS was not sent, described for the operator. Never contains the auth token.
@@ -529,16 +502,6 @@ mod tests {
         for code in [20003, 21606, 20429, 30009, 0] {
             assert_eq!(classify(code), TwilioFailure::Failed, "{code}");
         }
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        assert!(is_loopback("http://127.0.0.1:8080"));
-        assert!(is_loopback("http://localhost"));
-        assert!(is_loopback("http://[::1]:9/x"));
-        assert!(is_loopback("http://user:pw@127.0.0.2"));
-        assert!(!is_loopback("https://api.twilio.com"));
-        assert!(!is_loopback("https://127.0.0.1.example.org"));
     }
 
     #[test]

@@ -17,8 +17,7 @@
 //! knowing nothing: it never breaks the lookups of the other stores.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
 use serde_json::{Map, Value, json};
@@ -87,25 +86,9 @@ impl RestStore {
             Some(u) => base.replacen(&format!("{u}@"), "***@", 1),
             None => base.to_string(),
         };
-        let host = uri.host().unwrap_or("");
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-
-        let mut builder = ureq::Agent::config_builder()
-            // A non-2xx answer is read as a status, not turned into a transport error.
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(config.timeout)))
-            // A redirect is not the backend answering: report it, never re-post elsewhere.
-            .max_redirects(0)
-            .user_agent(concat!("oxisd/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json");
-        if loopback {
-            // A proxy from the environment cannot reach our own loopback interface.
-            builder = builder.proxy(None);
-        }
+        let agent = crate::outbound::operator_agent(base, config.timeout);
         Ok(RestStore {
-            agent: builder.build().into(),
+            agent,
             single_url: format!("{base}{SINGLE_PATH}"),
             bulk_url: format!("{base}{BULK_PATH}"),
             shown_url,

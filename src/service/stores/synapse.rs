@@ -21,8 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::net::IpAddr;
-use std::time::Duration;
 
 use log::{debug, warn};
 use serde_json::Value;
@@ -76,32 +74,18 @@ impl SynapseSync {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!("url '{base}' must be an http(s) URL"));
         }
-        let uri = format!("{base}/_synapse/admin/v2/users")
+        format!("{base}/_synapse/admin/v2/users")
             .parse::<ureq::http::Uri>()
             .map_err(|e| format!("url '{base}' is not a valid URL: {e}"))?;
-        let host = uri.host().unwrap_or("").trim_matches(['[', ']']);
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if config.timeout == 0 {
             return Err("timeout must be at least 1 second".into());
         }
         if config.sync == SyncMode::All && config.admin_token.is_empty() {
             return Err("admin_token is required with sync: all".into());
         }
-        let mut builder = ureq::Agent::config_builder()
-            // Error answers carry Synapse's errcode: read them instead of a bare status.
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(config.timeout)))
-            // Never carry the admin token somewhere else.
-            .max_redirects(0)
-            .user_agent(concat!("oxisd/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json");
-        if loopback {
-            // A proxy from the environment cannot reach our own loopback interface.
-            builder = builder.proxy(None);
-        }
+        let agent = crate::outbound::operator_agent(&base, config.timeout);
         Ok(SynapseSync {
-            agent: builder.build().into(),
+            agent,
             base,
             authorization: Secret::new(format!("Bearer {}", config.admin_token.expose())),
             mode: config.sync,
