@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench lookup`. Environment: `OXISD_BENCH_BINDINGS` (comma-separated sizes,
 //! default "100000,1000000"), `OXISD_BENCH_SECONDS` (per measurement, default 10),
-//! `OXISD_BENCH_CLIENTS` (default 4).
+//! `OXISD_BENCH_CLIENTS` (default 4), `OXISD_BENCH_CACHE_MIB` (`storage.cacheSize`, default 4).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -112,7 +112,7 @@ impl Drop for Server {
 fn start(dir: &Path) -> Server {
     let config = serde_json::json!({
         "server": {"hostname": "127.0.0.1", "port": 0, "name": "bench.test", "workers": 16},
-        "storage": {"path": dir.join("data")},
+        "storage": {"path": dir.join("data"), "cacheSize": env_num("OXISD_BENCH_CACHE_MIB", 4)},
         "logging": {"level": "warn", "requests": false},
     });
     let path = dir.join("config.yaml");
