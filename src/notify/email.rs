@@ -5,16 +5,15 @@ use std::time::SystemTime;
 
 use super::generator::{self, Vars};
 use super::smtp::SmtpConnector;
-use super::{Message, NotifyError, load_template, log};
+use super::{Message, NotifyError, Templates, log};
 use crate::config::{EmailConfig, EmailConnector};
 use crate::crypto::random;
 
 /// The built-in validation email.
 const VALIDATION: &str = include_str!("../../templates/email/validation.eml");
-const VALIDATION_KEY: &str = "threepid.medium.email.generators.template.session.validation";
 const UNBIND_FRAUDULENT: &str = include_str!("../../templates/email/unbind-fraudulent.eml");
 const UNBIND_NOTIFICATION: &str = include_str!("../../templates/email/unbind-notification.eml");
-const UNBIND_KEY: &str = "threepid.medium.email.generators.template.session.unbind";
+const TEMPLATE_KEY: &str = "threepid.medium.email.generators.template.session";
 
 enum Transport {
     Log,
@@ -27,22 +26,7 @@ pub struct EmailChannel {
     transport: Transport,
     from: String,
     name: String,
-    validation_template: String,
-    unbind_fraudulent: String,
-    unbind_notification: String,
-}
-
-/// Loads an operator template and checks it looks like an email, or returns the built-in one.
-fn email_template(
-    path: Option<&std::path::Path>,
-    builtin: &str,
-    key: &str,
-) -> Result<String, String> {
-    let text = load_template(path, builtin, key)?;
-    if let Some(path) = path {
-        check_email_template(&text, &format!("{key}: {}", path.display()))?;
-    }
-    Ok(text)
+    templates: Templates,
 }
 
 impl EmailChannel {
@@ -69,26 +53,19 @@ impl EmailChannel {
             }
         };
         let session = &config.generators.template.session;
-        let unbind = &session.unbind;
+        let builtin = [VALIDATION, UNBIND_FRAUDULENT, UNBIND_NOTIFICATION];
+        let templates = Templates::load(
+            session.validation.as_deref(),
+            &session.unbind,
+            builtin,
+            TEMPLATE_KEY,
+            check_email_template,
+        )?;
         Ok(EmailChannel {
             transport,
             from: config.identity.from.clone().unwrap_or_default(),
             name: config.identity.name.clone().unwrap_or_default(),
-            validation_template: email_template(
-                session.validation.as_deref(),
-                VALIDATION,
-                VALIDATION_KEY,
-            )?,
-            unbind_fraudulent: email_template(
-                unbind.fraudulent.as_deref(),
-                UNBIND_FRAUDULENT,
-                &format!("{UNBIND_KEY}.fraudulent"),
-            )?,
-            unbind_notification: email_template(
-                unbind.notification.as_deref(),
-                UNBIND_NOTIFICATION,
-                &format!("{UNBIND_KEY}.notification"),
-            )?,
+            templates,
         })
     }
 
@@ -104,17 +81,12 @@ impl EmailChannel {
 
     /// Sends the validation email to `to`; `vars` holds the common and validation values.
     pub fn send_validation(&self, to: &str, vars: Vars) -> Result<(), NotifyError> {
-        self.send(&self.validation_template, to, vars)
+        self.send(self.templates.validation(), to, vars)
     }
 
     /// Sends the unbind warning (`fraudulent`) or notice to `to`.
     pub fn send_unbind(&self, fraudulent: bool, to: &str, vars: Vars) -> Result<(), NotifyError> {
-        let template = if fraudulent {
-            &self.unbind_fraudulent
-        } else {
-            &self.unbind_notification
-        };
-        self.send(template, to, vars)
+        self.send(self.templates.unbind(fraudulent), to, vars)
     }
 
     fn send(&self, template: &str, to: &str, mut vars: Vars) -> Result<(), NotifyError> {

@@ -131,6 +131,61 @@ impl Notifier {
     }
 }
 
+/// The message templates of one medium, each built in or the operator's file.
+pub(crate) struct Templates {
+    validation: String,
+    unbind_fraudulent: String,
+    unbind_notification: String,
+}
+
+impl Templates {
+    /// Loads the templates configured under `key` (`threepid.medium.<medium>.generators.
+    /// template.session`), falling back to `builtin` (validation, unbind warning, unbind
+    /// notice); `check(text, what)` vets an operator's file.
+    pub(crate) fn load(
+        validation: Option<&Path>,
+        unbind: &crate::config::UnbindTemplates,
+        builtin: [&str; 3],
+        key: &str,
+        check: impl Fn(&str, &str) -> Result<(), String>,
+    ) -> Result<Templates, String> {
+        let one = |path: Option<&Path>, builtin: &str, key: String| -> Result<String, String> {
+            let text = load_template(path, builtin, &key)?;
+            if let Some(path) = path {
+                check(&text, &format!("{key}: {}", path.display()))?;
+            }
+            Ok(text)
+        };
+        Ok(Templates {
+            validation: one(validation, builtin[0], format!("{key}.validation"))?,
+            unbind_fraudulent: one(
+                unbind.fraudulent.as_deref(),
+                builtin[1],
+                format!("{key}.unbind.fraudulent"),
+            )?,
+            unbind_notification: one(
+                unbind.notification.as_deref(),
+                builtin[2],
+                format!("{key}.unbind.notification"),
+            )?,
+        })
+    }
+
+    /// The validation message.
+    pub(crate) fn validation(&self) -> &str {
+        &self.validation
+    }
+
+    /// The unbind warning (`fraudulent`) or notice.
+    pub(crate) fn unbind(&self, fraudulent: bool) -> &str {
+        if fraudulent {
+            &self.unbind_fraudulent
+        } else {
+            &self.unbind_notification
+        }
+    }
+}
+
 /// Reads an operator's template file, or returns the built-in one.
 pub(crate) fn load_template(
     path: Option<&Path>,

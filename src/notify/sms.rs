@@ -3,15 +3,14 @@
 
 use super::generator::{self, Vars};
 use super::twilio::{TwilioConnector, TwilioFailure};
-use super::{Message, NotifyError, load_template, log};
+use super::{Message, NotifyError, Templates, log};
 use crate::config::{MsisdnConfig, SmsConnector};
 
 /// The built-in validation SMS.
 const VALIDATION: &str = include_str!("../../templates/sms/validation.txt");
-const VALIDATION_KEY: &str = "threepid.medium.msisdn.generators.template.session.validation";
 const UNBIND_FRAUDULENT: &str = include_str!("../../templates/sms/unbind-fraudulent.txt");
 const UNBIND_NOTIFICATION: &str = include_str!("../../templates/sms/unbind-notification.txt");
-const UNBIND_KEY: &str = "threepid.medium.msisdn.generators.template.session.unbind";
+const TEMPLATE_KEY: &str = "threepid.medium.msisdn.generators.template.session";
 
 enum Transport {
     Log,
@@ -21,22 +20,16 @@ enum Transport {
 /// Renders and sends SMS.
 pub struct SmsChannel {
     transport: Transport,
-    validation_template: String,
-    unbind_fraudulent: String,
-    unbind_notification: String,
+    templates: Templates,
 }
 
-/// Loads an operator template (which must not be empty), or returns the built-in one.
-fn sms_template(
-    path: Option<&std::path::Path>,
-    builtin: &str,
-    key: &str,
-) -> Result<String, String> {
-    let text = load_template(path, builtin, key)?;
+/// An operator's SMS template must not be empty.
+fn check_sms_template(text: &str, what: &str) -> Result<(), String> {
     if text.trim().is_empty() {
-        return Err(format!("{key}: the template is empty"));
+        Err(format!("{what}: the template is empty"))
+    } else {
+        Ok(())
     }
-    Ok(text)
 }
 
 impl SmsChannel {
@@ -60,24 +53,17 @@ impl SmsChannel {
             }
         };
         let session = &config.generators.template.session;
-        let unbind = &session.unbind;
+        let builtin = [VALIDATION, UNBIND_FRAUDULENT, UNBIND_NOTIFICATION];
+        let templates = Templates::load(
+            session.validation.as_deref(),
+            &session.unbind,
+            builtin,
+            TEMPLATE_KEY,
+            check_sms_template,
+        )?;
         Ok(SmsChannel {
             transport,
-            validation_template: sms_template(
-                session.validation.as_deref(),
-                VALIDATION,
-                VALIDATION_KEY,
-            )?,
-            unbind_fraudulent: sms_template(
-                unbind.fraudulent.as_deref(),
-                UNBIND_FRAUDULENT,
-                &format!("{UNBIND_KEY}.fraudulent"),
-            )?,
-            unbind_notification: sms_template(
-                unbind.notification.as_deref(),
-                UNBIND_NOTIFICATION,
-                &format!("{UNBIND_KEY}.notification"),
-            )?,
+            templates,
         })
     }
 
@@ -93,17 +79,12 @@ impl SmsChannel {
 
     /// Sends the validation SMS to `to` (E.164 digits).
     pub fn send_validation(&self, to: &str, vars: &Vars) -> Result<(), NotifyError> {
-        self.send(&self.validation_template, to, vars)
+        self.send(self.templates.validation(), to, vars)
     }
 
     /// Sends the unbind warning (`fraudulent`) or notice to `to`.
     pub fn send_unbind(&self, fraudulent: bool, to: &str, vars: &Vars) -> Result<(), NotifyError> {
-        let template = if fraudulent {
-            &self.unbind_fraudulent
-        } else {
-            &self.unbind_notification
-        };
-        self.send(template, to, vars)
+        self.send(self.templates.unbind(fraudulent), to, vars)
     }
 
     fn send(&self, template: &str, to: &str, vars: &Vars) -> Result<(), NotifyError> {
