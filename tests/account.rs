@@ -2,29 +2,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::accounts::{bearer, register, start_with_homeserver, user_on};
+use crate::support::TestServer;
+use crate::support::accounts::{
+    bearer, get_authed, post_authed, register, start_with_homeserver, user_on,
+};
 use crate::support::homeserver::FakeHomeserver;
-use crate::support::{Resp, TestServer};
 
 const V2: &str = "/_matrix/identity/v2";
 
 fn register_body(token: &str, server: &str) -> serde_json::Value {
     json!({"access_token": token, "token_type": "Bearer", "matrix_server_name": server, "expires_in": 3600})
-}
-
-fn get_authed(s: &TestServer, path: &str, token: &str) -> Resp {
-    let (k, v) = bearer(token);
-    s.request("GET", path, &[(k, &v)], b"")
-}
-
-fn post_authed(s: &TestServer, path: &str, token: &str, body: &serde_json::Value) -> Resp {
-    let (k, v) = bearer(token);
-    s.request(
-        "POST",
-        path,
-        &[(k, &v), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    )
 }
 
 #[test]

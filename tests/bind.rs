@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use oxisd::crypto::base64;
 use oxisd::crypto::signing::{KeyPair, sign_json, verify_json};
 
-use crate::support::accounts::{bearer, register, start_with_homeserver, user_on};
+use crate::support::accounts::{post_authed, register, start_with_homeserver, user_on};
 use crate::support::homeserver::FakeHomeserver;
 use crate::support::sessions::{V1, V2, validate_email_via_log};
 use crate::support::smtp::SmtpSink;
@@ -23,16 +23,6 @@ fn bind_v1(s: &TestServer, sid: &str, secret: &str, mxid: &str) -> Resp {
     s.post_json(
         &format!("{V1}/3pid/bind"),
         &json!({"sid": sid, "client_secret": secret, "mxid": mxid}),
-    )
-}
-
-fn post_authed(s: &TestServer, path: &str, token: &str, body: &Value) -> Resp {
-    let (k, v) = bearer(token);
-    s.request(
-        "POST",
-        path,
-        &[(k, &v), ("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
     )
 }
 

@@ -17,8 +17,6 @@ pub type ThreePid = (String, String);
 /// The lookup service.
 pub struct Lookups {
     stores: Vec<Box<dyn IdentityStore>>,
-    /// Names of the local stores in order, for hashed lookups.
-    local_order: Vec<&'static str>,
     max_addresses: usize,
     allow_none: bool,
 }
@@ -39,14 +37,8 @@ impl Lookups {
         max_addresses: usize,
         allow_none: bool,
     ) -> Lookups {
-        let local_order = stores
-            .iter()
-            .filter(|s| s.is_local())
-            .map(|s| s.name())
-            .collect();
         Lookups {
             stores,
-            local_order,
             max_addresses,
             allow_none,
         }
@@ -74,14 +66,7 @@ impl Lookups {
         address: &str,
         now_ms: u64,
     ) -> Result<Option<BindingRecord>> {
-        for s in &self.stores {
-            if let Some(b) = s.lookup(store, medium, address)?
-                && valid_now(&b, now_ms)
-            {
-                return Ok(Some(b));
-            }
-        }
-        Ok(None)
+        first_valid(self.stores.iter(), store, medium, address, now_ms)
     }
 
     /// Bindings of many 3PIDs, asking each store only for what earlier stores did not know.
@@ -192,8 +177,7 @@ impl Lookups {
         Ok(json!({ "mappings": mappings }))
     }
 
-    /// The first valid binding among the local stores (those in the hash index): one point
-    /// read per store, in order.
+    /// The first valid binding among the local stores (those in the hash index).
     fn find_local(
         &self,
         store: &Store,
@@ -201,14 +185,13 @@ impl Lookups {
         address: &str,
         now_ms: u64,
     ) -> Result<Option<BindingRecord>> {
-        for name in &self.local_order {
-            if let Some(b) = store.binding(medium, address, name)?
-                && valid_now(&b, now_ms)
-            {
-                return Ok(Some(b));
-            }
-        }
-        Ok(None)
+        first_valid(
+            self.stores.iter().filter(|s| s.is_local()),
+            store,
+            medium,
+            address,
+            now_ms,
+        )
     }
 
     /// v1 bulk lookup of `(as sent, normalised)` 3PID pairs: the found
@@ -235,6 +218,24 @@ impl Lookups {
             .collect();
         Ok(json!({ "threepids": triples }))
     }
+}
+
+/// The first valid answer of `stores`, asked in order.
+fn first_valid<'a>(
+    stores: impl Iterator<Item = &'a Box<dyn IdentityStore>>,
+    store: &Store,
+    medium: &str,
+    address: &str,
+    now_ms: u64,
+) -> Result<Option<BindingRecord>> {
+    for s in stores {
+        if let Some(b) = s.lookup(store, medium, address)?
+            && valid_now(&b, now_ms)
+        {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
 }
 
 /// A sha256 lookup hash (URL-safe unpadded base64 of 32 bytes; either alphabet accepted).

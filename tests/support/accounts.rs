@@ -38,3 +38,20 @@ pub fn register(s: &TestServer, hs: &FakeHomeserver, localpart: &str) -> String 
 pub fn bearer(token: &str) -> (&'static str, String) {
     ("Authorization", format!("Bearer {token}"))
 }
+
+/// `GET path` with a Bearer token.
+pub fn get_authed(s: &TestServer, path: &str, token: &str) -> super::Resp {
+    let (k, v) = bearer(token);
+    s.request("GET", path, &[(k, &v)], b"")
+}
+
+/// `POST path` with a Bearer token and a JSON body.
+pub fn post_authed(s: &TestServer, path: &str, token: &str, body: &Value) -> super::Resp {
+    let (k, v) = bearer(token);
+    s.request(
+        "POST",
+        path,
+        &[(k, &v), ("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
