@@ -7,10 +7,10 @@
 //! default "100000,1000000"), `OXISD_BENCH_SECONDS` (per measurement, default 10),
 //! `OXISD_BENCH_CLIENTS` (default 4), `OXISD_BENCH_CACHE_MIB` (`storage.cacheSize`, default 4).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,14 +22,9 @@ use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 use oxisd::store::sessions::SessionRecord;
 
-const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
+use common::{Server, connect, cpu_seconds, env_num, percentile_ms, request, rss_mib};
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
 
 fn address(n: u64) -> String {
     format!("user{n}@bench.example.org")
@@ -95,20 +90,6 @@ fn prepare(dir: &Path, n: u64, binds: u64) -> String {
     pepper
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    started_in: Duration,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
 fn start(dir: &Path) -> Server {
     let config = serde_json::json!({
         "server": {"hostname": "127.0.0.1", "port": 0, "name": "bench.test", "workers": 16},
@@ -117,63 +98,7 @@ fn start(dir: &Path) -> Server {
     });
     let path = dir.join("config.yaml");
     std::fs::write(&path, config.to_string()).unwrap();
-    let begin = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oxisd"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("OXISD_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let r = request(&mut connect(addr), "GET", "/_matrix/identity/v2", "");
-    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    Server {
-        child,
-        addr,
-        started_in: begin.elapsed(),
-    }
-}
-
-fn request(stream: &mut BufReader<TcpStream>, method: &str, path: &str, body: &str) -> String {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.get_mut().write_all(req.as_bytes()).unwrap();
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        stream.read_line(&mut line).unwrap();
-        head.push_str(&line);
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).unwrap();
-    head + &String::from_utf8_lossy(&body)
-}
-
-fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    BufReader::with_capacity(256 * 1024, stream)
+    common::start(&path)
 }
 
 /// Runs bodies from `make(client, n)` against `path` from `clients` connections for
@@ -202,7 +127,7 @@ fn load(
                 while !stop.load(Ordering::Relaxed) {
                     let body = &bodies[n % bodies.len()];
                     let t = Instant::now();
-                    let r = request(&mut stream, "POST", path, body);
+                    let r = request(&mut stream, "POST", path, Some(TOKEN), body);
                     latencies.push(t.elapsed());
                     assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(300)]);
                     n += 1;
@@ -219,50 +144,12 @@ fn load(
         .flat_map(|h| h.join().unwrap())
         .collect();
     all.sort();
-    let pct = |p: f64| {
-        all[((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))].as_secs_f64()
-            * 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     (
         done.load(Ordering::Relaxed) as f64 / seconds as f64,
         pct(0.5),
         pct(0.99),
     )
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:").map(|v| {
-                v.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0.0)
-            })
-        })
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn dir_size(path: &Path) -> u64 {
