@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench lookup`. Environment: `OXISD_BENCH_BINDINGS` (comma-separated sizes,
 //! default "100000,1000000"), `OXISD_BENCH_SECONDS` (per measurement, default 10),
-//! `OXISD_BENCH_CLIENTS` (default 4), `OXISD_BENCH_CACHE_MIB` (`storage.cacheSize`, default 4).
+//! `OXISD_BENCH_CLIENTS` (default 4), `OXISD_BENCH_CACHE_MIB` (`storage.cacheSize`, default 4),
+//! `OXISD_BENCH_KEEP` (keep the stores and their config for inspection).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -30,8 +31,8 @@ fn address(n: u64) -> String {
     format!("user{n}@bench.example.org")
 }
 
-/// Fills a store: `n` bindings, an access token, and `binds` validated sessions.
-fn prepare(dir: &Path, n: u64, binds: u64) -> String {
+/// Fills a store with `n` bindings; returns the pepper.
+fn prepare_bindings(dir: &Path, n: u64) -> String {
     let store = Store::open(&dir.join("data")).unwrap();
     let peppers = Peppers::load_or_create(&store).unwrap();
     let now = 1_795_000_000_000u64;
@@ -54,6 +55,15 @@ fn prepare(dir: &Path, n: u64, binds: u64) -> String {
     let started = Instant::now();
     store.compact_bindings().unwrap();
     println!("  compacted in {:.1} s", started.elapsed().as_secs_f64());
+    let pepper = peppers.current().pepper;
+    store.close().unwrap();
+    pepper
+}
+
+/// Adds an access token and `binds` validated sessions (ordinary, journaled writes).
+fn prepare_sessions(dir: &Path, binds: u64) {
+    let store = Store::open(&dir.join("data")).unwrap();
+    let now = 1_795_000_000_000u64;
     store
         .put_token(
             TOKEN,
@@ -85,9 +95,7 @@ fn prepare(dir: &Path, n: u64, binds: u64) -> String {
         store.put_session(&record, None).unwrap();
     }
     store.durable().unwrap();
-    let pepper = peppers.current().pepper;
     store.close().unwrap();
-    pepper
 }
 
 fn start(dir: &Path) -> Server {
@@ -171,7 +179,7 @@ fn bench(n: u64, seconds: u64, clients: u64) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let binds = 20_000;
-    let pepper = Arc::new(prepare(&dir, n, binds));
+    let pepper = Arc::new(prepare_bindings(&dir, n));
     println!(
         "  store on disk: {:.1} MiB",
         dir_size(&dir.join("data")) as f64 / 1024.0 / 1024.0
@@ -183,6 +191,13 @@ fn bench(n: u64, seconds: u64, clients: u64) {
     );
     std::thread::sleep(Duration::from_secs(1));
     println!("  idle RSS: {:.1} MiB", rss_mib(server.child.id()));
+    drop(server);
+    prepare_sessions(&dir, binds);
+    let server = start(&dir);
+    println!(
+        "  start-up after {binds} more session writes (journal replay): {:.1} ms",
+        server.started_in.as_secs_f64() * 1000.0
+    );
 
     let p = pepper.clone();
     let v2 = Arc::new(move |c: u64, i: u64| {
@@ -255,7 +270,11 @@ fn bench(n: u64, seconds: u64, clients: u64) {
         again.started_in.as_secs_f64() * 1000.0
     );
     drop(again);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("OXISD_BENCH_KEEP").is_some() {
+        println!("  kept the store in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn main() {

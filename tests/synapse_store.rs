@@ -54,7 +54,10 @@ fn lookup(store: &Store, medium: &str, address: &str) -> Option<String> {
 /// True when a hashed (v2) lookup of the 3PID under pepper "p" finds it.
 fn hashed(store: &Store, medium: &str, address: &str) -> bool {
     let digest = lookup_digest(address, medium, "p");
-    store.threepid_of_hash(1, &digest).unwrap() == Some((medium.into(), address.into()))
+    store
+        .threepid_of_hash(1, &digest)
+        .unwrap()
+        .is_some_and(|e| e.medium == medium && e.address == address)
 }
 
 /// Everything of the `synapse` source, sorted, with its mxid.

@@ -137,17 +137,27 @@ impl Lookups {
         self.check_count(addresses.len())?;
         let mut mappings = serde_json::Map::new();
         if algorithm == SHA256 {
+            let order: Vec<&str> = self
+                .stores
+                .iter()
+                .filter(|s| s.is_local())
+                .map(|s| s.name())
+                .collect();
             for hash in addresses {
                 let Some(digest) = decode_hash(hash) else {
                     continue;
                 };
-                let Some((medium, address)) =
-                    store.threepid_of_hash(current.generation, &digest)?
-                else {
+                let Some(entry) = store.threepid_of_hash(current.generation, &digest)? else {
                     continue;
                 };
-                if let Some(b) = self.find_local(store, &medium, &address, now_ms)? {
-                    mappings.insert(hash.clone(), Value::String(b.mxid));
+                // The first valid binding among the local stores, in store order.
+                let found = order.iter().find_map(|name| {
+                    entry.bindings.iter().find(|b| {
+                        b.source == *name && b.not_before <= now_ms && now_ms <= b.not_after
+                    })
+                });
+                if let Some(b) = found {
+                    mappings.insert(hash.clone(), Value::String(b.mxid.clone()));
                 }
             }
         } else {
@@ -175,23 +185,6 @@ impl Lookups {
             }
         }
         Ok(json!({ "mappings": mappings }))
-    }
-
-    /// The first valid binding among the local stores (those in the hash index).
-    fn find_local(
-        &self,
-        store: &Store,
-        medium: &str,
-        address: &str,
-        now_ms: u64,
-    ) -> Result<Option<BindingRecord>> {
-        first_valid(
-            self.stores.iter().filter(|s| s.is_local()),
-            store,
-            medium,
-            address,
-            now_ms,
-        )
     }
 
     /// v1 bulk lookup of `(as sent, normalised)` 3PID pairs: the found

@@ -6,9 +6,14 @@
 //!   source is the identity store the binding comes from (`builtin` for binds made here,
 //!   `static`, `synapse`), so each store keeps its own answer and lookups ask them in order.
 //! - `pephash_threepid`: `generation (u32 big-endian) sha256("<address> <medium> <pepper>")`
-//!   -> `medium 0x00 address`. One generation per pepper: a pepper rotation fills the next
-//!   generation in the background, then switches over in one write, so a lookup always sees a
-//!   complete index.
+//!   -> `medium 0x00 address 0x00` followed by every source's binding of the 3PID as
+//!   `source 0x00 mxid 0x00 not_before (u64 BE) not_after (u64 BE)`, so a hashed lookup is one
+//!   read. One generation per pepper: a pepper rotation fills the next generation in the
+//!   background, then switches over in one write, so a lookup always sees a complete index.
+//!   Writes of bindings are serialised (`Store::binding_writes`) because each rewrites the hash
+//!   entry from all sources' records.
+//! - `source_threepid`: `source 0x00 medium 0x00 address` -> empty: which 3PIDs a source binds,
+//!   so syncing an identity store reads its own 3PIDs, not every binding.
 //! - `meta`: `pepper` -> `generation (u32 BE) pepper`; `pepper_next` while a rotation runs.
 
 use fjall::{Database, Keyspace};
@@ -35,6 +40,30 @@ pub struct BindingRecord {
     pub not_after: u64,
 }
 
+/// One source's binding of a 3PID, as kept in the hash index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedBinding {
+    /// The identity store it comes from (`builtin`, `static`, `synapse`).
+    pub source: String,
+    /// The Matrix user id.
+    pub mxid: String,
+    /// Valid from, ms.
+    pub not_before: u64,
+    /// Valid until, ms.
+    pub not_after: u64,
+}
+
+/// What a lookup hash leads to: the 3PID and every source's binding of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedThreepid {
+    /// `email` or `msisdn`.
+    pub medium: String,
+    /// The normalised address.
+    pub address: String,
+    /// The bindings, ordered by source name.
+    pub bindings: Vec<IndexedBinding>,
+}
+
 /// A pepper and the generation of hash entries made with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pepper {
@@ -48,6 +77,7 @@ pub struct Pepper {
 pub(super) struct Keyspaces {
     by_threepid: Keyspace,
     by_hash: Keyspace,
+    by_source: Keyspace,
 }
 
 impl Keyspaces {
@@ -55,11 +85,12 @@ impl Keyspaces {
         Ok(Keyspaces {
             by_threepid: open_keyspace(db, "threepid_binding")?,
             by_hash: open_keyspace(db, "pephash_threepid")?,
+            by_source: open_keyspace(db, "source_threepid")?,
         })
     }
 
-    pub(super) fn all(&self) -> [&Keyspace; 2] {
-        [&self.by_threepid, &self.by_hash]
+    pub(super) fn all(&self) -> [&Keyspace; 3] {
+        [&self.by_threepid, &self.by_hash, &self.by_source]
     }
 }
 
@@ -69,6 +100,16 @@ fn threepid_prefix(medium: &str, address: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(address.as_bytes());
     key.push(0);
+    key
+}
+
+fn source_key(source: &str, medium: &str, address: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(source.len() + medium.len() + address.len() + 2);
+    key.extend_from_slice(source.as_bytes());
+    key.push(0);
+    key.extend_from_slice(medium.as_bytes());
+    key.push(0);
+    key.extend_from_slice(address.as_bytes());
     key
 }
 
@@ -95,6 +136,58 @@ fn hash_key(generation: u32, digest: &[u8; 32]) -> [u8; 36] {
     key[4..].copy_from_slice(digest);
     key
 }
+
+/// The hash entry of a 3PID bound by `bindings` (source, record).
+fn hash_value(medium: &str, address: &str, bindings: &[(String, BindingRecord)]) -> Vec<u8> {
+    let mut v = threepid_prefix(medium, address);
+    let mut sorted: Vec<&(String, BindingRecord)> = bindings.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (source, record) in sorted {
+        v.extend_from_slice(source.as_bytes());
+        v.push(0);
+        v.extend_from_slice(record.mxid.as_bytes());
+        v.push(0);
+        v.extend_from_slice(&record.not_before.to_be_bytes());
+        v.extend_from_slice(&record.not_after.to_be_bytes());
+    }
+    v
+}
+
+fn decode_hash_value(bytes: &[u8]) -> Option<HashedThreepid> {
+    fn text(bytes: &[u8]) -> Option<(String, &[u8])> {
+        let end = bytes.iter().position(|b| *b == 0)?;
+        let s = std::str::from_utf8(&bytes[..end]).ok()?.to_string();
+        Some((s, &bytes[end + 1..]))
+    }
+    fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+        let n = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        Some((n, &bytes[8..]))
+    }
+    let (medium, rest) = text(bytes)?;
+    let (address, mut rest) = text(rest)?;
+    let mut bindings = Vec::new();
+    while !rest.is_empty() {
+        let (source, r) = text(rest)?;
+        let (mxid, r) = text(r)?;
+        let (not_before, r) = number(r)?;
+        let (not_after, r) = number(r)?;
+        bindings.push(IndexedBinding {
+            source,
+            mxid,
+            not_before,
+            not_after,
+        });
+        rest = r;
+    }
+    Some(HashedThreepid {
+        medium,
+        address,
+        bindings,
+    })
+}
+
+/// A 3PID's bindings while indexing: (medium, address, [(source, record)]).
+type ThreepidGroup = (String, String, Vec<(String, BindingRecord)>);
 
 fn encode_pepper(p: &Pepper) -> Vec<u8> {
     let mut v = p.generation.to_be_bytes().to_vec();
@@ -173,58 +266,100 @@ impl Store {
         record: &BindingRecord,
         peppers: &[Pepper],
     ) -> Result<()> {
-        let json = serde_json::to_vec(record).map_err(Error::internal)?;
+        let _serial = self.lock_binding_writes();
         let mut batch = self.db.batch();
+        self.add_binding_to(&mut batch, source, record, peppers)?;
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Adds to `batch` the binding record and the hash entries rewritten from every source's
+    /// binding of the 3PID (as committed, plus `record`). Callers hold `binding_writes`.
+    fn add_binding_to(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        source: &str,
+        record: &BindingRecord,
+        peppers: &[Pepper],
+    ) -> Result<()> {
+        let json = serde_json::to_vec(record).map_err(Error::internal)?;
         batch.insert(
             &self.bindings.by_threepid,
             binding_key(&record.medium, &record.address, source),
             json,
         );
-        let target = [record.medium.as_bytes(), b"\0", record.address.as_bytes()].concat();
+        batch.insert(
+            &self.bindings.by_source,
+            source_key(source, &record.medium, &record.address),
+            b"".to_vec(),
+        );
+        let mut all = self.bindings_of(&record.medium, &record.address)?;
+        all.retain(|(s, _)| s != source);
+        all.push((source.to_string(), record.clone()));
+        let value = hash_value(&record.medium, &record.address, &all);
         for p in peppers {
             let digest = lookup_digest(&record.address, &record.medium, &p.pepper);
             batch.insert(
                 &self.bindings.by_hash,
                 hash_key(p.generation, &digest),
-                target.clone(),
+                value.clone(),
             );
         }
-        batch.commit()?;
         Ok(())
     }
 
-    /// Stores many bindings of one source at once (imports, benchmarks), in batches, then
-    /// makes them durable. Returns how many were written.
+    /// Stores many bindings of one source at once (imports, benchmarks) and returns how many
+    /// were written. A later record of the same 3PID replaces an earlier one.
+    ///
+    /// The records are sorted in memory and written as tables (fjall's ingestion), not through
+    /// the journal: a journal full of imported entries would be replayed at every start until
+    /// it rotates (at 64 MB). Memory use is about 350 bytes per record while it runs.
     pub fn put_bindings(
         &self,
         source: &str,
         records: impl IntoIterator<Item = BindingRecord>,
         peppers: &[Pepper],
     ) -> Result<usize> {
-        let mut written = 0;
-        let mut batch = self.db.batch();
+        let _serial = self.lock_binding_writes();
+        let mut by_threepid: std::collections::BTreeMap<Vec<u8>, BindingRecord> =
+            std::collections::BTreeMap::new();
         for record in records {
-            let json = serde_json::to_vec(&record).map_err(Error::internal)?;
-            let target = [record.medium.as_bytes(), b"\0", record.address.as_bytes()].concat();
+            by_threepid.insert(binding_key(&record.medium, &record.address, source), record);
+        }
+        let mut by_hash: Vec<([u8; 36], Vec<u8>)> =
+            Vec::with_capacity(by_threepid.len() * peppers.len());
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(by_threepid.len());
+        let mut sources: Vec<Vec<u8>> = Vec::with_capacity(by_threepid.len());
+        for (key, record) in by_threepid {
+            let mut all = self.bindings_of(&record.medium, &record.address)?;
+            all.retain(|(s, _)| s != source);
+            all.push((source.to_string(), record.clone()));
+            let value = hash_value(&record.medium, &record.address, &all);
             for p in peppers {
                 let digest = lookup_digest(&record.address, &record.medium, &p.pepper);
-                batch.insert(
-                    &self.bindings.by_hash,
-                    hash_key(p.generation, &digest),
-                    target.clone(),
-                );
+                by_hash.push((hash_key(p.generation, &digest), value.clone()));
             }
-            batch.insert(
-                &self.bindings.by_threepid,
-                binding_key(&record.medium, &record.address, source),
-                json,
-            );
-            written += 1;
-            if batch.len() >= 20_000 {
-                std::mem::replace(&mut batch, self.db.batch()).commit()?;
-            }
+            sources.push(source_key(source, &record.medium, &record.address));
+            rows.push((key, serde_json::to_vec(&record).map_err(Error::internal)?));
         }
-        batch.commit()?;
+        by_hash.sort_unstable_by_key(|e| e.0);
+        let written = rows.len();
+        let mut ingestion = self.bindings.by_threepid.start_ingestion()?;
+        for (k, v) in rows {
+            ingestion.write(k, v)?;
+        }
+        ingestion.finish()?;
+        let mut ingestion = self.bindings.by_hash.start_ingestion()?;
+        for (k, v) in by_hash {
+            ingestion.write(k.to_vec(), v)?;
+        }
+        ingestion.finish()?;
+        sources.sort_unstable();
+        let mut ingestion = self.bindings.by_source.start_ingestion()?;
+        for k in sources {
+            ingestion.write(k, b"".to_vec())?;
+        }
+        ingestion.finish()?;
         self.durable()?;
         Ok(written)
     }
@@ -248,80 +383,111 @@ impl Store {
         address: &str,
         peppers: &[Pepper],
     ) -> Result<Option<BindingRecord>> {
+        let _serial = self.lock_binding_writes();
         let Some(record) = self.binding(medium, address, source)? else {
             return Ok(None);
         };
-        let others = self
-            .bindings_of(medium, address)?
-            .into_iter()
-            .any(|(s, _)| s != source);
+        let mut others = self.bindings_of(medium, address)?;
+        others.retain(|(s, _)| s != source);
         let mut batch = self.db.batch();
         batch.remove(
             &self.bindings.by_threepid,
             binding_key(medium, address, source),
         );
-        if !others {
-            for p in peppers {
-                batch.remove(
-                    &self.bindings.by_hash,
-                    hash_key(p.generation, &lookup_digest(address, medium, &p.pepper)),
-                );
+        batch.remove(
+            &self.bindings.by_source,
+            source_key(source, medium, address),
+        );
+        let value = hash_value(medium, address, &others);
+        for p in peppers {
+            let key = hash_key(p.generation, &lookup_digest(address, medium, &p.pepper));
+            if others.is_empty() {
+                batch.remove(&self.bindings.by_hash, key);
+            } else {
+                batch.insert(&self.bindings.by_hash, key, value.clone());
             }
         }
         batch.commit()?;
         Ok(Some(record))
     }
 
-    /// The 3PID behind a lookup hash in `generation`, as (medium, address).
+    /// The 3PID behind a lookup hash in `generation`, with its bindings.
     pub fn threepid_of_hash(
         &self,
         generation: u32,
         digest: &[u8; 32],
-    ) -> Result<Option<(String, String)>> {
+    ) -> Result<Option<HashedThreepid>> {
         let Some(v) = self.bindings.by_hash.get(hash_key(generation, digest))? else {
             return Ok(None);
         };
-        let text = String::from_utf8_lossy(&v);
-        Ok(text
-            .split_once('\0')
-            .map(|(m, a)| (m.to_string(), a.to_string())))
+        decode_hash_value(&v)
+            .map(Some)
+            .ok_or_else(|| Error::internal("corrupt lookup hash entry"))
     }
 
-    /// Indexes every bound 3PID under `pepper` (a rotation's background work), in batches;
-    /// returns how many entries were written.
+    /// Indexes every bound 3PID under `pepper` (a rotation's background work, a schema
+    /// upgrade), in batches; returns how many entries were written.
     pub fn index_all(&self, pepper: &Pepper) -> Result<usize> {
         let mut written = 0;
         let mut batch = self.db.batch();
-        let mut last: Vec<u8> = Vec::new();
-        for item in self.bindings.by_threepid.iter() {
-            let key = item.key()?;
-            // Keys are medium\0address\0source; one hash per 3PID.
-            let mut parts = key.splitn(3, |b| *b == 0);
-            let (Some(medium), Some(address)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let threepid = [medium, b"\0", address].concat();
-            if threepid == last {
-                continue;
-            }
-            let (m, a) = (
-                String::from_utf8_lossy(medium),
-                String::from_utf8_lossy(address),
-            );
+        // Keys are medium\0address\0source, so a 3PID's sources are adjacent.
+        let mut group: Option<ThreepidGroup> = None;
+        let flush = |group: ThreepidGroup, batch: &mut fjall::OwnedWriteBatch| {
+            let (medium, address, bound) = group;
             batch.insert(
                 &self.bindings.by_hash,
-                hash_key(pepper.generation, &lookup_digest(&a, &m, &pepper.pepper)),
-                threepid.clone(),
+                hash_key(
+                    pepper.generation,
+                    &lookup_digest(&address, &medium, &pepper.pepper),
+                ),
+                hash_value(&medium, &address, &bound),
             );
-            last = threepid;
-            written += 1;
-            if batch.len() >= 10_000 {
-                std::mem::replace(&mut batch, self.db.batch()).commit()?;
+        };
+        for item in self.bindings.by_threepid.iter() {
+            let (key, value) = item.into_inner()?;
+            let mut parts = key.splitn(3, |b| *b == 0);
+            let (Some(medium), Some(address), Some(source)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (medium, address, source) = (
+                String::from_utf8_lossy(medium).into_owned(),
+                String::from_utf8_lossy(address).into_owned(),
+                String::from_utf8_lossy(source).into_owned(),
+            );
+            let record = decode_binding(&value)?;
+            match &mut group {
+                Some((m, a, bound)) if *m == medium && *a == address => {
+                    bound.push((source, record));
+                    continue;
+                }
+                _ => {}
             }
+            if let Some(done) = group.replace((medium, address, vec![(source, record)])) {
+                flush(done, &mut batch);
+                written += 1;
+                if batch.len() >= 10_000 {
+                    std::mem::replace(&mut batch, self.db.batch()).commit()?;
+                }
+            }
+        }
+        if let Some(done) = group.take() {
+            flush(done, &mut batch);
+            written += 1;
         }
         batch.commit()?;
         self.durable()?;
         Ok(written)
+    }
+
+    /// Rewrites the hash entries of the current and the next pepper (schema upgrades).
+    pub(super) fn reindex_hashes(&self) -> Result<()> {
+        let (current, next) = self.peppers()?;
+        for p in current.iter().chain(next.iter()) {
+            self.index_all(p)?;
+        }
+        Ok(())
     }
 
     /// Deletes every hash entry of `generation` (after a rotation moved past it).
@@ -352,13 +518,12 @@ impl Store {
 
     /// Every binding of one source, for syncing an identity store: (medium, address) pairs.
     pub fn threepids_of_source(&self, source: &str) -> Result<Vec<(String, String)>> {
+        let prefix = [source.as_bytes(), b"\0"].concat();
         let mut out = Vec::new();
-        for item in self.bindings.by_threepid.iter() {
+        for item in self.bindings.by_source.prefix(&prefix) {
             let key = item.key()?;
-            let mut parts = key.splitn(3, |b| *b == 0);
-            if let (Some(m), Some(a), Some(s)) = (parts.next(), parts.next(), parts.next())
-                && s == source.as_bytes()
-            {
+            let mut parts = key[prefix.len()..].splitn(2, |b| *b == 0);
+            if let (Some(m), Some(a)) = (parts.next(), parts.next()) {
                 out.push((
                     String::from_utf8_lossy(m).into_owned(),
                     String::from_utf8_lossy(a).into_owned(),
@@ -366,6 +531,27 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Fills `source_threepid` from the bindings (schema upgrades).
+    pub(super) fn index_sources(&self) -> Result<()> {
+        let mut batch = self.db.batch();
+        for item in self.bindings.by_threepid.iter() {
+            let key = item.key()?;
+            let mut parts = key.splitn(3, |b| *b == 0);
+            if let (Some(m), Some(a), Some(s)) = (parts.next(), parts.next(), parts.next()) {
+                batch.insert(
+                    &self.bindings.by_source,
+                    [s, b"\0", m, b"\0", a].concat(),
+                    b"".to_vec(),
+                );
+            }
+            if batch.len() >= 10_000 {
+                std::mem::replace(&mut batch, self.db.batch()).commit()?;
+            }
+        }
+        batch.commit()?;
+        Ok(())
     }
 }
 
@@ -415,9 +601,22 @@ mod tests {
             lookup_digest("alice@example.com", "email", "matrixrocks"),
             digest
         );
+        let entry = store.threepid_of_hash(1, &digest).unwrap().unwrap();
         assert_eq!(
-            store.threepid_of_hash(1, &digest).unwrap(),
-            Some(("email".into(), "alice@example.com".into()))
+            (entry.medium.as_str(), entry.address.as_str()),
+            ("email", "alice@example.com")
+        );
+        let mxids: Vec<(&str, &str)> = entry
+            .bindings
+            .iter()
+            .map(|b| (b.source.as_str(), b.mxid.as_str()))
+            .collect();
+        assert_eq!(
+            mxids,
+            [
+                ("builtin", "@alice:example.org"),
+                ("static", "@other:example.org")
+            ]
         );
         assert_eq!(
             store
@@ -433,7 +632,7 @@ mod tests {
         };
         assert_eq!(store.index_all(&p2).unwrap(), 1);
         let d2 = lookup_digest("alice@example.com", "email", "newpepper");
-        assert!(store.threepid_of_hash(2, &d2).unwrap().is_some());
+        assert_eq!(store.threepid_of_hash(2, &d2).unwrap(), Some(entry));
         assert_eq!(store.drop_generation(1).unwrap(), 1);
         assert!(store.threepid_of_hash(1, &digest).unwrap().is_none());
         // Deleting one source keeps the hash while another source binds the 3PID.
@@ -445,7 +644,9 @@ mod tests {
                 std::slice::from_ref(&p2),
             )
             .unwrap();
-        assert!(store.threepid_of_hash(2, &d2).unwrap().is_some());
+        let left = store.threepid_of_hash(2, &d2).unwrap().unwrap();
+        assert_eq!(left.bindings.len(), 1);
+        assert_eq!(left.bindings[0].mxid, "@other:example.org");
         store
             .delete_binding(
                 "static",
@@ -456,6 +657,110 @@ mod tests {
             .unwrap();
         assert!(store.threepid_of_hash(2, &d2).unwrap().is_none());
         assert_eq!(store.threepids_of_source("static").unwrap(), vec![]);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_version_1_store_gets_bindings_in_its_hash_entries() {
+        let dir = std::env::temp_dir().join(format!("oxisd-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pepper = Pepper {
+            generation: 1,
+            pepper: "pepper".into(),
+        };
+        let digest = lookup_digest("bob@example.com", "email", "pepper");
+        {
+            let store = Store::open(&dir).unwrap();
+            store.begin_pepper(&pepper).unwrap();
+            store.switch_pepper(&pepper).unwrap();
+            store
+                .put_binding(
+                    "builtin",
+                    &record("bob@example.com", "@bob:example.org"),
+                    std::slice::from_ref(&pepper),
+                )
+                .unwrap();
+            // What version 1 wrote: the 3PID only.
+            store
+                .bindings
+                .by_hash
+                .insert(hash_key(1, &digest), b"email\0bob@example.com".to_vec())
+                .unwrap();
+            store
+                .meta
+                .insert(b"schema_version", 1u32.to_be_bytes())
+                .unwrap();
+            store.durable().unwrap();
+            store.close().unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let entry = store.threepid_of_hash(1, &digest).unwrap().unwrap();
+        assert_eq!(entry.bindings.len(), 1);
+        assert_eq!(entry.bindings[0].mxid, "@bob:example.org");
+        assert_eq!(
+            store.threepids_of_source("builtin").unwrap(),
+            [("email".to_string(), "bob@example.com".to_string())]
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bulk_imports_are_stored_indexed_and_replace_earlier_ones() {
+        let dir = std::env::temp_dir().join(format!("oxisd-bulk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pepper = Pepper {
+            generation: 1,
+            pepper: "pepper".into(),
+        };
+        let peppers = std::slice::from_ref(&pepper);
+        {
+            let store = Store::open(&dir).unwrap();
+            store
+                .put_binding(
+                    "builtin",
+                    &record("a@example.com", "@own:example.org"),
+                    peppers,
+                )
+                .unwrap();
+            let first =
+                (0..3).map(|i| record(&format!("{}@example.com", (b'a' + i) as char), "@old:x"));
+            assert_eq!(store.put_bindings("synapse", first, peppers).unwrap(), 3);
+            let again = [
+                record("c@example.com", "@new:x"),
+                record("c@example.com", "@newer:x"),
+            ];
+            assert_eq!(store.put_bindings("synapse", again, peppers).unwrap(), 1);
+            store.close().unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let hashed = |address: &str| {
+            let digest = lookup_digest(address, "email", "pepper");
+            let entry = store.threepid_of_hash(1, &digest).unwrap().unwrap();
+            entry
+                .bindings
+                .into_iter()
+                .map(|b| format!("{} {}", b.source, b.mxid))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            hashed("a@example.com"),
+            ["builtin @own:example.org", "synapse @old:x"]
+        );
+        assert_eq!(hashed("b@example.com"), ["synapse @old:x"]);
+        assert_eq!(hashed("c@example.com"), ["synapse @newer:x"]);
+        assert_eq!(store.threepids_of_source("synapse").unwrap().len(), 3);
+        assert_eq!(store.threepids_of_source("builtin").unwrap().len(), 1);
+        assert_eq!(
+            store
+                .binding("email", "c@example.com", "synapse")
+                .unwrap()
+                .unwrap()
+                .mxid,
+            "@newer:x"
+        );
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }

@@ -25,7 +25,7 @@ use durability::GroupSync;
 
 /// The layout version this build writes. A store with a higher version is refused; a lower one
 /// is migrated at open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -40,6 +40,8 @@ pub struct Store {
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
     last_write_ms: AtomicU64,
+    /// Serialises binding writes: each rewrites a 3PID's hash entry from all its sources.
+    binding_writes: std::sync::Mutex<()>,
 }
 
 /// Memtable size of every keyspace. Small: memory stays low on a small box, and a restart
@@ -108,6 +110,7 @@ impl Store {
             sync: GroupSync::default(),
             path,
             last_write_ms: AtomicU64::new(0),
+            binding_writes: std::sync::Mutex::new(()),
         };
         store.check_schema()?;
         Ok(store)
@@ -138,9 +141,36 @@ impl Store {
                         self.path.display()
                     )));
                 }
+                if version < SCHEMA_VERSION {
+                    self.upgrade(version).map_err(|e| {
+                        OpenError(format!(
+                            "cannot upgrade the store from schema version {version}: {e}"
+                        ))
+                    })?;
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Brings a store written by an older oxisd to [`SCHEMA_VERSION`], durably.
+    fn upgrade(&self, from: u32) -> Result<()> {
+        if from < 2 {
+            // Version 2 keeps every source's binding in the hash entries, and an index of
+            // each source's 3PIDs.
+            self.reindex_hashes()?;
+            self.index_sources()?;
+        }
+        self.meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes())?;
+        self.db.persist(PersistMode::SyncData)?;
+        Ok(())
+    }
+
+    /// Serialises writes of bindings (see `bindings`); a poisoned lock is still a lock.
+    fn lock_binding_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.binding_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The schema version recorded in the store.
