@@ -10,6 +10,7 @@ use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::service::bindings::{self, Bindings};
 use crate::service::federation::Federation;
+use crate::service::invites::{InviteContext, Invites};
 use crate::service::lookup::Lookups;
 use crate::service::pepper::Peppers;
 use crate::service::sessions::Sessions;
@@ -45,6 +46,8 @@ pub struct App {
     pub lookups: Lookups,
     /// Binds and unbinds.
     pub bindings: Bindings,
+    /// 3PID room invites and their delivery.
+    pub invites: Invites,
     /// Lookups at the identity servers of other email domains, when enabled.
     pub federation: Option<Federation>,
     /// Copies a Synapse's 3PIDs into the store, when `stores.synapse` is enabled.
@@ -135,6 +138,7 @@ impl App {
             config.lookup.allow_none,
         );
         let bindings = Bindings::new(&config);
+        let invites = Invites::new(&config);
         let synapse_sync = if config.stores.synapse.enabled {
             Some(
                 SynapseSync::new(&config.stores.synapse)
@@ -174,6 +178,7 @@ impl App {
             peppers,
             lookups,
             bindings,
+            invites,
             federation,
             synapse_sync,
             started: Instant::now(),
@@ -185,6 +190,16 @@ impl App {
         now_ms()
     }
 
+    /// What store-invite needs.
+    pub fn invite_context(&self) -> InviteContext<'_> {
+        InviteContext {
+            store: &self.store,
+            keys: &self.keys,
+            notifier: &self.notifier,
+            lookups: &self.lookups,
+        }
+    }
+
     /// What binds and unbinds need.
     pub fn binding_context(&self) -> bindings::Context<'_> {
         bindings::Context {
@@ -194,6 +209,7 @@ impl App {
             keys: &self.keys,
             homeserver: &self.homeserver,
             notifier: &self.notifier,
+            invites: &self.invites,
         }
     }
 }

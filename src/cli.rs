@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::config::{CONFIG_ENV, Config};
@@ -130,6 +131,7 @@ fn serve(path: Option<PathBuf>) -> i32 {
     }
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweeper = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
+    let courier = crate::maintenance::spawn_courier(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
     // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
     if let Err(e) = spawn_signal_watch(events.clone()) {
@@ -165,6 +167,18 @@ fn serve(path: Option<PathBuf>) -> i32 {
     if let Some(sweeper) = sweeper {
         sweeper.thread().unpark();
         let _ = sweeper.join();
+    }
+    if let Some(courier) = courier {
+        // An onbind call in flight may take up to outbound.timeout; do not hold the shutdown
+        // on it for long (what it has not recorded as delivered is sent again after a start).
+        app.invites.wake();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !courier.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if courier.is_finished() {
+            let _ = courier.join();
+        }
     }
     match app.store.close() {
         Ok(()) => log::info!("store flushed and closed; bye"),

@@ -64,6 +64,10 @@ pub enum ErrorKind {
     UnknownToken,
     /// `M_UNRECOGNIZED` with 404: unknown endpoint or unrecognised value.
     Unrecognized,
+    /// 400 `M_UNRECOGNIZED`: a value the server does not support (store-invite's medium).
+    UnsupportedValue,
+    /// 403 `M_UNAUTHORIZED`: acting for another user (store-invite's `sender`).
+    NotOwnUser,
     /// `M_UNKNOWN` with 502: an upstream server answered badly.
     BadGateway,
     /// `M_UNKNOWN` with 504: an upstream server could not be reached in time.
@@ -102,6 +106,8 @@ impl ErrorKind {
             Unauthorized => (401, "M_UNAUTHORIZED"),
             UnknownToken => (401, "M_UNKNOWN_TOKEN"),
             Unrecognized => (404, "M_UNRECOGNIZED"),
+            UnsupportedValue => (400, "M_UNRECOGNIZED"),
+            NotOwnUser => (403, "M_UNAUTHORIZED"),
             BadGateway => (502, "M_UNKNOWN"),
             GatewayTimeout => (504, "M_UNKNOWN"),
         }

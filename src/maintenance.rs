@@ -1,6 +1,7 @@
-//! Background upkeep on one thread: removing expired sessions, rotating the lookup pepper on
-//! its interval, syncing the Synapse identity store, writing memtables out while idle, and
-//! handing freed memory back.
+//! Background upkeep on one thread: removing expired sessions and invites, rotating the lookup
+//! pepper on its interval, syncing the Synapse identity store, checking pending invites against
+//! the identity stores, writing memtables out while idle, and handing freed memory back. A
+//! second thread, the courier, delivers claimed invites (`onbind`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
         .spawn(move || {
             let mut last_rotation = Instant::now();
             let mut last_sync: Option<Instant> = None;
+            let mut last_resolution = Instant::now();
             while !stop.load(Ordering::SeqCst) {
                 match app.sessions.sweep(&app.store, app.now_ms()) {
                     Ok(0) => {}
@@ -55,6 +57,26 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
                     }
                     last_sync = Some(Instant::now());
                 }
+                match app.store.sweep_invites(app.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("removed {n} expired invites nobody claimed"),
+                    Err(e) => log::error!("removing expired invites failed: {e}"),
+                }
+                if let Some(every) = app.invites.resolve_every
+                    && last_resolution.elapsed() >= every
+                {
+                    match app.invites.resolve_pending(
+                        &app.store,
+                        &app.keys,
+                        &app.lookups,
+                        app.now_ms(),
+                    ) {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("{n} pending invites found their user"),
+                        Err(e) => log::warn!("checking pending invites failed: {e}"),
+                    }
+                    last_resolution = Instant::now();
+                }
                 match app.store.flush_when_idle(app.now_ms(), 10_000) {
                     Ok(true) => log::debug!("idle: wrote memtables out to tables"),
                     Ok(false) => {}
@@ -68,6 +90,40 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
         Ok(handle) => Some(handle),
         Err(e) => {
             log::warn!("cannot start the maintenance thread, expired sessions stay on disk: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the courier: it delivers queued `onbind` calls when they are due, woken early when a
+/// bind queues a new one, until `stop` becomes true (call `app.invites.wake()` to wake it).
+pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("courier".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let now = app.now_ms();
+                let wait = match crate::service::invites::outbox::deliver_due(
+                    &app.store,
+                    &app.homeserver,
+                    &app.invites.delivery,
+                    now,
+                ) {
+                    Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now)),
+                    Ok(None) => Duration::from_secs(60),
+                    Err(e) => {
+                        log::error!("delivering invites failed: {e}");
+                        Duration::from_secs(10)
+                    }
+                };
+                app.invites
+                    .wait_for_work(wait.clamp(Duration::from_millis(50), Duration::from_secs(60)));
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            log::error!("cannot start the courier thread, invites are not delivered: {e}");
             None
         }
     }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod assets;
 pub mod email;
+pub mod invite;
 pub mod lookup;
 pub mod msisdn;
 pub mod pubkey;

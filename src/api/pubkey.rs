@@ -39,10 +39,11 @@ pub fn check_public_key_validity(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /pubkey/ephemeral/isvalid?public_key=`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeyephemeralisvalid))
 ///
-/// - no auth; `{"valid": bool}`. Ephemeral keys are minted by store-invite, which this server
-///   does not offer yet, so no key is valid.
+/// - no auth; `{"valid": bool}`: true for the ephemeral key of an invite that is still pending
+///   or not yet delivered, in either base64 alphabet.
 /// - 400 `M_MISSING_PARAMS` without `public_key`.
-pub fn validate_ephemeral_key(_app: &App, req: &Req) -> Result<Reply> {
-    req.required_query("public_key")?;
-    Ok(Reply::ok(json!({ "valid": false })))
+pub fn validate_ephemeral_key(app: &App, req: &Req) -> Result<Reply> {
+    let key = req.required_query("public_key")?;
+    let valid = app.invites.is_valid_ephemeral_key(&app.store, key)?;
+    Ok(Reply::ok(json!({ "valid": valid })))
 }

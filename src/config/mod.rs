@@ -6,6 +6,7 @@
 //! Every key is documented, with its default, in `config.example.yaml`.
 
 mod access;
+mod invite;
 mod lookup;
 mod secret;
 mod sections;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use access::*;
+pub use invite::*;
 pub use lookup::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
@@ -54,6 +56,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `account.*`: who may register.
     pub account: AccountConfig,
+    /// `invite.*`: 3PID room invites.
+    pub invite: InviteConfig,
     /// `policy.*`: terms of service users accept.
     pub policy: PolicyConfig,
     /// `outbound.*`: requests to other servers.
@@ -152,6 +156,7 @@ impl Config {
             self.key.path.as_mut(),
             email.connectors.smtp.password_file.as_mut(),
             email.generators.template.session.validation.as_mut(),
+            email.generators.template.invite.as_mut(),
             email.generators.template.session.unbind.fraudulent.as_mut(),
             email
                 .generators
@@ -217,6 +222,7 @@ impl Config {
         self.threepid.medium.email.validate(&domain)?;
         self.threepid.medium.msisdn.validate()?;
         self.policy.validate()?;
+        self.invite.validate()?;
         self.stores.validate()?;
         if self.lookup.max_addresses == 0 || self.lookup.max_addresses > 100_000 {
             return Err(ConfigError(

@@ -167,6 +167,8 @@ pub struct EmailGenerators {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct EmailTemplates {
+    /// The 3PID room invite email (store-invite).
+    pub invite: Option<PathBuf>,
     /// `...template.session.*`
     pub session: EmailSessionTemplates,
 }

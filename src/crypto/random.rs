@@ -15,6 +15,16 @@ pub fn token(n_bytes: usize) -> Result<String> {
     Ok(super::base64::encode_url(&bytes(n_bytes)?))
 }
 
+/// `n` random characters of `[a-zA-Z0-9]` (about 5.95 bits each).
+pub fn alphanumeric(n: usize) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        out.extend(token(n)?.chars().filter(char::is_ascii_alphanumeric));
+    }
+    out.truncate(n);
+    Ok(out)
+}
+
 /// `n` random decimal digits, uniformly distributed (rejection sampling, no modulo bias).
 pub fn digits(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);

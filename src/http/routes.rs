@@ -124,6 +124,8 @@ pub static ROUTES: &[Route] = &[
     row(Get,  "/lookup",                                V1,   Open,  api::lookup::lookup_v1),
     lookup_row(Post, "/bulk_lookup",                    V1,   Open,  api::lookup::bulk_lookup_v1),
     row(Get,  "/3pid/getValidated3pid",                 BOTH, Terms, api::validation::check_3pid_validity),
+    row(Post, "/store-invite",                          BOTH, Terms, api::invite::store_invite),
+    row(Post, "/sign-ed25519",                          BOTH, Terms, api::invite::sign_ed25519),
 ];
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use crate::crypto::random;
 const VALIDATION: &str = include_str!("../../templates/email/validation.eml");
 const UNBIND_FRAUDULENT: &str = include_str!("../../templates/email/unbind-fraudulent.eml");
 const UNBIND_NOTIFICATION: &str = include_str!("../../templates/email/unbind-notification.eml");
+const INVITE: &str = include_str!("../../templates/email/invite.eml");
+const INVITE_KEY: &str = "threepid.medium.email.generators.template.invite";
 const TEMPLATE_KEY: &str = "threepid.medium.email.generators.template.session";
 
 enum Transport {
@@ -27,6 +29,7 @@ pub struct EmailChannel {
     from: String,
     name: String,
     templates: Templates,
+    invite: String,
 }
 
 impl EmailChannel {
@@ -61,7 +64,13 @@ impl EmailChannel {
             TEMPLATE_KEY,
             check_email_template,
         )?;
+        let invite_path = config.generators.template.invite.as_deref();
+        let invite = super::load_template(invite_path, INVITE, INVITE_KEY)?;
+        if let Some(path) = invite_path {
+            check_email_template(&invite, &format!("{INVITE_KEY}: {}", path.display()))?;
+        }
         Ok(EmailChannel {
+            invite,
             transport,
             from: config.identity.from.clone().unwrap_or_default(),
             name: config.identity.name.clone().unwrap_or_default(),
@@ -87,6 +96,11 @@ impl EmailChannel {
     /// Sends the unbind warning (`fraudulent`) or notice to `to`.
     pub fn send_unbind(&self, fraudulent: bool, to: &str, vars: Vars) -> Result<(), NotifyError> {
         self.send(self.templates.unbind(fraudulent), to, vars)
+    }
+
+    /// Sends a room invite to `to`; `vars` holds the common and invite values.
+    pub fn send_invite(&self, to: &str, vars: Vars) -> Result<(), NotifyError> {
+        self.send(&self.invite, to, vars)
     }
 
     fn send(&self, template: &str, to: &str, mut vars: Vars) -> Result<(), NotifyError> {

@@ -118,6 +118,36 @@ impl Notifier {
         }
     }
 
+    /// Emails a 3PID room invite to its invitee.
+    pub fn send_invite(&self, invite: &InviteMessage<'_>) -> Result<(), NotifyError> {
+        let mut vars = self.common_vars(Medium::Email, invite.address);
+        let or = |a: &str, b: &str| {
+            if a.is_empty() {
+                b.to_string()
+            } else {
+                a.to_string()
+            }
+        };
+        vars.text("SENDER_ID", invite.sender)
+            .text("SENDER_NAME", invite.sender_name)
+            .text("SENDER_NAME_OR_ID", or(invite.sender_name, invite.sender))
+            .text("SENDER_AVATAR_URL", invite.sender_avatar_url)
+            .text("INVITE_MEDIUM", Medium::Email.as_str())
+            .address("INVITE_ADDRESS", invite.address)
+            .text("ROOM_ID", invite.room_id)
+            .text("ROOM_NAME", invite.room_name)
+            .text("ROOM_NAME_OR_ID", or(invite.room_name, invite.room_id))
+            .text("ROOM_ALIAS", invite.room_alias)
+            .text("ROOM_AVATAR_URL", invite.room_avatar_url)
+            .text("ROOM_JOIN_RULES", invite.room_join_rules)
+            .text("ROOM_TYPE", invite.room_type)
+            .text("INVITE_TOKEN", invite.token)
+            .text("EPHEMERAL_PRIVATE_KEY", invite.ephemeral_private_key)
+            .text("SIGN_URL", invite.sign_url)
+            .text("REGISTER_URL", invite.register_url);
+        self.email.send_invite(invite.address, vars)
+    }
+
     fn common_vars(&self, medium: Medium, address: &str) -> Vars {
         let mut vars = Vars::default();
         vars.text("DOMAIN", &self.domain)
@@ -129,6 +159,40 @@ impl Notifier {
         };
         vars
     }
+}
+
+/// What a 3PID room invite email says. Values from the request are untrusted: the generator
+/// strips control characters and escapes them for where they land; the caller shortens them.
+#[derive(Debug, Clone, Default)]
+pub struct InviteMessage<'a> {
+    /// The invited address.
+    pub address: &'a str,
+    /// The inviting user id.
+    pub sender: &'a str,
+    /// Its display name, or empty.
+    pub sender_name: &'a str,
+    /// Its avatar (mxc URL), or empty.
+    pub sender_avatar_url: &'a str,
+    /// The room id.
+    pub room_id: &'a str,
+    /// The room name, or empty.
+    pub room_name: &'a str,
+    /// The room alias, or empty.
+    pub room_alias: &'a str,
+    /// The room avatar (mxc URL), or empty.
+    pub room_avatar_url: &'a str,
+    /// The room's join rules, or empty.
+    pub room_join_rules: &'a str,
+    /// The room type (`m.space`), or empty.
+    pub room_type: &'a str,
+    /// The invite token.
+    pub token: &'a str,
+    /// The ephemeral private key (unpadded URL-safe base64 of the seed).
+    pub ephemeral_private_key: &'a str,
+    /// Our sign-ed25519 URL with the token and private key, for clients' invitation links.
+    pub sign_url: &'a str,
+    /// Where to create an account.
+    pub register_url: &'a str,
 }
 
 /// The message templates of one medium, each built in or the operator's file.

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::invites::Invites;
 use super::lookup::signed_association;
 use super::pepper::Peppers;
 use super::rate_limit::RateLimiter;
@@ -49,6 +50,8 @@ pub struct Context<'a> {
     pub homeserver: &'a HomeserverClient,
     /// Notifications.
     pub notifier: &'a Notifier,
+    /// Pending invites, delivered when their 3PID is bound.
+    pub invites: &'a Invites,
 }
 
 /// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
@@ -186,6 +189,17 @@ impl Bindings {
             cx.store.durable()?;
         }
         log::info!("bound a {} to {mxid}", record.medium);
+        // The bind stands either way; invites left pending are claimed by the next resolution.
+        if let Err(e) = cx.invites.claim(
+            cx.store,
+            cx.keys,
+            &record.medium,
+            &record.address,
+            mxid,
+            now_ms,
+        ) {
+            log::error!("queueing the invites of a newly bound 3PID failed: {e}");
+        }
         signed_association(&record, &self.server_name, cx.keys.signing())
     }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod bindings;
 pub mod federation;
+pub mod invites;
 pub mod lookup;
 pub mod pepper;
 pub mod rate_limit;

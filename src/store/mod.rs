@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod bindings;
 mod durability;
+pub mod invites;
 pub mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub struct Store {
     sessions: sessions::Keyspaces,
     accounts: accounts::Keyspaces,
     bindings: bindings::Keyspaces,
+    invites: invites::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
@@ -101,12 +103,14 @@ impl Store {
         let sessions = sessions::Keyspaces::open(&db)?;
         let accounts = accounts::Keyspaces::open(&db)?;
         let bindings = bindings::Keyspaces::open(&db)?;
+        let invites = invites::Keyspaces::open(&db)?;
         let store = Store {
             db,
             meta,
             sessions,
             accounts,
             bindings,
+            invites,
             sync: GroupSync::default(),
             path,
             last_write_ms: AtomicU64::new(0),
@@ -242,6 +246,7 @@ impl Store {
         all.extend(self.sessions.all());
         all.extend(self.accounts.all());
         all.extend(self.bindings.all());
+        all.extend(self.invites.all());
         all
     }
 }

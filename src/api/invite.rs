@@ -1,0 +1,63 @@
+//! 3PID room invites: store-invite, and sign-ed25519 for clients that cannot sign with the
+//! invite's ephemeral key themselves.
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Reply, Req};
+use crate::service::invites::NewInvite;
+
+/// `POST /store-invite`
+/// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2store-invite))
+///
+/// - v1 (no auth, JSON or form) and v2 (token and terms; `sender` must be the token's user).
+///   Extra keys (Synapse sends some) are accepted.
+/// - 200 `{token, public_keys: [long-term, ephemeral], public_key, display_name}`; the invite
+///   email goes to `address`.
+/// - 400 `M_UNRECOGNIZED` (medium not `email`), `M_INVALID_EMAIL`, `M_INVALID_PARAM`,
+///   `M_MISSING_PARAMS`, `M_THREEPID_IN_USE` (with `mxid`); 403 `M_UNAUTHORIZED` (sender is
+///   not the token's user), `M_FORBIDDEN` (blocked room or homeserver, invites disabled); 429;
+///   500 `M_EMAIL_SEND_ERROR`.
+pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
+    let body: NewInvite = req.params()?;
+    let answer = app.invites.store_invite(
+        &app.invite_context(),
+        &body,
+        req.user.as_deref(),
+        app.now_ms(),
+    )?;
+    Ok(Reply::ok(answer))
+}
+
+/// The body of `sign-ed25519`; clients following an invitation link send only `mxid` and put
+/// `token` and `private_key` in the query string.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SignRequest {
+    mxid: Option<String>,
+    token: Option<String>,
+    private_key: Option<String>,
+}
+
+/// `POST /sign-ed25519`
+/// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2sign-ed25519))
+///
+/// - v1 (no auth) and v2 (token and terms). `mxid`, `token`, `private_key` from the JSON body,
+///   or from the query string (the invitation link's `signurl`).
+/// - 200 `{mxid, sender, token, signatures}` signed with the invite's ephemeral key.
+/// - 404 `M_UNRECOGNIZED` for an unknown token or a key that is not the invite's; 400
+///   `M_MISSING_PARAMS`, `M_INVALID_PARAM`.
+pub fn sign_ed25519(app: &App, req: &Req) -> Result<Reply> {
+    let body: SignRequest = req.params()?;
+    let field = |value: Option<String>, name: &'static str| -> Result<String> {
+        value
+            .or_else(|| req.query(name).map(str::to_string))
+            .ok_or_else(|| Error::new(ErrorKind::MissingParams, format!("Missing '{name}'")))
+    };
+    let mxid = field(body.mxid, "mxid")?;
+    let token = field(body.token, "token")?;
+    let private_key = field(body.private_key, "private_key")?;
+    let signed = app.invites.sign(&app.store, &mxid, &token, &private_key)?;
+    Ok(Reply::ok(signed))
+}

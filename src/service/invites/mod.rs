@@ -1,0 +1,440 @@
+//! 3PID room invites: store-invite (a pending invite, its ephemeral key and the invite email),
+//! sign-ed25519, ephemeral key validity, and turning pending invites into `onbind` deliveries
+//! once their 3PID is bound here or becomes known to an identity store.
+
+pub mod outbox;
+pub mod redact;
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::bindings::check_user_id;
+use super::lookup::Lookups;
+use super::rate_limit::RateLimiter;
+use crate::config::{Config, InviteDelivery, InviteDisplayName};
+use crate::crypto::base64;
+use crate::crypto::random;
+use crate::crypto::signing::{KeyPair, sign_json};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::KeyRing;
+use crate::notify::{InviteMessage, Notifier};
+use crate::store::Store;
+use crate::store::invites::{InviteRecord, OutboxEntry};
+use crate::threepid::{Medium, email};
+
+/// Characters of an invite token (`[a-zA-Z0-9]`, about 190 bits).
+const TOKEN_CHARS: usize = 32;
+/// Longest room id or sender accepted.
+const MAX_ID: usize = 255;
+/// Values shown in the invite email are cut to these many characters.
+const MAX_NAME: usize = 60;
+const MAX_OTHER: usize = 255;
+
+/// A store-invite request.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NewInvite {
+    /// Only `email`.
+    pub medium: String,
+    /// The invitee's address.
+    pub address: String,
+    /// The room.
+    pub room_id: String,
+    /// The inviting user.
+    pub sender: String,
+    /// Optional details shown in the email.
+    pub room_alias: Option<String>,
+    /// The room avatar (mxc URL).
+    pub room_avatar_url: Option<String>,
+    /// The room's join rules.
+    pub room_join_rules: Option<String>,
+    /// The room name.
+    pub room_name: Option<String>,
+    /// The room type (`m.space`).
+    pub room_type: Option<String>,
+    /// The inviter's display name.
+    pub sender_display_name: Option<String>,
+    /// The inviter's avatar (mxc URL).
+    pub sender_avatar_url: Option<String>,
+}
+
+/// The invite service.
+pub struct Invites {
+    enabled: bool,
+    lifetime_ms: Option<u64>,
+    register_url: String,
+    public_url: String,
+    server_name: String,
+    display_name: InviteDisplayName,
+    per_sender: RateLimiter,
+    per_server: RateLimiter,
+    blocked_rooms: Vec<String>,
+    blocked_servers: Vec<String>,
+    /// Retry policy of `onbind` calls.
+    pub delivery: InviteDelivery,
+    /// How often pending invites are checked against the identity stores.
+    pub resolve_every: Option<Duration>,
+    /// Set when the outbox has new work; the courier waits on it.
+    work: (Mutex<bool>, Condvar),
+}
+
+/// What store-invite needs besides the request.
+pub struct InviteContext<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// Our keys.
+    pub keys: &'a KeyRing,
+    /// The invite email.
+    pub notifier: &'a Notifier,
+    /// Whether the address is bound already.
+    pub lookups: &'a Lookups,
+}
+
+impl Invites {
+    /// The service as configured.
+    pub fn new(config: &Config) -> Invites {
+        let c = &config.invite;
+        Invites {
+            enabled: c.enabled,
+            lifetime_ms: c.expiration.lifetime_ms(),
+            register_url: c.register_url.clone(),
+            public_url: config.server.public_url().trim_end_matches('/').to_string(),
+            server_name: config.server.name.clone(),
+            display_name: c.display_name.clone(),
+            per_sender: RateLimiter::new("invites from this user", c.rate_limit.per_sender),
+            per_server: RateLimiter::new("invites from this homeserver", c.rate_limit.per_server),
+            blocked_rooms: c.blocked.rooms.clone(),
+            blocked_servers: c
+                .blocked
+                .servers
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            delivery: c.delivery.clone(),
+            resolve_every: (c.resolution.timer > 0)
+                .then(|| Duration::from_secs(c.resolution.timer * 60)),
+            work: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    fn check_enabled(&self) -> Result<()> {
+        if self.enabled {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Forbidden,
+                "3PID invites are disabled on this server",
+            ))
+        }
+    }
+
+    /// store-invite: checks the request, stores the invite with a fresh ephemeral key, emails
+    /// the invitee and answers `{token, public_keys, public_key, display_name}`.
+    /// `requester` is the token's user on v2.
+    pub fn store_invite(
+        &self,
+        cx: &InviteContext<'_>,
+        req: &NewInvite,
+        requester: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Value> {
+        self.check_enabled()?;
+        let sender_server = check_user_id(&req.sender)?.to_ascii_lowercase();
+        if requester.is_some_and(|user| user != req.sender) {
+            return Err(Error::new(
+                ErrorKind::NotOwnUser,
+                "'sender' must be the user of the access token",
+            ));
+        }
+        check_room_id(&req.room_id)?;
+        if self.blocked_rooms.contains(&req.room_id)
+            || self.blocked_servers.contains(&sender_server)
+        {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "Invites from this room or homeserver are not accepted here",
+            ));
+        }
+        if Medium::parse(&req.medium) != Some(Medium::Email) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedValue,
+                format!("Invites by '{}' are not supported: only email", req.medium),
+            ));
+        }
+        let address = email::normalise(&req.address)?;
+        if let Some(bound) = cx.lookups.find(cx.store, "email", &address, now_ms)? {
+            return Err(Error::new(
+                ErrorKind::ThreepidInUse,
+                "This address is bound to a Matrix user: invite that user",
+            )
+            .with_extra("mxid", bound.mxid));
+        }
+        self.per_sender.check(&req.sender, now_ms)?;
+        self.per_server.check(&sender_server, now_ms)?;
+
+        let token = random::alphanumeric(TOKEN_CHARS)?;
+        let ephemeral = KeyPair::generate("ed25519:0")
+            .map_err(|e| Error::internal(format_args!("no randomness: {e}")))?;
+        let record = InviteRecord {
+            token: token.clone(),
+            medium: "email".into(),
+            address: address.clone(),
+            room_id: req.room_id.clone(),
+            sender: req.sender.clone(),
+            ephemeral_key: ephemeral.public_key(),
+            created_ms: now_ms,
+            expires_ms: self
+                .lifetime_ms
+                .map_or(u64::MAX, |l| now_ms.saturating_add(l)),
+        };
+        cx.store.put_invite(&record)?;
+        cx.store.durable()?;
+
+        let private_key = base64::encode_url(&ephemeral.seed());
+        let sign_url = format!(
+            "{}/_matrix/identity/api/v1/sign-ed25519?token={token}&private_key={private_key}",
+            self.public_url
+        );
+        let text = |v: &Option<String>, max: usize| cut(v.as_deref().unwrap_or(""), max);
+        let (sender_name, room_name) = (
+            text(&req.sender_display_name, MAX_NAME),
+            text(&req.room_name, MAX_NAME),
+        );
+        let (room_alias, room_avatar_url, room_join_rules, room_type, sender_avatar_url) = (
+            text(&req.room_alias, MAX_OTHER),
+            text(&req.room_avatar_url, MAX_OTHER),
+            text(&req.room_join_rules, MAX_OTHER),
+            text(&req.room_type, MAX_OTHER),
+            text(&req.sender_avatar_url, MAX_OTHER),
+        );
+        let message = InviteMessage {
+            address: &address,
+            sender: &req.sender,
+            sender_name: &sender_name,
+            sender_avatar_url: &sender_avatar_url,
+            room_id: &req.room_id,
+            room_name: &room_name,
+            room_alias: &room_alias,
+            room_avatar_url: &room_avatar_url,
+            room_join_rules: &room_join_rules,
+            room_type: &room_type,
+            token: &token,
+            ephemeral_private_key: &private_key,
+            sign_url: &sign_url,
+            register_url: &self.register_url,
+        };
+        if let Err(e) = cx.notifier.send_invite(&message) {
+            // No email, no invite: the room would wait for an answer nobody was asked for.
+            cx.store.delete_invite(&record)?;
+            log::warn!("invite email to an address of {sender_server}'s user not sent: {e}");
+            return Err(Error::new(
+                ErrorKind::EmailSendError,
+                "The invite email could not be sent",
+            ));
+        }
+        self.per_sender.consume(&req.sender, now_ms);
+        self.per_server.consume(&sender_server, now_ms);
+        log::info!("stored an invite to {} from {}", req.room_id, req.sender);
+
+        let long_term = cx.keys.signing().public_key_base64();
+        Ok(json!({
+            "token": token,
+            "public_keys": [
+                {
+                    "public_key": long_term,
+                    "key_validity_url": format!("{}/_matrix/identity/v2/pubkey/isvalid", self.public_url),
+                },
+                {
+                    "public_key": base64::encode_url(&ephemeral.public_key()),
+                    "key_validity_url": format!("{}/_matrix/identity/v2/pubkey/ephemeral/isvalid", self.public_url),
+                },
+            ],
+            "public_key": long_term,
+            "display_name": redact::redact_address(
+                &address,
+                self.display_name.local_part,
+                self.display_name.domain,
+            ),
+        }))
+    }
+
+    /// sign-ed25519: `{mxid, sender, token}` signed with the invite's ephemeral key, which the
+    /// caller proves to hold by sending its private half. 404 `M_UNRECOGNIZED` for an unknown
+    /// token or a key that is not the invite's.
+    pub fn sign(&self, store: &Store, mxid: &str, token: &str, private_key: &str) -> Result<Value> {
+        self.check_enabled()?;
+        check_user_id(mxid)?;
+        let unknown = || Error::new(ErrorKind::Unrecognized, "Didn't recognize token");
+        if token.len() > MAX_ID {
+            return Err(unknown());
+        }
+        let invite = store.invite(token)?.ok_or_else(unknown)?;
+        let seed: [u8; 32] = base64::decode(private_key)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(unknown)?;
+        let key = KeyPair::from_seed("ed25519:0", &seed);
+        if !random::constant_time_eq(&key.public_key(), &invite.ephemeral_key) {
+            return Err(unknown());
+        }
+        let mut signed = json!({ "mxid": mxid, "sender": invite.sender, "token": invite.token });
+        sign_json(&mut signed, &self.server_name, &key).map_err(Error::internal)?;
+        Ok(signed)
+    }
+
+    /// Whether `public_key` (either base64 alphabet) is the ephemeral key of a live invite.
+    pub fn is_valid_ephemeral_key(&self, store: &Store, public_key: &str) -> Result<bool> {
+        let Some(raw) = base64::decode(public_key).and_then(|b| <[u8; 32]>::try_from(b).ok())
+        else {
+            return Ok(false);
+        };
+        Ok(store.invite_of_ephemeral_key(&raw)?.is_some())
+    }
+
+    /// Queues the `onbind` delivery of the pending invites of (medium, address), now bound to
+    /// `mxid`; returns how many invites were queued. Durable when this returns.
+    pub fn claim(
+        &self,
+        store: &Store,
+        keys: &KeyRing,
+        medium: &str,
+        address: &str,
+        mxid: &str,
+        now_ms: u64,
+    ) -> Result<usize> {
+        let invites: Vec<InviteRecord> = store
+            .pending_invites(medium, address)?
+            .into_iter()
+            .filter(|i| i.expires_ms > now_ms)
+            .collect();
+        if invites.is_empty() {
+            return Ok(0);
+        }
+        let server = check_user_id(mxid)?.to_string();
+        let mut signed_invites = Vec::with_capacity(invites.len());
+        for invite in &invites {
+            let mut signed = json!({ "mxid": mxid, "token": invite.token });
+            sign_json(&mut signed, &self.server_name, keys.signing()).map_err(Error::internal)?;
+            signed_invites.push(json!({
+                "medium": invite.medium,
+                "address": invite.address,
+                "mxid": mxid,
+                "room_id": invite.room_id,
+                "sender": invite.sender,
+                "signed": signed,
+            }));
+        }
+        let entry = OutboxEntry {
+            server,
+            body: json!({
+                "medium": medium,
+                "address": address,
+                "mxid": mxid,
+                "invites": signed_invites,
+            }),
+            tokens: invites.iter().map(|i| i.token.clone()).collect(),
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            created_ms: now_ms,
+        };
+        store.queue_onbind(&entry, &invites)?;
+        log::info!(
+            "queued {} invite(s) for delivery to {}",
+            invites.len(),
+            entry.server
+        );
+        self.wake();
+        Ok(invites.len())
+    }
+
+    /// Claims the pending invites whose 3PID some identity store now knows; returns how many.
+    pub fn resolve_pending(
+        &self,
+        store: &Store,
+        keys: &KeyRing,
+        lookups: &Lookups,
+        now_ms: u64,
+    ) -> Result<usize> {
+        let mut claimed = 0;
+        for (medium, address) in store.pending_invite_threepids()? {
+            if let Some(b) = lookups.find(store, &medium, &address, now_ms)? {
+                claimed += self.claim(store, keys, &medium, &address, &b.mxid, now_ms)?;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Tells the courier that the outbox has new work.
+    pub fn wake(&self) {
+        let (lock, cond) = &self.work;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cond.notify_all();
+    }
+
+    /// Waits for new work or `timeout`, whichever comes first.
+    pub fn wait_for_work(&self, timeout: Duration) {
+        let (lock, cond) = &self.work;
+        let mut pending = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !*pending {
+            pending = cond
+                .wait_timeout(pending, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *pending = false;
+    }
+}
+
+/// A room id: `!opaque:server`, at most 255 bytes.
+fn check_room_id(room_id: &str) -> Result<()> {
+    let ok = room_id.len() <= MAX_ID
+        && room_id
+            .strip_prefix('!')
+            .and_then(|r| r.split_once(':'))
+            .is_some_and(|(id, server)| !id.is_empty() && !server.is_empty())
+        && !room_id.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidParam,
+            format!("'{}' is not a room id", cut(room_id, 80)),
+        ))
+    }
+}
+
+/// `s` cut to `max` characters, with an ellipsis when something was cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("0123456789abc", 10), "012345678…");
+        assert_eq!(cut("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn room_ids_are_checked() {
+        assert!(check_room_id("!abc:example.org").is_ok());
+        for bad in [
+            "abc:example.org",
+            "!abc",
+            "!:example.org",
+            "!abc:",
+            "#alias:example.org",
+        ] {
+            assert!(check_room_id(bad).is_err(), "{bad}");
+        }
+    }
+}
