@@ -425,6 +425,83 @@ mod tests {
     }
 
     #[test]
+    fn pending_invites_are_claimed_when_an_identity_store_knows_their_3pid() {
+        use crate::service::stores::local::LocalSource;
+        use crate::store::bindings::{BindingRecord, Pepper};
+
+        let dir = std::env::temp_dir().join(format!("oxisd-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("db")).unwrap();
+        let (keys, _) = KeyRing::load_or_generate(&dir.join("key"), "ed25519:0").unwrap();
+        let config = Config::default().validated().unwrap();
+        let invites = Invites::new(&config);
+        let lookups = Lookups::new(vec![Box::new(LocalSource::new("synapse"))], 10, true);
+        let invite = |token: &str, address: &str| InviteRecord {
+            token: token.into(),
+            medium: "email".into(),
+            address: address.into(),
+            room_id: "!room:example.org".into(),
+            sender: "@bob:example.org".into(),
+            ephemeral_key: [token.as_bytes()[0]; 32],
+            created_ms: 1,
+            expires_ms: u64::MAX,
+        };
+        store
+            .put_invite(&invite("aaa", "alice@example.com"))
+            .unwrap();
+        store
+            .put_invite(&invite("ccc", "carol@example.com"))
+            .unwrap();
+        assert_eq!(
+            invites
+                .resolve_pending(&store, &keys, &lookups, 10)
+                .unwrap(),
+            0
+        );
+
+        // The synapse store learns alice's address (a sync, not a bind here).
+        let pepper = Pepper {
+            generation: 1,
+            pepper: "p".into(),
+        };
+        let record = BindingRecord {
+            medium: "email".into(),
+            address: "alice@example.com".into(),
+            mxid: "@alice:example.org".into(),
+            ts: 1,
+            not_before: 1,
+            not_after: u64::MAX,
+        };
+        store.put_binding("synapse", &record, &[pepper]).unwrap();
+        assert_eq!(
+            invites
+                .resolve_pending(&store, &keys, &lookups, 10)
+                .unwrap(),
+            1
+        );
+        let queued = store.outbox().unwrap();
+        assert_eq!(queued.len(), 1);
+        let entry = &queued[0].1;
+        assert_eq!(entry.server, "example.org");
+        assert_eq!(entry.tokens, ["aaa"]);
+        assert_eq!(entry.body["mxid"], "@alice:example.org");
+        assert_eq!(entry.body["invites"][0]["signed"]["token"], "aaa");
+        // Claimed once: the next round finds nothing new, carol still waits.
+        assert_eq!(
+            invites
+                .resolve_pending(&store, &keys, &lookups, 20)
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.pending_invite_threepids().unwrap(),
+            [("email".to_string(), "carol@example.com".to_string())]
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn room_ids_are_checked() {
         assert!(check_room_id("!abc:example.org").is_ok());
         for bad in [
