@@ -17,6 +17,8 @@ mod email_validation;
 mod federation;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
+/// 3PID invites: store-invite, the invite mail, ephemeral keys, sign-ed25519, onbind delivery.
+mod invite;
 /// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.
 mod msisdn;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.
