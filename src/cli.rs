@@ -150,6 +150,12 @@ fn serve(path: Option<PathBuf>) -> i32 {
         app.config.server.name,
         app.config.server.public_url()
     );
+    if let Some(tls) = server.tls() {
+        log::info!("TLS listening on https://{}", tls.local_addr());
+        if let Err(e) = spawn_reload_watch(tls.certs()) {
+            log::warn!("cannot watch for SIGHUP, restart to load a new certificate: {e}");
+        }
+    }
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
     }
@@ -188,6 +194,22 @@ fn serve(path: Option<PathBuf>) -> i32 {
         }
     }
     i32::from(failed)
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP.
+fn spawn_reload_watch(certs: Arc<crate::http::tls::Certs>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match certs.reload() {
+                    Ok(()) => log::info!("SIGHUP: TLS certificate and key loaded again"),
+                    Err(e) => log::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn spawn_signal_watch(events: mpsc::Sender<String>) -> std::io::Result<()> {

@@ -31,6 +31,8 @@ mod smtp_connector;
 mod synapse_store;
 /// Terms of service: listing, acceptance, versions, the gate on v2 endpoints.
 mod terms;
+/// The HTTPS listener: TLS next to plain HTTP, SIGHUP reload, slow clients, config errors.
+mod tls_listener;
 /// The Twilio connector against the stand-in: form, auth, error classes, timeouts, limits.
 mod twilio_connector;
 /// Discovery: versions, status, health.

@@ -154,6 +154,8 @@ impl Config {
         let views = &mut self.view;
         let paths = [
             self.key.path.as_mut(),
+            self.server.tls.certificate.as_mut(),
+            self.server.tls.private_key.as_mut(),
             email.connectors.smtp.password_file.as_mut(),
             email.generators.template.session.validation.as_mut(),
             email.generators.template.invite.as_mut(),

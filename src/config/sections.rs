@@ -49,6 +49,42 @@ pub struct ServerConfig {
     /// `server.publicUrl`.
     #[serde(alias = "public_names")]
     pub public_names: Vec<String>,
+    /// `server.tls.*`: an HTTPS listener besides the plain one.
+    pub tls: TlsListenerConfig,
+}
+
+/// `server.tls.*`: oxisd's own HTTPS listener, for setups without a reverse proxy (homeservers
+/// always call identity servers over https). The certificate and key are read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsListenerConfig {
+    /// Whether to listen for HTTPS.
+    pub enabled: bool,
+    /// The address to listen on; empty: `server.hostname`.
+    pub hostname: String,
+    /// The port (0 picks a free one).
+    pub port: u16,
+    /// The certificate chain, PEM.
+    pub certificate: Option<PathBuf>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[serde(alias = "private_key")]
+    pub private_key: Option<PathBuf>,
+    /// Open HTTPS connections at most; more are refused until some close.
+    #[serde(alias = "max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for TlsListenerConfig {
+    fn default() -> Self {
+        TlsListenerConfig {
+            enabled: false,
+            hostname: String::new(),
+            port: 8443,
+            certificate: None,
+            private_key: None,
+            max_connections: 512,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -66,6 +102,7 @@ impl Default for ServerConfig {
             idle_timeout: 60,
             trusted_proxies: Vec::new(),
             public_names: Vec::new(),
+            tls: TlsListenerConfig::default(),
         }
     }
 }
@@ -114,6 +151,19 @@ impl ServerConfig {
                 "server.workers: {} is too many (at most 1024)",
                 self.workers
             )));
+        }
+        if self.tls.enabled {
+            if self.tls.certificate.is_none() || self.tls.private_key.is_none() {
+                return Err(err(
+                    "server.tls: certificate and privateKey are required when enabled".into(),
+                ));
+            }
+            if self.tls.max_connections == 0 {
+                return Err(err("server.tls.maxConnections: must be at least 1".into()));
+            }
+            if self.tls.hostname.trim().is_empty() {
+                self.tls.hostname = self.hostname.clone();
+            }
         }
         if self.max_body_size < 1024 {
             return Err(err("server.maxBodySize: must be at least 1024 bytes".into()));

@@ -9,6 +9,7 @@ mod response;
 pub mod router;
 pub mod routes;
 mod socket_guard;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,12 +35,18 @@ pub struct Running {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
+    tls: Option<tls::TlsFront>,
 }
 
 impl Running {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTPS listener, when `server.tls` is enabled.
+    pub fn tls(&self) -> Option<&tls::TlsFront> {
+        self.tls.as_ref()
     }
 
     /// Stops accepting work, lets every worker finish its request in flight, and returns
@@ -78,16 +85,23 @@ pub fn start(app: Arc<App>, fatal: Sender<String>) -> Result<Running, String> {
         Duration::from_secs(server_cfg.idle_timeout),
     );
     guard.spawn(stop.clone());
+    let peers = Arc::new(tls::TlsPeers::default());
+    let tls = if server_cfg.tls.enabled {
+        Some(tls::start(server_cfg, addr, peers.clone(), stop.clone())?)
+    } else {
+        None
+    };
     let ids = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::with_capacity(server_cfg.workers);
     for n in 0..server_cfg.workers {
-        let (app, server, stop, guard, ids, fatal) = (
+        let (app, server, stop, guard, ids, fatal, peers) = (
             app.clone(),
             server.clone(),
             stop.clone(),
             guard.clone(),
             ids.clone(),
             fatal.clone(),
+            peers.clone(),
         );
         let worker = std::thread::Builder::new()
             .name(format!("http-{n}"))
@@ -96,7 +110,7 @@ pub fn start(app: Arc<App>, fatal: Sender<String>) -> Result<Running, String> {
                     match server.recv_timeout(POLL) {
                         Ok(Some(rq)) => {
                             let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
-                            serve(&app, &guard, rq, id);
+                            serve(&app, &guard, &peers, rq, id);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -114,20 +128,29 @@ pub fn start(app: Arc<App>, fatal: Sender<String>) -> Result<Running, String> {
         addr,
         stop,
         workers,
+        tls,
     })
 }
 
 /// Serves one request, end to end, and logs it.
-fn serve(app: &App, guard: &SocketGuard, mut rq: tiny_http::Request, id: u64) {
+fn serve(
+    app: &App,
+    guard: &SocketGuard,
+    peers: &tls::TlsPeers,
+    mut rq: tiny_http::Request,
+    id: u64,
+) {
     let started = Instant::now();
     let peer = rq.remote_addr().copied();
+    // Requests relayed from the HTTPS listener come from our own loopback socket.
+    let client = peer.map(|p| peers.client_of(&p).unwrap_or(p));
     if let Some(peer) = peer {
         guard.request_started(peer);
     }
     let method_name = rq.method().as_str().to_string();
     let url = rq.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
-    let client_ip = client_ip::resolve(peer, &rq, &app.config.server.trusted_proxies);
+    let client_ip = client_ip::resolve(client, &rq, &app.config.server.trusted_proxies);
 
     let reply = match read_request(app, &mut rq, &url, client_ip) {
         Ok(None) => Reply::Empty,
