@@ -400,7 +400,8 @@ fn store_invite_rejects_bad_input() {
         body["address"] = json!(address);
         store_invite(&s, &body).assert_error(400, "M_INVALID_EMAIL");
     }
-    for room in ["room:example.org", "!nocolon", "#alias:example.org"] {
+    // "!opaque" alone is a room version 12 id, so it is accepted (see the e2e suite).
+    for room in ["room:example.org", "!", "!two words", "#alias:example.org"] {
         let mut body = good.clone();
         body["room_id"] = json!(room);
         store_invite(&s, &body).assert_error(400, "M_INVALID_PARAM");

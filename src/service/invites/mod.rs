@@ -183,6 +183,7 @@ impl Invites {
             room_id: req.room_id.clone(),
             sender: req.sender.clone(),
             ephemeral_key: ephemeral.public_key(),
+            key_id: cx.keys.signing().id().to_string(),
             created_ms: now_ms,
             expires_ms: self
                 .lifetime_ms
@@ -233,11 +234,16 @@ impl Invites {
                 "The invite email could not be sent",
             ));
         }
+        crate::metrics::METRICS.invites_stored.inc();
         self.per_sender.consume(&req.sender, now_ms);
         self.per_server.consume(&sender_server, now_ms);
         log::info!("stored an invite to {} from {}", req.room_id, req.sender);
 
-        let long_term = cx.keys.signing().public_key_base64();
+        let long_term = cx
+            .keys
+            .get(&record.key_id)
+            .unwrap_or_else(|| cx.keys.signing())
+            .public_key_base64();
         Ok(json!({
             "token": token,
             "public_keys": [
@@ -314,7 +320,9 @@ impl Invites {
         let mut signed_invites = Vec::with_capacity(invites.len());
         for invite in &invites {
             let mut signed = json!({ "mxid": mxid, "token": invite.token });
-            sign_json(&mut signed, &self.server_name, keys.signing()).map_err(Error::internal)?;
+            // The key the invite was stored with: the room's invite event names its public key.
+            let key = keys.get(&invite.key_id).unwrap_or_else(|| keys.signing());
+            sign_json(&mut signed, &self.server_name, &key).map_err(Error::internal)?;
             signed_invites.push(json!({
                 "medium": invite.medium,
                 "address": invite.address,
@@ -385,14 +393,18 @@ impl Invites {
     }
 }
 
-/// A room id: `!opaque:server`, at most 255 bytes.
+/// A room id: `!opaque:server`, or from room version 12 on just `!opaque` (Synapse 1.163
+/// creates those by default); at most 255 bytes, no whitespace or control characters.
 fn check_room_id(room_id: &str) -> Result<()> {
     let ok = room_id.len() <= MAX_ID
-        && room_id
-            .strip_prefix('!')
-            .and_then(|r| r.split_once(':'))
-            .is_some_and(|(id, server)| !id.is_empty() && !server.is_empty())
-        && !room_id.chars().any(char::is_control);
+        && room_id.strip_prefix('!').is_some_and(|rest| {
+            let opaque = rest.split_once(':').map_or(rest, |(id, _)| id);
+            let server_ok = rest
+                .split_once(':')
+                .is_none_or(|(_, server)| !server.is_empty());
+            !opaque.is_empty() && server_ok
+        })
+        && !room_id.chars().any(|c| c.is_control() || c.is_whitespace());
     if ok {
         Ok(())
     } else {
@@ -443,6 +455,7 @@ mod tests {
             room_id: "!room:example.org".into(),
             sender: "@bob:example.org".into(),
             ephemeral_key: [token.as_bytes()[0]; 32],
+            key_id: String::new(),
             created_ms: 1,
             expires_ms: u64::MAX,
         };
@@ -504,9 +517,12 @@ mod tests {
     #[test]
     fn room_ids_are_checked() {
         assert!(check_room_id("!abc:example.org").is_ok());
+        // Room version 12: no server part.
+        assert!(check_room_id("!9vJdusWrSbN5Jp3YeqvXZxZ87KAsT-sRv276qFiRN54").is_ok());
         for bad in [
             "abc:example.org",
-            "!abc",
+            "!",
+            "!a b",
             "!:example.org",
             "!abc:",
             "#alias:example.org",
