@@ -16,6 +16,9 @@ USAGE:
     oxisd check-config [--config FILE]
                                       print the effective config (secrets masked) and exit;
                                       exits 1 with a message naming the key when it is invalid
+    oxisd admin [--config FILE] COMMAND
+                                      administer the running server through its admin
+                                      listener (oxisd admin help lists the commands)
     oxisd --version                   print the version
     oxisd --help                      print this help
 
@@ -27,6 +30,7 @@ instead of sending them. See config.example.yaml for every setting.
 
 enum Command {
     Serve(Option<PathBuf>),
+    Admin(Option<PathBuf>, Vec<String>),
     CheckConfig(Option<PathBuf>),
     Version,
     Help,
@@ -35,8 +39,20 @@ enum Command {
 fn parse(args: Vec<String>) -> Result<Command, String> {
     let mut command: Option<&str> = None;
     let mut config = None;
+    let mut admin_args: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        if command == Some("admin") {
+            if arg == "-c" || arg == "--config" {
+                let file = it
+                    .next()
+                    .ok_or_else(|| format!("{arg} needs a file name"))?;
+                config = Some(PathBuf::from(file));
+            } else {
+                admin_args.push(arg.clone());
+            }
+            continue;
+        }
         match arg.as_str() {
             "-h" | "--help" | "help" => return Ok(Command::Help),
             "-V" | "--version" | "version" => return Ok(Command::Version),
@@ -49,12 +65,13 @@ fn parse(args: Vec<String>) -> Result<Command, String> {
             a if a.starts_with("--config=") => {
                 config = Some(PathBuf::from(&a["--config=".len()..]))
             }
-            "serve" | "check-config" if command.is_none() => command = Some(arg),
+            "serve" | "check-config" | "admin" if command.is_none() => command = Some(arg),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
     Ok(match command {
         Some("check-config") => Command::CheckConfig(config),
+        Some("admin") => Command::Admin(config, admin_args),
         _ => Command::Serve(config),
     })
 }
@@ -86,6 +103,17 @@ pub fn run(args: Vec<String>) -> i32 {
             }
         },
         Ok(Command::Serve(path)) => serve(path),
+        Ok(Command::Admin(_, args)) if args.is_empty() || args[0] == "help" => {
+            print!("{}", crate::admin::client::USAGE);
+            0
+        }
+        Ok(Command::Admin(path, args)) => match Config::load(path.as_deref()) {
+            Ok((config, _)) => crate::admin::client::run(&config, &args),
+            Err(e) => {
+                eprintln!("oxisd: invalid configuration: {e}");
+                1
+            }
+        },
     }
 }
 
@@ -150,6 +178,15 @@ fn serve(path: Option<PathBuf>) -> i32 {
         app.config.server.name,
         app.config.server.public_url()
     );
+    match crate::admin::start(app.clone(), sweeper_stop.clone()) {
+        Ok(Some(admin)) => log::info!("admin listening on http://{}", admin.local_addr()),
+        Ok(None) => {}
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            server.shutdown();
+            return 1;
+        }
+    }
     if let Some(tls) = server.tls() {
         log::info!("TLS listening on https://{}", tls.local_addr());
         if let Err(e) = spawn_reload_watch(tls.certs()) {

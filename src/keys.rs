@@ -7,13 +7,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use crate::crypto::base64;
 use crate::crypto::signing::KeyPair;
 
-/// The server's long-term keys.
+/// The server's long-term keys. [`KeyRing::rotate`] adds a new signing key while serving.
 pub struct KeyRing {
-    keys: Vec<KeyPair>,
+    keys: RwLock<Arc<Vec<KeyPair>>>,
+    path: PathBuf,
 }
 
 impl KeyRing {
@@ -21,19 +23,25 @@ impl KeyRing {
     /// Returns the ring and whether a key was generated.
     pub fn load_or_generate(path: &Path, id: &str) -> Result<(KeyRing, bool), String> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((Self::parse(&text, path)?, false)),
+            Ok(text) => Ok((KeyRing::new(Self::parse(&text, path)?, path), false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = KeyPair::generate(id)
                     .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
-                let ring = KeyRing { keys: vec![key] };
-                ring.save(path)?;
-                Ok((ring, true))
+                save(path, std::slice::from_ref(&key))?;
+                Ok((KeyRing::new(vec![key], path), true))
             }
             Err(e) => Err(format!("key.path: cannot read {}: {e}", path.display())),
         }
     }
 
-    fn parse(text: &str, path: &Path) -> Result<KeyRing, String> {
+    fn new(keys: Vec<KeyPair>, path: &Path) -> KeyRing {
+        KeyRing {
+            keys: RwLock::new(Arc::new(keys)),
+            path: path.to_path_buf(),
+        }
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Vec<KeyPair>, String> {
         let mut keys: Vec<KeyPair> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -62,30 +70,61 @@ impl KeyRing {
         if keys.is_empty() {
             return Err(format!("{}: the key file holds no key", path.display()));
         }
-        Ok(KeyRing { keys })
+        Ok(keys)
     }
 
-    fn save(&self, path: &Path) -> Result<(), String> {
-        let mut text = String::new();
-        for key in &self.keys {
+    fn current(&self) -> Arc<Vec<KeyPair>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes a new key the signing key (`ed25519:<n+1>` after the highest numbered one) and
+    /// keeps the others answering `/pubkey` and isvalid. The key file is rewritten first, so a
+    /// restart keeps the rotation. Returns the new key id.
+    pub fn rotate(&self) -> Result<String, String> {
+        let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let next = guard
+            .iter()
+            .filter_map(|k| k.id().strip_prefix("ed25519:")?.parse::<u64>().ok())
+            .max()
+            .map_or(0, |n| n + 1);
+        let mut id = format!("ed25519:{next}");
+        while guard.iter().any(|k| k.id() == id) {
+            id.push('_');
+        }
+        let key = KeyPair::generate(&id)
+            .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
+        let mut keys = vec![key];
+        keys.extend(guard.iter().cloned());
+        save(&self.path, &keys)?;
+        *guard = Arc::new(keys);
+        Ok(id)
+    }
+}
+
+fn save(path: &Path, keys: &[KeyPair]) -> Result<(), String> {
+    let mut text = String::new();
+    {
+        for key in keys {
             let ident = key.id().trim_start_matches("ed25519:");
             text.push_str(&format!(
                 "ed25519 {ident} {}\n",
                 base64::encode(&key.seed())
             ));
         }
-        write_private_file(path, text.as_bytes())
-            .map_err(|e| format!("key.path: cannot write {}: {e}", path.display()))
     }
+    write_private_file(path, text.as_bytes())
+        .map_err(|e| format!("key.path: cannot write {}: {e}", path.display()))
+}
 
+impl KeyRing {
     /// The key that signs.
-    pub fn signing(&self) -> &KeyPair {
-        &self.keys[0]
+    pub fn signing(&self) -> KeyPair {
+        self.current()[0].clone()
     }
 
     /// The key with this id (`ed25519:0`), current or old.
-    pub fn get(&self, id: &str) -> Option<&KeyPair> {
-        self.keys.iter().find(|k| k.id() == id)
+    pub fn get(&self, id: &str) -> Option<KeyPair> {
+        self.current().iter().find(|k| k.id() == id).cloned()
     }
 
     /// True when `public_key` (either base64 alphabet, padded or not) is one of our long-term
@@ -94,14 +133,14 @@ impl KeyRing {
         let Some(bytes) = base64::decode(public_key) else {
             return false;
         };
-        self.keys
+        self.current()
             .iter()
             .any(|k| base64::decode(&k.public_key_base64()).as_deref() == Some(&bytes))
     }
 
     /// All keys, the signing key first.
-    pub fn all(&self) -> &[KeyPair] {
-        &self.keys
+    pub fn all(&self) -> Vec<KeyPair> {
+        self.current().to_vec()
     }
 }
 
@@ -193,6 +232,26 @@ mod tests {
         std::fs::write(&path, "ed25519 0 tooshort\n").unwrap();
         let err = KeyRing::load_or_generate(&path, "ed25519:0").err().unwrap();
         assert!(err.contains("line 1"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn rotation_adds_a_signing_key_and_keeps_the_old_ones() {
+        let dir = temp("rotate");
+        let path = dir.join("signing.key");
+        let (ring, _) = KeyRing::load_or_generate(&path, "ed25519:0").unwrap();
+        let old = ring.signing();
+        assert_eq!(ring.rotate().unwrap(), "ed25519:1");
+        assert_eq!(ring.signing().id(), "ed25519:1");
+        assert!(ring.is_valid_public_key(&old.public_key_base64()));
+        assert_eq!(
+            ring.get("ed25519:0").unwrap().public_key(),
+            old.public_key()
+        );
+        let (again, created) = KeyRing::load_or_generate(&path, "ed25519:0").unwrap();
+        assert!(!created);
+        let ids: Vec<String> = again.all().iter().map(|k| k.id().to_string()).collect();
+        assert_eq!(ids, ["ed25519:1", "ed25519:0"]);
         std::fs::remove_dir_all(dir).ok();
     }
 }

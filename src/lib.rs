@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cidr;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod logging;
 pub mod maintenance;
 pub mod memory;
+pub mod metrics;
 pub mod notify;
 pub mod outbound;
 pub mod service;

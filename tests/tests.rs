@@ -5,6 +5,8 @@ mod support;
 
 /// v2 accounts: register with OpenID, whoami, logout, the address guard, token checks.
 mod account;
+/// The admin listener and CLI: auth, bindings, export and erasure, keys, backups, metrics.
+mod admin;
 /// Bind, unbind (session, X-Matrix, forged), lookups v1 and v2, pepper rotation, static store.
 mod bind;
 /// Command line: check-config, --version, --help, defaults with no config.

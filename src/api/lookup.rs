@@ -63,11 +63,13 @@ pub fn lookup_v1(app: &App, req: &Req) -> Result<Reply> {
         req.required_query("address")?,
     )?;
     let now = app.now_ms();
+    crate::metrics::METRICS.lookups.inc();
     if let Some(b) = app
         .lookups
         .find(&app.store, medium.as_str(), &address, now)?
     {
-        let assoc = signed_association(&b, &app.config.server.name, app.keys.signing())?;
+        crate::metrics::METRICS.lookup_hits.inc();
+        let assoc = signed_association(&b, &app.config.server.name, &app.keys.signing())?;
         return Ok(Reply::ok(assoc));
     }
     if medium == Medium::Email

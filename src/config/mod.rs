@@ -6,6 +6,7 @@
 //! Every key is documented, with its default, in `config.example.yaml`.
 
 mod access;
+mod admin;
 mod invite;
 mod lookup;
 mod secret;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use access::*;
+pub use admin::*;
 pub use invite::*;
 pub use lookup::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
@@ -62,6 +64,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `outbound.*`: requests to other servers.
     pub outbound: OutboundConfig,
+    /// `admin.*`: the operator's listener.
+    pub admin: AdminConfig,
     /// `logging.*`: log verbosity.
     pub logging: LoggingConfig,
 }
@@ -155,6 +159,7 @@ impl Config {
         let paths = [
             self.key.path.as_mut(),
             self.server.tls.certificate.as_mut(),
+            self.admin.token_file.as_mut(),
             self.server.tls.private_key.as_mut(),
             email.connectors.smtp.password_file.as_mut(),
             email.generators.template.session.validation.as_mut(),
@@ -225,6 +230,7 @@ impl Config {
         self.threepid.medium.msisdn.validate()?;
         self.policy.validate()?;
         self.invite.validate()?;
+        self.admin.validate()?;
         self.stores.validate()?;
         if self.lookup.max_addresses == 0 || self.lookup.max_addresses > 100_000 {
             return Err(ConfigError(

@@ -158,6 +158,10 @@ fn serve(
         Err(e) => Reply::from(e),
     };
     let status = reply.status();
+    let endpoint = router::route(Method::from_name(&method_name), &path)
+        .map(|m| format!("{:?} {}", m.mount, m.route.path))
+        .unwrap_or_else(|_| "unmatched".into());
+    crate::metrics::METRICS.request(&endpoint, status, started.elapsed());
     if let Err(e) = rq.respond(response::into_response(reply)) {
         log::debug!("request id={id}: could not write the response: {e}");
     }

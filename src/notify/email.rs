@@ -132,7 +132,9 @@ impl EmailChannel {
                 Ok(())
             }
             (Transport::Smtp(smtp, _), Message::Email { from, to, raw }) => {
-                smtp.send(from, to, raw.as_bytes()).map_err(|e| {
+                let sent = smtp.send(from, to, raw.as_bytes());
+                crate::metrics::METRICS.notification("smtp", sent.is_ok());
+                sent.map_err(|e| {
                     if e.is_recipient_rejected() {
                         NotifyError::Rejected(e.to_string())
                     } else {

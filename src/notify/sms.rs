@@ -101,7 +101,9 @@ impl SmsChannel {
                 Ok(())
             }
             (Transport::Twilio(twilio, _), Message::Sms { to, body }) => {
-                twilio.send(to, body).map_err(|e| match e.failure() {
+                let sent = twilio.send(to, body);
+                crate::metrics::METRICS.notification("twilio", sent.is_ok());
+                sent.map_err(|e| match e.failure() {
                     TwilioFailure::InvalidNumber => NotifyError::InvalidAddress(e.to_string()),
                     TwilioFailure::Rejected => NotifyError::Rejected(e.to_string()),
                     TwilioFailure::Failed => NotifyError::Failed(e.to_string()),

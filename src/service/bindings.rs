@@ -200,7 +200,7 @@ impl Bindings {
         ) {
             log::error!("queueing the invites of a newly bound 3PID failed: {e}");
         }
-        signed_association(&record, &self.server_name, cx.keys.signing())
+        signed_association(&record, &self.server_name, &cx.keys.signing())
     }
 
     /// `unbind`: removes the binding when the request proves ownership of the 3PID or comes

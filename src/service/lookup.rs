@@ -184,6 +184,10 @@ impl Lookups {
                 }
             }
         }
+        crate::metrics::METRICS.lookups.add(addresses.len() as u64);
+        crate::metrics::METRICS
+            .lookup_hits
+            .add(mappings.len() as u64);
         Ok(json!({ "mappings": mappings }))
     }
 
@@ -209,6 +213,10 @@ impl Lookups {
             .zip(found)
             .filter_map(|(((m, a), _), b)| b.map(|b| json!([m, a, b.mxid])))
             .collect();
+        crate::metrics::METRICS.lookups.add(normalised.len() as u64);
+        crate::metrics::METRICS
+            .lookup_hits
+            .add(triples.len() as u64);
         Ok(json!({ "threepids": triples }))
     }
 }

@@ -2,6 +2,7 @@
 //! never see HTTP types; they use the store and the outbound clients.
 
 pub mod accounts;
+pub mod admin;
 pub mod bindings;
 pub mod federation;
 pub mod invites;

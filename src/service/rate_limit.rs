@@ -56,6 +56,7 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = ((1.0 - b.tokens) * self.refill_ms).ceil() as u64;
+        crate::metrics::METRICS.rate_limited(self.what);
         Err(Error::new(
             ErrorKind::LimitExceeded,
             format!("Too many {}; try again later", self.what),

@@ -170,6 +170,9 @@ impl Sessions {
         self.touch(&mut record, now_ms);
         store.put_session(&record, previous.as_ref())?;
         store.durable()?;
+        if previous.is_none() {
+            crate::metrics::METRICS.sessions_created.inc();
+        }
         Ok(record)
     }
 
@@ -292,6 +295,7 @@ impl Sessions {
         self.touch(&mut validated, now_ms);
         store.put_session(&validated, Some(&record))?;
         store.durable()?;
+        crate::metrics::METRICS.sessions_validated.inc();
         Ok(validated)
     }
 
@@ -343,6 +347,7 @@ impl Sessions {
                 break;
             }
         }
+        crate::metrics::METRICS.sessions_expired.add(total as u64);
         if total > 0 {
             store.durable()?;
         }

@@ -45,6 +45,14 @@ fn token_hash(token: &str) -> [u8; 32] {
 }
 
 impl Store {
+    pub(super) fn tokens_keyspace(&self) -> &Keyspace {
+        &self.accounts.by_token_hash
+    }
+
+    pub(super) fn terms_keyspace(&self) -> &Keyspace {
+        &self.accounts.terms_by_user
+    }
+
     /// Stores a new token for `record.user_id` (not yet durable).
     pub fn put_token(&self, token: &str, record: &AccountRecord) -> Result<()> {
         let json = serde_json::to_vec(record).map_err(Error::internal)?;

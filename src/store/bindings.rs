@@ -207,6 +207,10 @@ fn decode_binding(bytes: &[u8]) -> Result<BindingRecord> {
 }
 
 impl Store {
+    pub(super) fn bindings_keyspace(&self) -> &Keyspace {
+        &self.bindings.by_threepid
+    }
+
     /// The current pepper, and the next one while a rotation runs.
     pub fn peppers(&self) -> Result<(Option<Pepper>, Option<Pepper>)> {
         let current = self.meta.get("pepper")?.and_then(|v| decode_pepper(&v));

@@ -31,6 +31,9 @@ pub struct InviteRecord {
     pub sender: String,
     /// The raw ephemeral public key.
     pub ephemeral_key: [u8; 32],
+    /// The long-term key named in the answer (and so in the room): it signs the delivery.
+    #[serde(default)]
+    pub key_id: String,
     /// When it was stored, ms since the epoch.
     pub created_ms: u64,
     /// When it is removed unless claimed (`u64::MAX`: never).
@@ -105,6 +108,10 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T>
 }
 
 impl Store {
+    pub(super) fn invites_keyspace(&self) -> &Keyspace {
+        &self.invites.by_token
+    }
+
     /// Stores a new invite. Not yet durable.
     pub fn put_invite(&self, invite: &InviteRecord) -> Result<()> {
         let json = serde_json::to_vec(invite).map_err(Error::internal)?;
@@ -285,6 +292,7 @@ mod tests {
             room_id: "!room:example.org".into(),
             sender: "@bob:example.org".into(),
             ephemeral_key: [token.as_bytes()[0]; 32],
+            key_id: String::new(),
             created_ms: 1,
             expires_ms,
         }

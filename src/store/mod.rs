@@ -11,6 +11,7 @@
 //! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
 
 pub mod accounts;
+pub mod admin;
 pub mod bindings;
 mod durability;
 pub mod invites;

@@ -84,6 +84,10 @@ fn decode(bytes: &[u8]) -> Result<SessionRecord> {
 }
 
 impl Store {
+    pub(super) fn sessions_keyspace(&self) -> &Keyspace {
+        &self.sessions.by_sid
+    }
+
     /// The session with this id.
     pub fn session(&self, sid: &str) -> Result<Option<SessionRecord>> {
         self.sessions

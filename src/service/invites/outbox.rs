@@ -30,6 +30,7 @@ pub fn deliver_due(
         match send(homeserver, &entry) {
             Ok(()) => {
                 store.finish_onbind(&id, &entry)?;
+                crate::metrics::METRICS.onbind_delivered.inc();
                 log::info!(
                     "delivered {} invite(s) to {} (onbind)",
                     entry.tokens.len(),
@@ -37,6 +38,7 @@ pub fn deliver_due(
                 );
             }
             Err(e) => {
+                crate::metrics::METRICS.onbind_failed.inc();
                 let age = now_ms.saturating_sub(entry.created_ms);
                 if age >= delivery.give_up_after.saturating_mul(24 * 3600 * 1000) {
                     log::error!(

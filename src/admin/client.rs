@@ -1,0 +1,232 @@
+//! `oxisd admin ...`: the command line side of the admin API. It reads the same configuration
+//! as the server to find the admin listener and its token, makes one request and prints the
+//! answer.
+
+use std::path::Path;
+
+use super::PREFIX;
+use crate::config::Config;
+use crate::http::percent_decode;
+use crate::threepid::params::url_encode;
+
+/// Usage of `oxisd admin`.
+pub const USAGE: &str = "\
+oxisd admin [--config FILE] COMMAND      talk to the running server's admin listener (admin.*)
+
+COMMANDS:
+    stats                                   record counts, disk use, outbox, uptime
+    metrics                                 the Prometheus metrics
+    bindings list [--limit N] [--after MEDIUM ADDRESS]
+    bindings show MEDIUM ADDRESS | --mxid MXID
+    bindings delete MEDIUM ADDRESS | --mxid MXID
+    sessions list [--limit N]               validation sessions (no secrets shown)
+    invites list [--limit N]
+    invites delete TOKEN
+    export MEDIUM ADDRESS | --mxid MXID      everything stored about a 3PID or a user
+    erase MEDIUM ADDRESS | --mxid MXID --yes erase it (bindings, sessions, invites, tokens)
+    keys list
+    keys rotate                             a new signing key; old keys keep answering
+    backup DIR                              a consistent copy of the store and the key
+";
+
+/// Query pairs.
+type Query = Vec<(&'static str, String)>;
+/// A request to make: method, path below the admin prefix, query pairs.
+type Call = (&'static str, &'static str, Query);
+
+/// Turns the words after `admin` into a request.
+pub fn parse(args: &[String]) -> Result<Call, String> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let flag = |name: &str| -> Option<String> {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1))
+            .map(|v| v.to_string())
+    };
+    let limit = || -> Query {
+        flag("--limit")
+            .map(|l| vec![("limit", l)])
+            .unwrap_or_default()
+    };
+    // `MEDIUM ADDRESS` or `--mxid MXID` after the first `skip` words.
+    let subject = |skip: usize| -> Result<(&'static str, Query), String> {
+        if let Some(mxid) = flag("--mxid") {
+            return Ok(("user", vec![("mxid", mxid)]));
+        }
+        match (words.get(skip), words.get(skip + 1)) {
+            (Some(m), Some(a)) if !m.starts_with("--") => Ok((
+                "threepid",
+                vec![("medium", m.to_string()), ("address", a.to_string())],
+            )),
+            _ => Err("give MEDIUM ADDRESS (e.g. email alice@example.org) or --mxid MXID".into()),
+        }
+    };
+    let path_of = |kind: &str, a: &'static str, b: &'static str| if kind == "user" { b } else { a };
+    Ok(match words.as_slice() {
+        ["stats"] => ("GET", "/stats", vec![]),
+        ["metrics"] => ("GET", "/metrics", vec![]),
+        ["bindings", "list", ..] => {
+            let mut q = limit();
+            if let Some(i) = words.iter().position(|w| *w == "--after") {
+                match (words.get(i + 1), words.get(i + 2)) {
+                    (Some(m), Some(a)) => {
+                        q.push(("after_medium", m.to_string()));
+                        q.push(("after_address", a.to_string()));
+                    }
+                    _ => return Err("--after needs MEDIUM ADDRESS".into()),
+                }
+            }
+            ("GET", "/bindings", q)
+        }
+        ["bindings", "show", ..] => {
+            let (kind, q) = subject(2)?;
+            (
+                "GET",
+                path_of(kind, "/bindings/threepid", "/bindings/user"),
+                q,
+            )
+        }
+        ["bindings", "delete", ..] => {
+            let (kind, q) = subject(2)?;
+            (
+                "DELETE",
+                path_of(kind, "/bindings/threepid", "/bindings/user"),
+                q,
+            )
+        }
+        ["sessions", "list", ..] => ("GET", "/sessions", limit()),
+        ["invites", "list", ..] => ("GET", "/invites", limit()),
+        ["invites", "delete", token] => ("DELETE", "/invites", vec![("token", token.to_string())]),
+        ["export", ..] => {
+            let (kind, q) = subject(1)?;
+            ("GET", path_of(kind, "/export/threepid", "/export/user"), q)
+        }
+        ["erase", ..] => {
+            if !words.contains(&"--yes") {
+                return Err("erase deletes data for good: add --yes".into());
+            }
+            let (kind, q) = subject(1)?;
+            ("POST", path_of(kind, "/erase/threepid", "/erase/user"), q)
+        }
+        ["keys", "list"] => ("GET", "/keys", vec![]),
+        ["keys", "rotate"] => ("POST", "/keys/rotate", vec![]),
+        ["backup", dir] => {
+            let dir =
+                std::path::absolute(Path::new(dir)).map_err(|e| format!("backup: {dir}: {e}"))?;
+            ("POST", "/backup", vec![("dir", dir.display().to_string())])
+        }
+        _ => return Err(format!("unknown admin command (usage below)\n\n{USAGE}")),
+    })
+}
+
+/// Runs `oxisd admin ARGS` against the server configured by `config`; returns the exit code.
+pub fn run(config: &Config, args: &[String]) -> i32 {
+    let (method, path, query) = match parse(args) {
+        Ok(call) => call,
+        Err(e) => {
+            eprintln!("oxisd admin: {e}");
+            return 2;
+        }
+    };
+    let admin = &config.admin;
+    if !admin.enabled {
+        eprintln!(
+            "oxisd admin: the admin listener is off: set admin.enabled and admin.token in the configuration the server runs with"
+        );
+        return 1;
+    }
+    let query: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect();
+    let host = if admin.hostname.contains(':') && !admin.hostname.starts_with('[') {
+        format!("[{}]", admin.hostname)
+    } else {
+        admin.hostname.clone()
+    };
+    let url = format!(
+        "http://{host}:{}{}{path}{}{}",
+        admin.port,
+        if path == "/metrics" { "" } else { PREFIX },
+        if query.is_empty() { "" } else { "?" },
+        query.join("&")
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
+        .build()
+        .into();
+    let auth = format!("Bearer {}", admin.token.expose());
+    let sent = match method {
+        "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),
+        "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+        _ => agent.get(&url).header("Authorization", &auth).call(),
+    };
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "oxisd admin: cannot reach the admin listener at {}: {e} (is the server running with admin.enabled?)",
+                percent_decode(url.split('?').next().unwrap_or(&url), false)
+            );
+            return 1;
+        }
+    };
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let shown = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    if (200..300).contains(&status) {
+        println!("{shown}");
+        0
+    } else {
+        eprintln!("oxisd admin: {status}: {shown}");
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(words: &str) -> Result<Call, String> {
+        parse(
+            &words
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn commands_become_requests() {
+        assert_eq!(call("stats").unwrap().1, "/stats");
+        let (m, p, q) = call("bindings show email a@example.org").unwrap();
+        assert_eq!((m, p), ("GET", "/bindings/threepid"));
+        assert_eq!(
+            q,
+            [
+                ("medium", "email".into()),
+                ("address", "a@example.org".into())
+            ]
+        );
+        let (m, p, q) = call("bindings delete --mxid @a:example.org").unwrap();
+        assert_eq!((m, p), ("DELETE", "/bindings/user"));
+        assert_eq!(q, [("mxid", "@a:example.org".into())]);
+        assert_eq!(
+            call("bindings list --limit 5").unwrap().2,
+            [("limit", "5".into())]
+        );
+        assert!(call("erase email a@example.org").is_err());
+        assert_eq!(
+            call("erase email a@example.org --yes").unwrap().1,
+            "/erase/threepid"
+        );
+        assert_eq!(call("keys rotate").unwrap().0, "POST");
+        assert!(call("export").is_err());
+        assert!(call("frobnicate").is_err());
+    }
+}

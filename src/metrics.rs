@@ -1,0 +1,289 @@
+//! Counters for Prometheus (`/metrics` on the admin listener): requests by endpoint and status,
+//! request latency, sessions, notifications, rate-limit refusals, lookups, invites. Process-wide
+//! and lock-free where it matters (a request adds to atomics; only the per-endpoint table takes
+//! a short lock).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// A named counter.
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Counter {
+        Counter(AtomicU64::new(0))
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_micros: AtomicU64,
+    notifications: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+    /// Validation sessions created.
+    pub sessions_created: Counter,
+    /// Sessions validated (right token).
+    pub sessions_validated: Counter,
+    /// Expired sessions removed.
+    pub sessions_expired: Counter,
+    /// 3PIDs looked up (v1, v2, bulk), one per address.
+    pub lookups: Counter,
+    /// Lookups that found a user.
+    pub lookup_hits: Counter,
+    /// Invites stored.
+    pub invites_stored: Counter,
+    /// onbind calls accepted by homeservers.
+    pub onbind_delivered: Counter,
+    /// onbind attempts that failed (retried later).
+    pub onbind_failed: Counter,
+}
+
+/// The process's metrics.
+pub static METRICS: Metrics = Metrics {
+    requests: Mutex::new(BTreeMap::new()),
+    latency: [const { AtomicU64::new(0) }; BUCKETS.len()],
+    latency_count: AtomicU64::new(0),
+    latency_micros: AtomicU64::new(0),
+    notifications: Mutex::new(BTreeMap::new()),
+    rate_limited: Mutex::new(BTreeMap::new()),
+    sessions_created: Counter::new(),
+    sessions_validated: Counter::new(),
+    sessions_expired: Counter::new(),
+    lookups: Counter::new(),
+    lookup_hits: Counter::new(),
+    invites_stored: Counter::new(),
+    onbind_delivered: Counter::new(),
+    onbind_failed: Counter::new(),
+};
+
+impl Metrics {
+    /// Records one answered request.
+    pub fn request(&self, endpoint: &str, status: u16, took: Duration) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((endpoint.to_string(), status))
+            .or_insert(0) += 1;
+        let secs = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Records a notification by connector (`smtp`, `twilio`, `log`) and outcome.
+    pub fn notification(&self, connector: &'static str, sent: bool) {
+        let outcome = if sent { "sent" } else { "failed" };
+        *self
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((connector, outcome))
+            .or_insert(0) += 1;
+    }
+
+    /// Records a refusal by a rate limit.
+    pub fn rate_limited(&self, limit: &'static str) {
+        *self
+            .rate_limited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(limit)
+            .or_insert(0) += 1;
+    }
+
+    /// The Prometheus text exposition, with `gauges` (name, help, value) appended.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        out.push_str(
+            "# HELP oxisd_http_requests_total Answered requests by endpoint and status.\n",
+        );
+        out.push_str("# TYPE oxisd_http_requests_total counter\n");
+        for ((endpoint, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "oxisd_http_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                escape(endpoint)
+            );
+        }
+        out.push_str("# HELP oxisd_http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE oxisd_http_request_duration_seconds histogram\n");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "oxisd_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                self.latency[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "oxisd_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\noxisd_http_request_duration_seconds_sum {}\noxisd_http_request_duration_seconds_count {count}",
+            self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        out.push_str("# HELP oxisd_notifications_total Notifications by connector and outcome.\n");
+        out.push_str("# TYPE oxisd_notifications_total counter\n");
+        for ((connector, outcome), n) in self
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "oxisd_notifications_total{{connector=\"{connector}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP oxisd_rate_limited_total Requests refused by a rate limit.\n");
+        out.push_str("# TYPE oxisd_rate_limited_total counter\n");
+        for (limit, n) in self
+            .rate_limited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "oxisd_rate_limited_total{{limit=\"{}\"}} {n}",
+                escape(limit)
+            );
+        }
+        for (name, help, c) in [
+            (
+                "oxisd_sessions_created_total",
+                "Validation sessions created.",
+                &self.sessions_created,
+            ),
+            (
+                "oxisd_sessions_validated_total",
+                "Validation sessions validated.",
+                &self.sessions_validated,
+            ),
+            (
+                "oxisd_sessions_expired_total",
+                "Expired sessions removed.",
+                &self.sessions_expired,
+            ),
+            ("oxisd_lookups_total", "3PIDs looked up.", &self.lookups),
+            (
+                "oxisd_lookup_hits_total",
+                "3PIDs looked up that were bound.",
+                &self.lookup_hits,
+            ),
+            (
+                "oxisd_invites_stored_total",
+                "3PID invites stored.",
+                &self.invites_stored,
+            ),
+            (
+                "oxisd_onbind_delivered_total",
+                "Invite deliveries accepted by homeservers.",
+                &self.onbind_delivered,
+            ),
+            (
+                "oxisd_onbind_failed_total",
+                "Invite delivery attempts that failed.",
+                &self.onbind_failed,
+            ),
+        ] {
+            counter(&mut out, name, help, c.get());
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_has_counters_histogram_and_gauges() {
+        let m = Metrics {
+            requests: Mutex::new(BTreeMap::new()),
+            latency: [const { AtomicU64::new(0) }; BUCKETS.len()],
+            latency_count: AtomicU64::new(0),
+            latency_micros: AtomicU64::new(0),
+            notifications: Mutex::new(BTreeMap::new()),
+            rate_limited: Mutex::new(BTreeMap::new()),
+            sessions_created: Counter::new(),
+            sessions_validated: Counter::new(),
+            sessions_expired: Counter::new(),
+            lookups: Counter::new(),
+            lookup_hits: Counter::new(),
+            invites_stored: Counter::new(),
+            onbind_delivered: Counter::new(),
+            onbind_failed: Counter::new(),
+        };
+        m.request("V2 /lookup", 200, Duration::from_millis(3));
+        m.request("V2 /lookup", 200, Duration::from_millis(30));
+        m.notification("smtp", true);
+        m.rate_limited("messages to this address");
+        m.sessions_created.inc();
+        let text = m.render(&[("oxisd_outbox_depth", "Queued onbind calls.", 2.0)]);
+        for line in [
+            "oxisd_http_requests_total{endpoint=\"V2 /lookup\",status=\"200\"} 2",
+            "oxisd_http_request_duration_seconds_bucket{le=\"0.005\"} 1",
+            "oxisd_http_request_duration_seconds_bucket{le=\"0.05\"} 2",
+            "oxisd_http_request_duration_seconds_count 2",
+            "oxisd_notifications_total{connector=\"smtp\",outcome=\"sent\"} 1",
+            "oxisd_rate_limited_total{limit=\"messages to this address\"} 1",
+            "oxisd_sessions_created_total 1",
+            "oxisd_outbox_depth 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
+}
