@@ -1,0 +1,1075 @@
+//! End-to-end suite: oxisd next to a real Synapse (1.163), on loopback only.
+//!
+//! Not part of `cargo test`: run it with `tests/e2e/run.sh` (installs Synapse, then runs
+//! `cargo test --test e2e`). It starts the SMTP sink and the Twilio stand-in from
+//! `tests/support`, oxisd with SMTP, Twilio, terms and its TLS listener (Synapse always calls an
+//! identity server as `https://<id_server>`), then Synapse through `tests/e2e/synapse.sh`, and
+//! plays what users do in their clients. One line per scenario (`PASS n name` or
+//! `FAIL n name: reason`), then a summary; the exit status is non-zero on any failure. Synapse
+//! and oxisd are stopped whatever happens (drop guards; each scenario runs under
+//! `catch_unwind`, so one failure does not stop the others).
+
+#![allow(dead_code)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::cell::RefCell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use support::smtp::{ReceivedMail, SmtpSink};
+use support::twilio::TwilioStandIn;
+use support::{Resp, TempDir, TestServer};
+
+const V1: &str = "/_matrix/identity/api/v1";
+const V2: &str = "/_matrix/identity/v2";
+const CLIENT: &str = "/_matrix/client/v3";
+const TWILIO_SID: &str = "ACe2e0123";
+const TWILIO_TOKEN: &str = "e2e-twilio-token";
+const TERMS_URL: &str = "https://oxisd.test/terms-1.0-en.html";
+/// How long a mail, an SMS or a lookup change may take to show.
+const WAIT: Duration = Duration::from_secs(15);
+/// How long the invitee may wait for the room invite after the bind.
+const INVITE_WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Harness: processes and their guards
+// ---------------------------------------------------------------------------------------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script() -> PathBuf {
+    repo().join("tests/e2e/synapse.sh")
+}
+
+/// The Synapse started by `synapse.sh start`; stopped (`synapse.sh stop`) when dropped. Created
+/// before `start` runs, so a start that fails halfway is cleaned up too.
+struct Synapse {
+    client: Option<SocketAddr>,
+    fed_port: u16,
+    server_name: String,
+}
+
+impl Synapse {
+    fn start(oxisd_url: &str) -> Synapse {
+        let mut s = Synapse {
+            client: None,
+            fed_port: 0,
+            server_name: String::new(),
+        };
+        let out = Command::new(script())
+            .arg("start")
+            .env("OXISD_URL", oxisd_url)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run tests/e2e/synapse.sh start");
+        assert!(
+            out.status.success(),
+            "synapse.sh start failed ({}); run `tests/e2e/synapse.sh install` first if Synapse is not installed",
+            out.status
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let var = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("synapse.sh start printed no {name}: {stdout}"))
+                .trim()
+                .to_string()
+        };
+        let url = var("SYNAPSE_CLIENT_URL");
+        s.client = Some(
+            url.strip_prefix("http://")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("SYNAPSE_CLIENT_URL: {url}")),
+        );
+        s.fed_port = var("SYNAPSE_FED_PORT").parse().expect("SYNAPSE_FED_PORT");
+        s.server_name = var("SYNAPSE_SERVER_NAME");
+        s
+    }
+
+    fn client(&self) -> SocketAddr {
+        self.client.expect("Synapse is running")
+    }
+
+    /// `synapse.sh register USER PASS`.
+    fn register(&self, user: &str, password: &str) {
+        let out = Command::new(script())
+            .args(["register", user, password])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run synapse.sh register");
+        assert!(
+            out.status.success(),
+            "synapse.sh register {user}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        let status = Command::new(script())
+            .arg("stop")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("e2e: synapse.sh stop failed: {status:?}");
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// oxisd: SMTP through the sink, SMS through the Twilio stand-in, one policy to accept, loopback
+/// homeservers with self-signed certificates allowed (test only), and TLS on `tls_port` with
+/// `server.name` = `127.0.0.1:<tls_port>`, the `id_server` clients give Synapse.
+fn start_oxisd(sink: &SmtpSink, twilio: &TwilioStandIn, tls_port: u16) -> TestServer {
+    let dir = Arc::new(TempDir::new("e2e"));
+    // The fixed test certificate of tests/support/tls.rs: SAN IP:127.0.0.1, so the suite's
+    // own HTTPS client verifies it (Synapse accepts any certificate in this setup).
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, support::tls::CERT_PEM).unwrap();
+    std::fs::write(&key, support::tls::KEY_PEM).unwrap();
+    let config = json!({
+        "server": {
+            "name": format!("127.0.0.1:{tls_port}"),
+            "tls": {"enabled": true, "hostname": "127.0.0.1", "port": tls_port,
+                    "certificate": cert, "privateKey": key},
+        },
+        "threepid": {"medium": {
+            "email": {
+                "identity": {"from": "id@oxisd.test", "name": "oxisd e2e"},
+                "connector": "smtp",
+                "connectors": {"smtp": {"host": "127.0.0.1", "port": sink.port(), "tls": 0, "timeout": 5}},
+            },
+            "msisdn": {
+                "connector": "twilio",
+                "connectors": {"twilio": {"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN,
+                    "number": "+15005550006", "base_url": twilio.base_url(), "timeout": 5}},
+            },
+        }},
+        "policy": {"policies": {"terms_of_service": {"version": "1.0",
+            "terms": {"en": {"name": "Terms of Service", "url": TERMS_URL}}}}},
+        "outbound": {"allowedRanges": ["127.0.0.1/32"], "insecureSkipTlsVerify": true, "timeout": 10},
+        "invite": {"delivery": {"initialBackoff": 1, "maxBackoff": 2}},
+    });
+    let s = TestServer::start_in(dir, config);
+    let line = format!("TLS listening on https://127.0.0.1:{tls_port}");
+    if s.wait_for_log(&line, Duration::from_secs(20)).is_none() {
+        panic!("oxisd never logged `{line}`; log:\n{}", s.logs().join("\n"));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`); over TLS when `tls`,
+/// verifying the server's certificate against the fixed test certificate. Panics name the
+/// request.
+fn request(
+    tls: bool,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let scheme = if tls { "https" } else { "http" };
+    let what = format!("{method} {scheme}://{addr}{path}");
+    let tcp = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let raw = if tls {
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let conn = rustls::ClientConnection::new(support::tls::client_config(), name).unwrap();
+        exchange(rustls::StreamOwned::new(conn, tcp), &head, body, &what)
+    } else {
+        exchange(tcp, &head, body, &what)
+    };
+    if raw.is_empty() {
+        panic!("{what}: the server closed the connection without an answer");
+    }
+    support::parse_response(&raw)
+}
+
+fn exchange(mut stream: impl Read + Write, head: &str, body: &[u8], what: &str) -> Vec<u8> {
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body))
+        .and_then(|_| stream.flush())
+        .unwrap_or_else(|e| panic!("{what}: sending: {e}"));
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify: the answer is complete anyway.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("{what}: no answer within 30 s")
+        }
+        Err(e) => panic!("{what}: reading the answer: {e}"),
+    }
+    raw
+}
+
+fn https(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    request(true, addr, method, path, headers, body)
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    request(false, addr, method, path, headers, body)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn show(r: &Resp) -> String {
+    format!("HTTP {} {}", r.status, r.text())
+}
+
+/// Asserts 200 and returns the JSON body.
+fn ok(r: Resp, what: &str) -> Value {
+    assert_eq!(r.status, 200, "{what}: {}", show(&r));
+    serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", show(&r)))
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world the scenarios share
+// ---------------------------------------------------------------------------------------------
+
+struct User {
+    localpart: &'static str,
+    password: String,
+    mxid: String,
+    /// Synapse access token.
+    hs_token: String,
+    /// oxisd access token, once registered there.
+    is_token: RefCell<Option<String>>,
+}
+
+struct World {
+    oxisd: TestServer,
+    /// oxisd's TLS listener, where clients and Synapse reach it.
+    tls: SocketAddr,
+    /// `127.0.0.1:<tls port>`: oxisd's server.name and the id_server clients pass to Synapse.
+    id_server: String,
+    synapse: Synapse,
+    sink: SmtpSink,
+    twilio: TwilioStandIn,
+    users: Vec<User>,
+}
+
+impl World {
+    fn user(&self, localpart: &str) -> &User {
+        self.users
+            .iter()
+            .find(|u| u.localpart == localpart)
+            .unwrap_or_else(|| panic!("no user {localpart}"))
+    }
+
+    // ---- oxisd over TLS ----
+
+    fn is_get(&self, path: &str, token: Option<&str>) -> Resp {
+        let auth = token.map(bearer);
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        https(self.tls, "GET", path, &headers, b"")
+    }
+
+    fn is_post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        let auth = token.map(bearer);
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        https(
+            self.tls,
+            "POST",
+            path,
+            &headers,
+            body.to_string().as_bytes(),
+        )
+    }
+
+    // ---- Synapse's client API (plain http) ----
+
+    fn hs_get(&self, user: &User, path: &str) -> Resp {
+        let auth = bearer(&user.hs_token);
+        http(
+            self.synapse.client(),
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        )
+    }
+
+    fn hs_post(&self, user: Option<&User>, path: &str, body: &Value) -> Resp {
+        let auth = user.map(|u| bearer(&u.hs_token));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        http(
+            self.synapse.client(),
+            "POST",
+            path,
+            &headers,
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// A user-interactive-auth request: the first call must answer 401 with a session, the
+    /// second carries the password.
+    fn hs_post_uia(&self, user: &User, path: &str, body: &Value) -> Resp {
+        let first = self.hs_post(Some(user), path, body);
+        assert_eq!(first.status, 401, "{path} without auth: {}", show(&first));
+        let session = first.json()["session"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: no UIA session in {}", show(&first)))
+            .to_string();
+        let mut body = body.clone();
+        body["auth"] = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user.localpart},
+            "password": user.password,
+            "session": session,
+        });
+        self.hs_post(Some(user), path, &body)
+    }
+
+    // ---- steps users take ----
+
+    /// The user's oxisd token: OpenID token from Synapse, /account/register, terms accepted.
+    fn is_token(&self, user: &User) -> String {
+        if let Some(t) = user.is_token.borrow().as_ref() {
+            return t.clone();
+        }
+        let openid = ok(
+            self.hs_post(
+                Some(user),
+                &format!("{CLIENT}/user/{}/openid/request_token", enc(&user.mxid)),
+                &json!({}),
+            ),
+            "OpenID token from Synapse",
+        );
+        assert_eq!(
+            openid["matrix_server_name"],
+            self.synapse.server_name.as_str(),
+            "{openid}"
+        );
+        let reg = ok(
+            self.is_post(&format!("{V2}/account/register"), None, &openid),
+            "oxisd /v2/account/register",
+        );
+        let token = reg["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {reg}"))
+            .to_string();
+        self.accept_terms(&token);
+        *user.is_token.borrow_mut() = Some(token.clone());
+        token
+    }
+
+    fn accept_terms(&self, token: &str) {
+        let terms = ok(self.is_get(&format!("{V2}/terms"), None), "GET /v2/terms");
+        let urls: Vec<String> = terms["policies"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no policies in {terms}"))
+            .values()
+            .filter_map(|p| p["en"]["url"].as_str().map(str::to_string))
+            .collect();
+        if urls.is_empty() {
+            return;
+        }
+        ok(
+            self.is_post(
+                &format!("{V2}/terms"),
+                Some(token),
+                &json!({"user_accepts": urls}),
+            ),
+            "POST /v2/terms",
+        );
+    }
+
+    /// Validates `address` at oxisd (v2, the user's token), following the link in the mail.
+    /// Returns (sid, client_secret).
+    fn validate_email(&self, user: &User, address: &str) -> (String, String) {
+        let token = self.is_token(user);
+        let secret = format!("secret{}", random_suffix());
+        let before = self.sink.mails().len();
+        let r = ok(
+            self.is_post(
+                &format!("{V2}/validate/email/requestToken"),
+                Some(&token),
+                &json!({"client_secret": secret, "email": address, "send_attempt": 1}),
+            ),
+            &format!("requestToken for {address}"),
+        );
+        let sid = r["sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sid: {r}"))
+            .to_string();
+        let mail = self.wait_mail(before, &format!("validation mail to {address}"), |m| {
+            m.to.iter().any(|t| t == address) && m.data.contains(&format!("sid={sid}"))
+        });
+        let link = support::sessions::link_in(&mail);
+        let page = self.open_link(&link);
+        assert_eq!(page.status, 200, "validation link {link}: {}", show(&page));
+        (sid, secret)
+    }
+
+    /// GET a link from a mail: over TLS when it is oxisd's https URL, else plain.
+    fn open_link(&self, link: &str) -> Resp {
+        let (scheme, rest) = link
+            .split_once("://")
+            .unwrap_or_else(|| panic!("not a URL: {link}"));
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let addr: SocketAddr = host
+            .parse()
+            .unwrap_or_else(|_| panic!("link host {host} is not ip:port: {link}"));
+        match scheme {
+            "https" => https(addr, "GET", path, &[], b""),
+            _ => http(addr, "GET", path, &[], b""),
+        }
+    }
+
+    /// `POST /account/3pid/bind` on Synapse, which binds at oxisd over TLS.
+    fn bind_via_synapse(&self, user: &User, sid: &str, secret: &str) {
+        let token = self.is_token(user);
+        let r = self.hs_post(
+            Some(user),
+            &format!("{CLIENT}/account/3pid/bind"),
+            &json!({"sid": sid, "client_secret": secret, "id_server": self.id_server, "id_access_token": token}),
+        );
+        ok(r, "Synapse /account/3pid/bind");
+    }
+
+    fn validate_and_bind(&self, user: &User, address: &str) {
+        let (sid, secret) = self.validate_email(user, address);
+        self.bind_via_synapse(user, &sid, &secret);
+    }
+
+    /// What `asker` finds for `address` by hashed lookup (hash_details, then sha256 lookup).
+    fn lookup(&self, asker: &User, medium: &str, address: &str) -> Option<String> {
+        let token = self.is_token(asker);
+        let details = ok(
+            self.is_get(&format!("{V2}/hash_details"), Some(&token)),
+            "hash_details",
+        );
+        let algorithms = details["algorithms"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            algorithms.contains(&json!("sha256")),
+            "sha256 not offered: {details}"
+        );
+        let pepper = details["lookup_pepper"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no lookup_pepper: {details}"))
+            .to_string();
+        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{address} {medium} {pepper}")));
+        let found = ok(
+            self.is_post(
+                &format!("{V2}/lookup"),
+                Some(&token),
+                &json!({"algorithm": "sha256", "pepper": pepper, "addresses": [hash]}),
+            ),
+            "lookup",
+        );
+        found["mappings"][&hash].as_str().map(str::to_string)
+    }
+
+    /// Waits until the lookup of `address` gives `want`.
+    fn wait_lookup(&self, asker: &User, address: &str, want: Option<&str>) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.lookup(asker, "email", address);
+            if got.as_deref() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lookup of {address} by {}: got {got:?}, want {want:?}",
+                asker.mxid
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The first mail after the first `skip` ones that `pred` accepts.
+    fn wait_mail(
+        &self,
+        skip: usize,
+        what: &str,
+        pred: impl Fn(&ReceivedMail) -> bool,
+    ) -> ReceivedMail {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(m) = self.sink.mails().into_iter().skip(skip).find(|m| pred(m)) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {WAIT:?}; mails since: {:#?}",
+                self.sink
+                    .mails()
+                    .into_iter()
+                    .skip(skip)
+                    .map(|m| (m.to, subject(&m.data)))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The Subject header, unfolded (long subjects are folded over several lines).
+fn subject(data: &str) -> String {
+    let head = data.split("\r\n\r\n").next().unwrap_or("");
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    format!("{:016x}", RandomState::new().hash_one(Instant::now()))
+}
+
+/// The 6-digit code in an SMS body.
+fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .rfind(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {body:?}"))
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+const ALICE_EMAIL: &str = "alice@e2e.test";
+const INVITED_EMAIL: &str = "carol.invited@e2e.test";
+const PHONE_COUNTRY: &str = "GB";
+const PHONE_LOCAL: &str = "07911 123456";
+const PHONE_MSISDN: &str = "447911123456";
+
+/// 1. Alice registers at oxisd with an OpenID token from Synapse and accepts the terms.
+fn s1_register(w: &World) {
+    let alice = w.user("alice");
+    let openid = ok(
+        w.hs_post(
+            Some(alice),
+            &format!("{CLIENT}/user/{}/openid/request_token", enc(&alice.mxid)),
+            &json!({}),
+        ),
+        "OpenID token from Synapse",
+    );
+    assert_eq!(
+        openid["matrix_server_name"],
+        w.synapse.server_name.as_str(),
+        "{openid}"
+    );
+    let reg = ok(
+        w.is_post(&format!("{V2}/account/register"), None, &openid),
+        "oxisd /v2/account/register",
+    );
+    let token = reg["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {reg}"))
+        .to_string();
+    // Terms not yet accepted: the v2 API says so.
+    let before = w.is_get(&format!("{V2}/account"), Some(&token));
+    assert_eq!(
+        before.status,
+        403,
+        "whoami before accepting the terms: {}",
+        show(&before)
+    );
+    assert_eq!(
+        before.json()["errcode"],
+        "M_TERMS_NOT_SIGNED",
+        "{}",
+        show(&before)
+    );
+    let terms = ok(w.is_get(&format!("{V2}/terms"), None), "GET /v2/terms");
+    assert_eq!(
+        terms["policies"]["terms_of_service"]["en"]["url"], TERMS_URL,
+        "{terms}"
+    );
+    ok(
+        w.is_post(
+            &format!("{V2}/terms"),
+            Some(&token),
+            &json!({"user_accepts": [TERMS_URL]}),
+        ),
+        "POST /v2/terms",
+    );
+    let me = ok(w.is_get(&format!("{V2}/account"), Some(&token)), "whoami");
+    assert_eq!(me["user_id"], alice.mxid.as_str(), "{me}");
+    *alice.is_token.borrow_mut() = Some(token);
+}
+
+/// 2. Alice validates her email at oxisd, binds it through Synapse; Bob finds her by hashed
+///    lookup.
+fn s2_bind_and_lookup(w: &World) {
+    let (alice, bob) = (w.user("alice"), w.user("bob"));
+    assert_eq!(
+        w.lookup(bob, "email", ALICE_EMAIL),
+        None,
+        "found before the bind"
+    );
+    w.validate_and_bind(alice, ALICE_EMAIL);
+    assert_eq!(
+        w.lookup(bob, "email", ALICE_EMAIL).as_deref(),
+        Some(alice.mxid.as_str())
+    );
+}
+
+/// 3. Alice adds a phone number on Synapse, which delegates the validation to oxisd (v1).
+fn s3_msisdn_delegation(w: &World) {
+    let alice = w.user("alice");
+    let secret = format!("phone{}", random_suffix());
+    let before = w.twilio.messages().len();
+    let r = ok(
+        w.hs_post(
+            Some(alice),
+            &format!("{CLIENT}/account/3pid/msisdn/requestToken"),
+            &json!({"client_secret": secret, "country": PHONE_COUNTRY, "phone_number": PHONE_LOCAL, "send_attempt": 1}),
+        ),
+        "Synapse msisdn requestToken",
+    );
+    let sid = r["sid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sid: {r}"))
+        .to_string();
+    assert_eq!(r["msisdn"], PHONE_MSISDN, "{r}");
+    let submit_url = r["submit_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no submit_url: {r}"))
+        .to_string();
+    let messages = w.twilio.wait_for_messages(before + 1, WAIT);
+    let sms = messages
+        .get(before)
+        .unwrap_or_else(|| panic!("no SMS at the Twilio stand-in"));
+    assert_eq!(sms.to, format!("+{PHONE_MSISDN}"));
+    let code = code_in(&sms.body);
+    // The client submits the code where Synapse said (Synapse passes it on to oxisd).
+    let path = &submit_url[submit_url
+        .find("/_matrix")
+        .unwrap_or_else(|| panic!("submit_url {submit_url}"))..];
+    let r = ok(
+        w.hs_post(
+            None,
+            path,
+            &json!({"sid": sid, "client_secret": secret, "token": code}),
+        ),
+        "submit the SMS code",
+    );
+    assert_eq!(r["success"], true, "{r}");
+    ok(
+        w.hs_post_uia(
+            alice,
+            &format!("{CLIENT}/account/3pid/add"),
+            &json!({"client_secret": secret, "sid": sid}),
+        ),
+        "Synapse /account/3pid/add",
+    );
+    let list = ok(
+        w.hs_get(alice, &format!("{CLIENT}/account/3pid")),
+        "GET /account/3pid",
+    );
+    let listed = list["threepids"].as_array().is_some_and(|t| {
+        t.iter()
+            .any(|p| p["medium"] == "msisdn" && p["address"] == PHONE_MSISDN)
+    });
+    assert!(listed, "the number is not on the account: {list}");
+}
+
+/// 4. Alice invites an unbound email to a room; Carol validates and binds that address; oxisd
+///    delivers the invite to Synapse (onbind) and Carol sees it.
+fn s4_room_invite(w: &World) {
+    let (alice, carol) = (w.user("alice"), w.user("carol"));
+    let alice_token = w.is_token(alice);
+    let room = ok(
+        w.hs_post(
+            Some(alice),
+            &format!("{CLIENT}/createRoom"),
+            &json!({"name": "e2e room", "preset": "private_chat"}),
+        ),
+        "createRoom",
+    );
+    let room_id = room["room_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no room_id: {room}"))
+        .to_string();
+    let before = w.sink.mails().len();
+    ok(
+        w.hs_post(
+            Some(alice),
+            &format!("{CLIENT}/rooms/{}/invite", enc(&room_id)),
+            &json!({"id_server": w.id_server, "id_access_token": alice_token, "medium": "email", "address": INVITED_EMAIL}),
+        ),
+        "3PID invite on Synapse",
+    );
+    let invite_mail = w.wait_mail(before, &format!("invite mail to {INVITED_EMAIL}"), |m| {
+        m.to.iter().any(|t| t == INVITED_EMAIL) && subject(&m.data).contains("invited you")
+    });
+    assert!(
+        invite_mail.data.contains(&room_id) || invite_mail.data.contains("e2e room"),
+        "the invite mail names neither the room id nor its name:\n{}",
+        invite_mail.data
+    );
+    w.validate_and_bind(carol, INVITED_EMAIL);
+    // As a client does: an initial sync, then incremental ones (Synapse answers a repeated
+    // initial sync from its cache for a while).
+    let deadline = Instant::now() + INVITE_WAIT;
+    let mut since: Option<String> = None;
+    loop {
+        let path = match &since {
+            None => format!("{CLIENT}/sync?timeout=0"),
+            Some(s) => format!("{CLIENT}/sync?timeout=1000&since={}", enc(s)),
+        };
+        let sync = ok(w.hs_get(carol, &path), "sync");
+        if sync["rooms"]["invite"].get(&room_id).is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} sees no invite to {room_id} after {INVITE_WAIT:?}; oxisd log lines about the invite: {:#?}",
+            carol.mxid,
+            w.oxisd
+                .logs()
+                .into_iter()
+                .filter(|l| l.contains("invite") || l.contains("onbind"))
+                .collect::<Vec<_>>()
+        );
+        since = sync["next_batch"].as_str().map(str::to_string);
+        if since.is_none() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// 5. Alice unbinds her email through Synapse (a request Synapse signs); the lookup forgets it.
+fn s5_unbind(w: &World) {
+    let (alice, bob) = (w.user("alice"), w.user("bob"));
+    if w.lookup(bob, "email", ALICE_EMAIL).as_deref() != Some(alice.mxid.as_str()) {
+        // Scenario 2 failed: bind it here so the unbind has something to do.
+        w.validate_and_bind(alice, ALICE_EMAIL);
+    }
+    let r = ok(
+        w.hs_post(
+            Some(alice),
+            &format!("{CLIENT}/account/3pid/unbind"),
+            &json!({"medium": "email", "address": ALICE_EMAIL, "id_server": w.id_server}),
+        ),
+        "Synapse /account/3pid/unbind",
+    );
+    assert_eq!(r["id_server_unbind_result"], "success", "{r}");
+    assert_eq!(
+        w.lookup(bob, "email", ALICE_EMAIL),
+        None,
+        "still found after the unbind"
+    );
+}
+
+/// 6. Someone posts an unbind for Alice's (bound) email straight to oxisd, with neither a
+///    homeserver signature nor a validation session: refused, and Alice gets a warning mail.
+fn s6_forged_unbind(w: &World) {
+    let (alice, bob) = (w.user("alice"), w.user("bob"));
+    if w.lookup(bob, "email", ALICE_EMAIL).as_deref() != Some(alice.mxid.as_str()) {
+        w.validate_and_bind(alice, ALICE_EMAIL);
+    }
+    let before = w.sink.mails().len();
+    let r = w.is_post(
+        &format!("{V2}/3pid/unbind"),
+        None,
+        &json!({"mxid": alice.mxid, "threepid": {"medium": "email", "address": ALICE_EMAIL}}),
+    );
+    assert_eq!(r.status, 403, "forged unbind: {}", show(&r));
+    assert_eq!(
+        r.json()["errcode"],
+        "M_FORBIDDEN",
+        "forged unbind: {}",
+        show(&r)
+    );
+    let warning = w.wait_mail(before, &format!("warning mail to {ALICE_EMAIL}"), |m| {
+        m.to.iter().any(|t| t == ALICE_EMAIL) && subject(&m.data).contains("tried to unlink")
+    });
+    assert!(!warning.data.contains("submitToken"), "{}", warning.data);
+    assert_eq!(
+        w.lookup(bob, "email", ALICE_EMAIL).as_deref(),
+        Some(alice.mxid.as_str()),
+        "the forged unbind changed the binding"
+    );
+}
+
+/// 7. Dave binds two emails, then deactivates his account on Synapse, which unbinds them.
+fn s7_deactivate(w: &World) {
+    let (dave, bob) = (w.user("dave"), w.user("bob"));
+    let addresses = ["dave@e2e.test", "dave.work@e2e.test"];
+    for a in addresses {
+        w.validate_and_bind(dave, a);
+        assert_eq!(
+            w.lookup(bob, "email", a).as_deref(),
+            Some(dave.mxid.as_str()),
+            "{a} after the bind"
+        );
+    }
+    let r = ok(
+        w.hs_post_uia(
+            dave,
+            &format!("{CLIENT}/account/deactivate"),
+            &json!({"id_server": w.id_server, "erase": false}),
+        ),
+        "Synapse /account/deactivate",
+    );
+    assert_eq!(r["id_server_unbind_result"], "success", "{r}");
+    for a in addresses {
+        w.wait_lookup(bob, a, None);
+    }
+}
+
+type Scenario = (&'static str, fn(&World));
+
+const SCENARIOS: [Scenario; 7] = [
+    (
+        "register with an OpenID token and accept the terms",
+        s1_register,
+    ),
+    (
+        "email validated at oxisd, bound through Synapse, found by hashed lookup",
+        s2_bind_and_lookup,
+    ),
+    (
+        "phone validated through Synapse's msisdn delegation",
+        s3_msisdn_delegation,
+    ),
+    ("3PID room invite delivered on bind", s4_room_invite),
+    ("unbind through Synapse", s5_unbind),
+    ("forged unbind refused, the owner warned", s6_forged_unbind),
+    (
+        "deactivation on Synapse unbinds the account's 3PIDs",
+        s7_deactivate,
+    ),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+
+/// oxisd's process id and data directory once it runs, for the signal handler.
+static OXISD: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
+
+/// On SIGINT, SIGTERM or SIGHUP: stop Synapse (it runs in its own session, so a Ctrl-C does not
+/// reach it) and oxisd, then exit.
+fn stop_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).expect("signal handler");
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("e2e: signal {signal}: stopping Synapse and oxisd");
+            let _ = Command::new(script())
+                .arg("stop")
+                .stdin(Stdio::null())
+                .status();
+            if let Some((pid, dir)) = OXISD.lock().unwrap().take() {
+                // SAFETY: kill(2) on the pid of the oxisd child this process started.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGKILL);
+                }
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
+/// Where the last panic happened and what it said (the hook prints nothing).
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+fn take_panic(payload: Box<dyn std::any::Any + Send>) -> String {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".to_string());
+    match LAST_PANIC.lock().unwrap().take() {
+        Some(location) => format!("{msg} (at {location})"),
+        None => msg,
+    }
+}
+
+fn setup() -> World {
+    let sink = SmtpSink::start();
+    let twilio = TwilioStandIn::start(TWILIO_SID, TWILIO_TOKEN);
+    let tls_port = free_port();
+    let oxisd = start_oxisd(&sink, &twilio, tls_port);
+    *OXISD.lock().unwrap() = Some((oxisd.pid(), oxisd.dir.path().to_path_buf()));
+    let tls: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    println!(
+        "e2e: oxisd http://{} and https://{tls} (server.name {tls})",
+        oxisd.addr
+    );
+    let synapse = Synapse::start(&format!("http://{}", oxisd.addr));
+    println!(
+        "e2e: Synapse client http://{}, federation https://{}",
+        synapse.client(),
+        synapse.server_name
+    );
+    let mut users = Vec::new();
+    for localpart in ["alice", "bob", "carol", "dave"] {
+        let password = format!("{localpart}-pass-e2e");
+        synapse.register(localpart, &password);
+        let login = http(
+            synapse.client(),
+            "POST",
+            &format!("{CLIENT}/login"),
+            &[("Content-Type", "application/json")],
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart}, "password": password})
+                .to_string()
+                .as_bytes(),
+        );
+        let login = ok(login, &format!("login {localpart}"));
+        users.push(User {
+            localpart,
+            password,
+            mxid: login["user_id"].as_str().unwrap().to_string(),
+            hs_token: login["access_token"].as_str().unwrap().to_string(),
+            is_token: RefCell::new(None),
+        });
+    }
+    World {
+        id_server: tls.to_string(),
+        oxisd,
+        tls,
+        synapse,
+        sink,
+        twilio,
+        users,
+    }
+}
+
+/// Keeps oxisd's log for a look after the run.
+fn save_log(oxisd: &TestServer) -> PathBuf {
+    let dir = std::env::var_os("E2E_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/e2e"))
+        .join("run");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("oxisd.log");
+    let _ = std::fs::write(&path, oxisd.logs().join("\n") + "\n");
+    path
+}
+
+fn run() -> i32 {
+    panic::set_hook(Box::new(|info| {
+        *LAST_PANIC.lock().unwrap() = info.location().map(|l| l.to_string());
+    }));
+    stop_on_signals();
+    let started = Instant::now();
+    let world = match panic::catch_unwind(setup) {
+        Ok(w) => w,
+        Err(e) => {
+            println!("FAIL setup: {}", take_panic(e));
+            return 1;
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for (i, (name, scenario)) in SCENARIOS.iter().enumerate() {
+        let t = Instant::now();
+        let log_start = world.oxisd.logs().len();
+        match panic::catch_unwind(AssertUnwindSafe(|| scenario(&world))) {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS {} {name} ({:.1} s)", i + 1, t.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {} {name}: {}", i + 1, take_panic(e));
+                // What oxisd refused or complained about meanwhile.
+                for line in world.oxisd.logs().iter().skip(log_start).filter(|l| {
+                    [" WARN ", " ERROR ", "status=4", "status=5"]
+                        .iter()
+                        .any(|m| l.contains(m))
+                }) {
+                    println!("    oxisd: {line}");
+                }
+            }
+        }
+    }
+    let log = save_log(&world.oxisd);
+    let World { oxisd, synapse, .. } = world;
+    drop(synapse);
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| oxisd.stop()));
+    println!(
+        "{passed} passed, {failed} failed ({:.0} s; oxisd log: {}, Synapse log: {})",
+        started.elapsed().as_secs_f64(),
+        log.display(),
+        log.with_file_name("synapse/homeserver.log").display()
+    );
+    i32::from(failed > 0)
+}
+
+fn main() {
+    std::process::exit(run());
+}
