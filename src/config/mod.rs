@@ -341,6 +341,30 @@ mod tests {
         );
     }
 
+    /// docs/CONFIGURATION.md carries config.example.yaml, as it is now. Regenerate with
+    /// `OXISD_UPDATE_DOCS=1 cargo test --lib configuration_reference`.
+    #[test]
+    fn configuration_reference_matches_the_example_config() {
+        let example = include_str!("../../config.example.yaml");
+        let expected = format!(
+            "# Configuration reference\n\n\
+             Every key oxisd understands, with its default and what it does. This page is\n\
+             `config.example.yaml` (a test keeps the two identical); keys may be written in\n\
+             camelCase or snake_case, `*_file` keys read a secret from a file, relative paths are\n\
+             relative to the config file. Check a file with `oxisd check-config --config FILE`.\n\n\
+             ```yaml\n{example}```\n"
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CONFIGURATION.md");
+        if std::env::var_os("OXISD_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/CONFIGURATION.md is out of date: run OXISD_UPDATE_DOCS=1 cargo test --lib configuration_reference"
+        );
+    }
+
     /// Every key of the config tree is documented in config.example.yaml, with its default.
     #[test]
     fn example_config_documents_every_key_with_its_default() {
