@@ -91,6 +91,7 @@ fn prepare_sessions(dir: &Path, binds: u64) {
             validated_ms: Some(wall),
             failed_attempts: 0,
             purge_at_ms: wall + 48 * 3600 * 1000,
+            remote: None,
         };
         store.put_session(&record, None).unwrap();
     }

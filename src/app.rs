@@ -13,6 +13,7 @@ use crate::service::federation::Federation;
 use crate::service::invites::{InviteContext, Invites};
 use crate::service::lookup::Lookups;
 use crate::service::pepper::Peppers;
+use crate::service::remote::RemoteSessions;
 use crate::service::sessions::Sessions;
 use crate::service::stores::local::LocalSource;
 use crate::service::stores::rest::RestStore;
@@ -48,6 +49,8 @@ pub struct App {
     pub bindings: Bindings,
     /// 3PID room invites and their delivery.
     pub invites: Invites,
+    /// Remote 3PID sessions at an upstream identity server.
+    pub remote: RemoteSessions,
     /// Lookups at the identity servers of other email domains, when enabled.
     pub federation: Option<Federation>,
     /// Copies a Synapse's 3PIDs into the store, when `stores.synapse` is enabled.
@@ -139,6 +142,7 @@ impl App {
         );
         let bindings = Bindings::new(&config);
         let invites = Invites::new(&config);
+        let remote = RemoteSessions::new(&config);
         let synapse_sync = if config.stores.synapse.enabled {
             Some(
                 SynapseSync::new(&config.stores.synapse)
@@ -179,6 +183,7 @@ impl App {
             lookups,
             bindings,
             invites,
+            remote,
             federation,
             synapse_sync,
             started: Instant::now(),
@@ -210,6 +215,7 @@ impl App {
             homeserver: &self.homeserver,
             notifier: &self.notifier,
             invites: &self.invites,
+            remote: &self.remote,
         }
     }
 }

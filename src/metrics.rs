@@ -60,6 +60,10 @@ pub struct Metrics {
     pub onbind_delivered: Counter,
     /// onbind attempts that failed (retried later).
     pub onbind_failed: Counter,
+    /// Binds forwarded to an upstream identity server.
+    pub remote_binds: Counter,
+    /// Binds an upstream identity server did not take.
+    pub remote_bind_failures: Counter,
 }
 
 /// The process's metrics.
@@ -78,6 +82,8 @@ pub static METRICS: Metrics = Metrics {
     invites_stored: Counter::new(),
     onbind_delivered: Counter::new(),
     onbind_failed: Counter::new(),
+    remote_binds: Counter::new(),
+    remote_bind_failures: Counter::new(),
 };
 
 impl Metrics {
@@ -225,6 +231,16 @@ impl Metrics {
                 "Invite delivery attempts that failed.",
                 &self.onbind_failed,
             ),
+            (
+                "oxisd_remote_binds_total",
+                "Binds forwarded to an upstream identity server.",
+                &self.remote_binds,
+            ),
+            (
+                "oxisd_remote_bind_failures_total",
+                "Binds an upstream identity server did not take.",
+                &self.remote_bind_failures,
+            ),
         ] {
             counter(&mut out, name, help, c.get());
         }
@@ -266,6 +282,8 @@ mod tests {
             invites_stored: Counter::new(),
             onbind_delivered: Counter::new(),
             onbind_failed: Counter::new(),
+            remote_binds: Counter::new(),
+            remote_bind_failures: Counter::new(),
         };
         m.request("V2 /lookup", 200, Duration::from_millis(3));
         m.request("V2 /lookup", 200, Duration::from_millis(30));

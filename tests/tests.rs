@@ -25,6 +25,8 @@ mod invite;
 mod msisdn;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.
 mod pubkey;
+/// Remote 3PID sessions with two servers: offer, start, check, forwarded binds, remote-only.
+mod remote_sessions;
 /// The rest identity store against the REST backend stand-in: lookups, id types, failures.
 mod rest_store;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.

@@ -8,6 +8,7 @@ pub mod invite;
 pub mod lookup;
 pub mod msisdn;
 pub mod pubkey;
+pub mod remote;
 pub mod terms;
 pub mod threepid;
 pub mod validation;

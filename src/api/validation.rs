@@ -39,7 +39,7 @@ fn submit(
     sid: &str,
     client_secret: &str,
     token: &str,
-) -> Result<Option<String>> {
+) -> Result<crate::store::sessions::SessionRecord> {
     check_enabled(app)?;
     params::check_client_secret(client_secret)?;
     if token.is_empty() || token.chars().count() > 255 {
@@ -48,12 +48,8 @@ fn submit(
             "The token must be 1 to 255 characters",
         ));
     }
-    let session =
-        app.sessions
-            .submit_token(&app.store, medium, sid, client_secret, token, app.now_ms())?;
-    Ok(session
-        .next_link
-        .map(|link| params::with_sid(&link, &session.sid)))
+    app.sessions
+        .submit_token(&app.store, medium, sid, client_secret, token, app.now_ms())
 }
 
 /// POST submitToken: `{"success": true}`, or the error with `"success": false`.
@@ -80,8 +76,22 @@ pub fn submit_token_page(app: &App, req: &Req, medium: Medium) -> Reply {
         submit(app, medium, sid, secret, token)
     };
     match result {
-        Ok(Some(next)) => Reply::Redirect(next),
-        Ok(None) => Reply::Html(200, app.views.submit_success()),
+        Ok(session) => {
+            let next = session
+                .next_link
+                .as_deref()
+                .map(|link| params::with_sid(link, &session.sid));
+            match app.remote.upstream_for(&session.medium, &session.address) {
+                Some(upstream) => Reply::Html(
+                    200,
+                    super::remote::offer_page(app, &session, upstream, next),
+                ),
+                None => match next {
+                    Some(next) => Reply::Redirect(next),
+                    None => Reply::Html(200, app.views.submit_success()),
+                },
+            }
+        }
         Err(e) => {
             if e.kind() == ErrorKind::Internal {
                 log::error!("validation link failed: {e}");

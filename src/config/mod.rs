@@ -225,6 +225,27 @@ impl Config {
             )));
         }
         self.session.validate()?;
+        for (scope, policy) in [
+            ("forLocal", &self.session.policy.validation.for_local),
+            ("forRemote", &self.session.policy.validation.for_remote),
+        ] {
+            let remote = &policy.to_remote;
+            if !remote.enabled {
+                continue;
+            }
+            let url = self.matrix.identity.url_of(&remote.server).ok_or_else(|| {
+                ConfigError(format!(
+                    "session.policy.validation.{scope}.toRemote.server: '{}' is not a name in matrix.identity.servers",
+                    remote.server
+                ))
+            })?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "matrix.identity.servers.{}: '{url}' must be an http(s) URL",
+                    remote.server
+                )));
+            }
+        }
         let domain = self.matrix.domain.clone().unwrap_or_default();
         self.threepid.medium.email.validate(&domain)?;
         self.threepid.medium.msisdn.validate()?;

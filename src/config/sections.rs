@@ -262,6 +262,28 @@ pub fn is_server_name(name: &str) -> bool {
 pub struct MatrixConfig {
     /// The Matrix domain of the homeserver this server serves (defaults to `server.name`).
     pub domain: Option<String>,
+    /// `matrix.identity.*`
+    pub identity: MatrixIdentityConfig,
+}
+
+/// `matrix.identity.*`: other identity servers, by name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatrixIdentityConfig {
+    /// Named lists of identity server base URLs (the first one is used), e.g.
+    /// `upstream: ["https://identity.example.net"]`. Nothing is contacted unless a policy names
+    /// one (`session.policy.validation.*.toRemote`).
+    pub servers: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl MatrixIdentityConfig {
+    /// The base URL of the server called `name`.
+    pub fn url_of(&self, name: &str) -> Option<&str> {
+        self.servers
+            .get(name)
+            .and_then(|urls| urls.first())
+            .map(|u| u.trim_end_matches('/'))
+    }
 }
 
 /// `storage.*`
@@ -419,12 +441,61 @@ pub struct SessionPolicy {
 pub struct ValidationPolicy {
     /// Whether 3PID validation sessions may be started and completed at all.
     pub enabled: bool,
+    /// Email domains that are "local" (ours); empty: `matrix.domain`. Phone numbers are never
+    /// local.
+    #[serde(alias = "local_domains")]
+    pub local_domains: Vec<String>,
+    /// `session.policy.validation.forLocal.*`: 3PIDs of our domains.
+    #[serde(alias = "for_local")]
+    pub for_local: ScopePolicy,
+    /// `session.policy.validation.forRemote.*`: every other 3PID.
+    #[serde(alias = "for_remote")]
+    pub for_remote: ScopePolicy,
 }
 
 impl Default for ValidationPolicy {
     fn default() -> Self {
-        ValidationPolicy { enabled: true }
+        ValidationPolicy {
+            enabled: true,
+            local_domains: Vec::new(),
+            for_local: ScopePolicy::default(),
+            for_remote: ScopePolicy::default(),
+        }
     }
+}
+
+/// How 3PIDs of one scope (local or remote) are validated.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScopePolicy {
+    /// Whether sessions for these 3PIDs may be started at all.
+    pub enabled: bool,
+    /// Validate and bind them here.
+    #[serde(alias = "to_local")]
+    pub to_local: bool,
+    /// `...toRemote.*`: publish them at an upstream identity server too.
+    #[serde(alias = "to_remote")]
+    pub to_remote: RemotePolicy,
+}
+
+impl Default for ScopePolicy {
+    fn default() -> Self {
+        ScopePolicy {
+            enabled: true,
+            to_local: true,
+            to_remote: RemotePolicy::default(),
+        }
+    }
+}
+
+/// `...toRemote.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RemotePolicy {
+    /// Offer (or, without `toLocal`, require) validation and binding at the upstream.
+    pub enabled: bool,
+    /// The upstream: a name in `matrix.identity.servers`.
+    pub server: String,
 }
 
 /// `session.policy.unbind.*`

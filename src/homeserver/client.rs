@@ -207,6 +207,23 @@ impl HomeserverClient {
         self.read_json(response, url, limit)
     }
 
+    /// `POST <url>` with a JSON body, through the address guard (an operator-configured
+    /// upstream identity server). A non-2xx answer is [`HsError::Status`].
+    pub fn post_url_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, HsError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| HsError::BadResponse(e.to_string()))?;
+        let response = self
+            .guarded
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(&bytes[..])
+            .map_err(|e| transport_error(url, e))?;
+        self.read_json(response, url, None)
+    }
+
     /// `POST` (or `method`) a JSON body to the federation API of `server_name`.
     pub fn send_json(
         &self,

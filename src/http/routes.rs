@@ -100,6 +100,8 @@ pub static ROUTES: &[Route] = &[
     row(Get,  "/_matrix/identity/versions",             ROOT, Open,  api::versions::get_supported_versions),
     row(Get,  "/health",                                ROOT, Open,  api::versions::get_health),
     row(Get,  "/_matrix/identity/_oxisd/static/{name}", ROOT, Open,  api::assets::get_static_asset),
+    row(Get,  "/_matrix/identity/_oxisd/remote/start",  ROOT, Open,  api::remote::start_remote_session),
+    row(Get,  "/_matrix/identity/_oxisd/remote/check",  ROOT, Open,  api::remote::check_remote_session),
     row(Get,  "",                                       BOTH, Open,  api::versions::get_server_status),
     row(Get,  "/pubkey/isvalid",                        BOTH, Open,  api::pubkey::check_public_key_validity),
     row(Get,  "/pubkey/ephemeral/isvalid",              BOTH, Open,  api::pubkey::validate_ephemeral_key),

@@ -8,6 +8,7 @@ use super::invites::Invites;
 use super::lookup::signed_association;
 use super::pepper::Peppers;
 use super::rate_limit::RateLimiter;
+use super::remote::RemoteSessions;
 use super::sessions::Sessions;
 use super::xmatrix::{SignedRequest, Verifier, XMatrix, XMatrixError};
 use crate::config::{Config, RateLimit, is_server_name};
@@ -52,6 +53,8 @@ pub struct Context<'a> {
     pub notifier: &'a Notifier,
     /// Pending invites, delivered when their 3PID is bound.
     pub invites: &'a Invites,
+    /// Upstream identity servers that binds are forwarded to.
+    pub remote: &'a RemoteSessions,
 }
 
 /// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
@@ -175,6 +178,20 @@ impl Bindings {
         let session = cx
             .sessions
             .validated(cx.store, sid, client_secret, now_ms)?;
+        if !cx.remote.binds_here(&session.medium, &session.address) {
+            // Published upstream only: the upstream's answer is the association.
+            return match cx.remote.forward_bind(cx.homeserver, &session, mxid)? {
+                Some(answer) => {
+                    crate::metrics::METRICS.remote_binds.inc();
+                    log::info!("forwarded a {} bind to the upstream only", session.medium);
+                    Ok(answer)
+                }
+                None => Err(Error::new(
+                    ErrorKind::SessionNotValidated,
+                    "This address is published at another identity server: finish its validation there first",
+                )),
+            };
+        }
         let record = BindingRecord {
             medium: session.medium.clone(),
             address: session.address.clone(),
@@ -189,6 +206,21 @@ impl Bindings {
             cx.store.durable()?;
         }
         log::info!("bound a {} to {mxid}", record.medium);
+        // A validated upstream session: bind there too. Its failure does not undo ours.
+        match cx.remote.forward_bind(cx.homeserver, &session, mxid) {
+            Ok(Some(_)) => {
+                crate::metrics::METRICS.remote_binds.inc();
+                log::info!("forwarded the bind of a {} upstream", record.medium);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                crate::metrics::METRICS.remote_bind_failures.inc();
+                log::warn!(
+                    "forwarding a bind upstream failed (the bind here stands): {e} {}",
+                    e.log_detail().unwrap_or("")
+                );
+            }
+        }
         // The bind stands either way; invites left pending are claimed by the next resolution.
         if let Err(e) = cx.invites.claim(
             cx.store,

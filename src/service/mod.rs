@@ -9,6 +9,7 @@ pub mod invites;
 pub mod lookup;
 pub mod pepper;
 pub mod rate_limit;
+pub mod remote;
 pub mod sessions;
 pub mod stores;
 pub mod terms;

@@ -211,6 +211,7 @@ impl Sessions {
             validated_ms: None,
             failed_attempts: 0,
             purge_at_ms: 0,
+            remote: None,
         };
         self.touch(&mut record, now_ms);
         Ok(record)
@@ -324,6 +325,27 @@ impl Sessions {
             ));
         }
         Ok(record)
+    }
+
+    /// Records the upstream session of a validated session (remote sessions); durable when
+    /// this returns.
+    pub fn set_remote(
+        &self,
+        store: &Store,
+        sid: &str,
+        client_secret: &str,
+        remote: crate::store::sessions::RemoteSession,
+        now_ms: u64,
+    ) -> Result<SessionRecord> {
+        let current = self.validated(store, sid, client_secret, now_ms)?;
+        let _guard = self.lock(&current.medium, &current.address, &current.client_secret);
+        let record = self.validated(store, sid, client_secret, now_ms)?;
+        let mut updated = record.clone();
+        updated.remote = Some(remote);
+        self.touch(&mut updated, now_ms);
+        store.put_session(&updated, Some(&record))?;
+        store.durable()?;
+        Ok(updated)
     }
 
     /// Deletes sessions past their purge time; returns how many. Only the purge index is read,

@@ -40,6 +40,24 @@ pub struct SessionRecord {
     pub failed_attempts: u32,
     /// When the sweeper may delete the record.
     pub purge_at_ms: u64,
+    /// The session started for the same 3PID at an upstream identity server, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteSession>,
+}
+
+/// A session at an upstream identity server (`session.policy.validation.*.toRemote`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSession {
+    /// The upstream's name in `matrix.identity.servers`.
+    pub server: String,
+    /// Its session id there.
+    pub sid: String,
+    /// The client secret we made for it.
+    pub client_secret: String,
+    /// The last `send_attempt` sent there.
+    pub send_attempt: u64,
+    /// Whether the upstream said it is validated.
+    pub validated: bool,
 }
 
 /// The session keyspaces.
@@ -203,6 +221,7 @@ mod tests {
             validated_ms: None,
             failed_attempts: 0,
             purge_at_ms,
+            remote: None,
         }
     }
 

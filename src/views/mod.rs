@@ -134,6 +134,34 @@ struct SubmitOkPage<'a> {
     hint: &'a str,
 }
 
+/// The built-in remote-session page.
+#[derive(TemplateSimple)]
+#[template(path = "page/remote.stpl", rm_whitespace = true)]
+struct RemotePage<'a> {
+    page: &'a Chrome,
+    kind: &'a str,
+    title: &'a str,
+    message: &'a str,
+    hint: &'a str,
+    action_url: &'a str,
+    action_label: &'a str,
+}
+
+/// A page of the remote-session workflow: texts and an optional button (link and label).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteView<'a> {
+    /// Heading.
+    pub title: &'a str,
+    /// What happened.
+    pub message: &'a str,
+    /// What to do next.
+    pub hint: &'a str,
+    /// The button's link (http(s) URL of ours), or empty.
+    pub action_url: &'a str,
+    /// The button's text.
+    pub action_label: &'a str,
+}
+
 /// The built-in failure page.
 #[derive(TemplateSimple)]
 #[template(path = "page/submit_failed.stpl", rm_whitespace = true)]
@@ -245,6 +273,24 @@ impl Views {
         page.render_once().unwrap_or_else(|err| {
             log::error!("views: cannot render the success page: {err}");
             self.fallback(SUCCESS_TITLE, SUCCESS_MESSAGE, SUCCESS_HINT)
+        })
+    }
+
+    /// A page of the remote-session workflow (HTML, UTF-8). Always the built-in template, with
+    /// the branding of `view.brand`.
+    pub fn remote_page(&self, view: &RemoteView<'_>, ok: bool) -> String {
+        let page = RemotePage {
+            page: &self.chrome,
+            kind: if ok { "ok" } else { "failed" },
+            title: view.title,
+            message: view.message,
+            hint: view.hint,
+            action_url: view.action_url,
+            action_label: view.action_label,
+        };
+        page.render_once().unwrap_or_else(|err| {
+            log::error!("views: cannot render a remote-session page: {err}");
+            self.fallback(view.title, view.message, view.hint)
         })
     }
 
