@@ -217,3 +217,39 @@ fn a_tls_listener_without_its_files_is_a_config_error() {
         "{err}"
     );
 }
+
+#[test]
+fn an_endless_request_head_over_tls_is_cut_off() {
+    let (server, addr) = start_tls();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(tls::client_config(), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    // A header line that never ends: 8 MiB, far beyond any request head.
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: ")
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 8 * 1024 * 1024 {
+        if stream.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "sent {sent} bytes, got: {}",
+        &text[..text.len().min(200)]
+    );
+    // The server goes on serving.
+    let r = https(addr, tls::client_config(), "GET", "/health", b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(server.get("/health").status, 200);
+}

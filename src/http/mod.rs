@@ -87,7 +87,16 @@ pub fn start(app: Arc<App>, fatal: Sender<String>) -> Result<Running, String> {
     guard.spawn(stop.clone());
     let peers = Arc::new(tls::TlsPeers::default());
     let tls = if server_cfg.tls.enabled {
-        Some(tls::start(server_cfg, addr, peers.clone(), stop.clone())?)
+        let largest_body = server_cfg
+            .max_body_size
+            .max(app.config.lookup.max_addresses * 64);
+        Some(tls::start(
+            server_cfg,
+            addr,
+            peers.clone(),
+            stop.clone(),
+            largest_body,
+        )?)
     } else {
         None
     };
@@ -144,6 +153,9 @@ fn serve(
     let peer = rq.remote_addr().copied();
     // Requests relayed from the HTTPS listener come from our own loopback socket.
     let client = peer.map(|p| peers.client_of(&p).unwrap_or(p));
+    if let Some(p) = &peer {
+        peers.request_started(p);
+    }
     if let Some(peer) = peer {
         guard.request_started(peer);
     }
@@ -167,6 +179,7 @@ fn serve(
     }
     if let Some(peer) = peer {
         guard.request_finished(peer);
+        peers.request_finished(&peer);
     }
     if app.config.logging.requests {
         log::info!(

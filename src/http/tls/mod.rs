@@ -114,7 +114,10 @@ pub fn start(
     plain: SocketAddr,
     peers: Arc<TlsPeers>,
     stop: Arc<AtomicBool>,
+    largest_body: usize,
 ) -> Result<TlsFront, String> {
+    // A head, plus a body sent along before the head was parsed, plus slack.
+    let head_limit = server.max_header_size + largest_body + 64 * 1024;
     let tls = &server.tls;
     let (Some(certificate), Some(private_key)) = (&tls.certificate, &tls.private_key) else {
         return Err("server.tls: certificate and privateKey are required".into());
@@ -142,6 +145,7 @@ pub fn start(
         handshake_timeout: Duration::from_secs(server.read_timeout),
         io_timeout: Duration::from_secs(server.read_timeout.max(server.write_timeout)),
         idle_timeout: Duration::from_secs(server.idle_timeout),
+        head_limit,
     });
     let max = tls.max_connections;
     let open = Arc::new(AtomicUsize::new(0));

@@ -25,6 +25,10 @@ pub struct Settings {
     pub io_timeout: Duration,
     /// A connection with no traffic either way for this long is closed.
     pub idle_timeout: Duration,
+    /// Bytes a client may send while no request of its is in progress (a request head, and
+    /// whatever body came with it before the head was parsed). tiny_http reads heads without a
+    /// limit; this bounds what one connection can make it buffer.
+    pub head_limit: usize,
 }
 
 /// Serves one HTTPS connection from `peer` until either side closes it.
@@ -61,7 +65,14 @@ pub fn serve(
     backend.set_nodelay(true)?;
     let relay_addr = backend.local_addr()?;
     peers.insert(relay_addr, peer);
-    let result = pump(&mut tcp, &mut conn, &mut backend, settings);
+    let result = pump(
+        &mut tcp,
+        &mut conn,
+        &mut backend,
+        settings,
+        peers,
+        relay_addr,
+    );
     peers.remove(&relay_addr);
     result
 }
@@ -71,7 +82,11 @@ fn pump(
     conn: &mut ServerConnection,
     backend: &mut TcpStream,
     settings: &Settings,
+    peers: &TlsPeers,
+    relay_addr: SocketAddr,
 ) -> io::Result<()> {
+    let mut head_bytes = 0usize;
+    let mut requests_seen = 0u64;
     tcp.set_nonblocking(true)?;
     backend.set_nonblocking(true)?;
     let mut up: Vec<u8> = Vec::new();
@@ -93,6 +108,21 @@ fn pump(
                 Ok(n) => {
                     up.drain(..n);
                     last = Instant::now();
+                    let (started, in_flight) = peers.progress(&relay_addr);
+                    if started != requests_seen {
+                        requests_seen = started;
+                        head_bytes = 0;
+                    }
+                    if !in_flight {
+                        head_bytes += n;
+                        if head_bytes > settings.head_limit {
+                            refuse_head(tcp, conn, settings.io_timeout);
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "request head too large",
+                            ));
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -167,6 +197,34 @@ fn pump(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// Answers 431 (the head is too large) and closes the connection.
+fn refuse_head(tcp: &mut TcpStream, conn: &mut ServerConnection, timeout: Duration) {
+    let body = r#"{"errcode":"M_TOO_LARGE","error":"Request headers are too large"}"#;
+    let answer = format!(
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if conn.writer().write_all(answer.as_bytes()).is_ok() {
+        conn.send_close_notify();
+        finish(tcp, conn, timeout);
+    }
+    // Read and drop what the client is still sending for a moment: closing with unread data
+    // would reset the connection and lose the answer.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 16 * 1024];
+    while Instant::now() < deadline {
+        match tcp.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
+            Err(_) => break,
         }
     }
 }
