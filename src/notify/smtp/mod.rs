@@ -139,6 +139,9 @@ impl SmtpConnector {
                 }
                 Ok(Ok(tcp)) => tcp,
             };
+        // The message and its final "." go out in separate writes: with Nagle's algorithm the
+        // second waits for the server's delayed ACK, 40 ms per message.
+        let _ = tcp.set_nodelay(true);
         debug!(
             "SMTP {}: connected ({})",
             self.server,
