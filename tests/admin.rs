@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use crate::support::sessions::{V1, V2, validate_email_via_log};
 use crate::support::{TempDir, TestServer, http, run_cli};
 
-const TOKEN: &str = "admin-token-for-the-tests-0123456789";
+pub const TOKEN: &str = "admin-token-for-the-tests-0123456789";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -28,7 +28,7 @@ fn start_admin(dir: Arc<TempDir>) -> TestServer {
 }
 
 /// `oxisd admin -c <the server's config> ARGS`: exit code and stdout parsed as JSON (or text).
-fn admin(s: &TestServer, args: &[&str]) -> (i32, Value, String) {
+pub fn admin(s: &TestServer, args: &[&str]) -> (i32, Value, String) {
     let config = s.config_path.to_str().unwrap();
     let mut all = vec!["admin", "-c", config];
     all.extend_from_slice(args);
@@ -51,7 +51,7 @@ fn v1_lookup(s: &TestServer, email: &str) -> Value {
         .json()
 }
 
-fn admin_port(s: &TestServer) -> u16 {
+pub fn admin_port(s: &TestServer) -> u16 {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(&s.config_path).unwrap()).unwrap();
     config["admin"]["port"].as_u64().unwrap() as u16

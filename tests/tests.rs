@@ -19,6 +19,8 @@ mod email_validation;
 mod federation;
 /// The HTTP layer: routing errors, CORS, limits, timeouts, client IP, shutdown.
 mod http_layer;
+/// Imports: bindings from sydent, ma1sd and mxisd databases, reports, re-imports, bad files.
+mod import;
 /// 3PID invites: store-invite, the invite mail, ephemeral keys, sign-ed25519, onbind delivery.
 mod invite;
 /// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.

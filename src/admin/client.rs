@@ -27,6 +27,9 @@ COMMANDS:
     keys list
     keys rotate                             a new signing key; old keys keep answering
     backup DIR                              a consistent copy of the store and the key
+    import sydent|mxisd FILE [--batch-size N] [--dry-run]
+                                            bindings from a sydent, mxisd or ma1sd SQLite
+                                            database (read here, as you); see docs/MIGRATION.md
 ";
 
 /// Query pairs.
@@ -120,8 +123,90 @@ pub fn parse(args: &[String]) -> Result<Call, String> {
     })
 }
 
+/// The admin listener, as the command line reaches it.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Client {
+    /// From the configuration the server runs with; an error when the admin listener is off.
+    pub fn new(config: &Config) -> Result<Client, String> {
+        let admin = &config.admin;
+        if !admin.enabled {
+            return Err("the admin listener is off: set admin.enabled and admin.token in the configuration the server runs with".into());
+        }
+        let host = if admin.hostname.contains(':') && !admin.hostname.starts_with('[') {
+            format!("[{}]", admin.hostname)
+        } else {
+            admin.hostname.clone()
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(600)))
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            base: format!("http://{host}:{}", admin.port),
+            auth: format!("Bearer {}", admin.token.expose()),
+        })
+    }
+
+    /// One request: `path` below the admin prefix (or `/metrics`), query pairs, and a JSON
+    /// body for POST. Returns the status and the body, or why the listener cannot be reached.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        json: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let query: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url_encode(v)))
+            .collect();
+        let url = format!(
+            "{}{}{path}{}{}",
+            self.base,
+            if path == "/metrics" { "" } else { PREFIX },
+            if query.is_empty() { "" } else { "?" },
+            query.join("&")
+        );
+        let auth = self.auth.as_str();
+        let sent = match (method, json) {
+            ("POST", Some(body)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", auth)
+                .header("Content-Type", "application/json")
+                .send(body),
+            ("POST", None) => self
+                .agent
+                .post(&url)
+                .header("Authorization", auth)
+                .send_empty(),
+            ("DELETE", _) => self.agent.delete(&url).header("Authorization", auth).call(),
+            _ => self.agent.get(&url).header("Authorization", auth).call(),
+        };
+        let mut response = sent.map_err(|e| {
+            format!(
+                "cannot reach the admin listener at {}: {e} (is the server running with admin.enabled?)",
+                percent_decode(url.split('?').next().unwrap_or(&url), false)
+            )
+        })?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
 /// Runs `oxisd admin ARGS` against the server configured by `config`; returns the exit code.
 pub fn run(config: &Config, args: &[String]) -> i32 {
+    if args.first().is_some_and(|a| a == "import") {
+        return crate::import::cli::run(config, &args[1..]);
+    }
     let (method, path, query) = match parse(args) {
         Ok(call) => call,
         Err(e) => {
@@ -129,52 +214,20 @@ pub fn run(config: &Config, args: &[String]) -> i32 {
             return 2;
         }
     };
-    let admin = &config.admin;
-    if !admin.enabled {
-        eprintln!(
-            "oxisd admin: the admin listener is off: set admin.enabled and admin.token in the configuration the server runs with"
-        );
-        return 1;
-    }
-    let query: Vec<String> = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", url_encode(v)))
-        .collect();
-    let host = if admin.hostname.contains(':') && !admin.hostname.starts_with('[') {
-        format!("[{}]", admin.hostname)
-    } else {
-        admin.hostname.clone()
-    };
-    let url = format!(
-        "http://{host}:{}{}{path}{}{}",
-        admin.port,
-        if path == "/metrics" { "" } else { PREFIX },
-        if query.is_empty() { "" } else { "?" },
-        query.join("&")
-    );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(600)))
-        .build()
-        .into();
-    let auth = format!("Bearer {}", admin.token.expose());
-    let sent = match method {
-        "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),
-        "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
-        _ => agent.get(&url).header("Authorization", &auth).call(),
-    };
-    let mut response = match sent {
-        Ok(r) => r,
+    let client = match Client::new(config) {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "oxisd admin: cannot reach the admin listener at {}: {e} (is the server running with admin.enabled?)",
-                percent_decode(url.split('?').next().unwrap_or(&url), false)
-            );
+            eprintln!("oxisd admin: {e}");
             return 1;
         }
     };
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
+    let (status, body) = match client.call(method, path, &query, None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("oxisd admin: {e}");
+            return 1;
+        }
+    };
     let shown = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())

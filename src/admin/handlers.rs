@@ -1,5 +1,6 @@
 //! The admin API's endpoints (below `/_oxisd/admin/v1`), and `/metrics`.
 
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{AdminReply, AdminRequest, done};
@@ -8,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::METRICS;
 use crate::service::admin;
 use crate::service::bindings::{check_user_id, normalise_threepid};
+use crate::store::bindings::BindingRecord;
 
 const DEFAULT_LIMIT: usize = 100;
 
@@ -98,6 +100,7 @@ pub fn handle(app: &App, req: &AdminRequest) -> Result<AdminReply> {
             log::info!("admin: erased {mxid}: {erased}");
             Ok(done(json!({"erased": erased})))
         }
+        ("POST", "/import/bindings") => import_bindings(app, req),
         ("GET", "/keys") => Ok(AdminReply::Json(json!({
             "keys": app.keys.all().iter().enumerate().map(|(i, k)| json!({
                 "id": k.id(),
@@ -132,6 +135,50 @@ pub fn handle(app: &App, req: &AdminRequest) -> Result<AdminReply> {
             format!("No admin endpoint {} {path}", req.method),
         )),
     }
+}
+
+/// A batch of `oxisd admin import`.
+#[derive(Deserialize)]
+struct ImportBatch {
+    /// The bindings, as the store keeps them.
+    bindings: Vec<BindingRecord>,
+    /// The import's last batch: compact the binding tables afterwards.
+    #[serde(default)]
+    finish: bool,
+}
+
+/// Most bindings in one batch.
+const MAX_IMPORT_BATCH: usize = 20_000;
+
+fn import_bindings(app: &App, req: &AdminRequest) -> Result<AdminReply> {
+    let batch: ImportBatch = serde_json::from_slice(&req.body).map_err(|e| {
+        Error::new(
+            ErrorKind::BadJson,
+            format!("Expected {{\"bindings\": [...], \"finish\": bool}}: {e}"),
+        )
+    })?;
+    if batch.bindings.len() > MAX_IMPORT_BATCH {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("At most {MAX_IMPORT_BATCH} bindings per batch"),
+        ));
+    }
+    let received = batch.bindings.len();
+    let outcome = admin::import_bindings(&app.store, &app.peppers, batch.bindings, batch.finish)?;
+    log::info!(
+        "admin: import batch of {received}: {} written, {} unchanged, {} kept (newer here), {} refused",
+        outcome.written,
+        outcome.unchanged,
+        outcome.kept_newer,
+        outcome.rejected.len()
+    );
+    Ok(done(json!({
+        "received": received,
+        "written": outcome.written,
+        "unchanged": outcome.unchanged,
+        "kept_newer": outcome.kept_newer,
+        "rejected": outcome.rejected.iter().map(|(i, r)| json!({"index": i, "reason": r})).collect::<Vec<_>>(),
+    })))
 }
 
 fn limit(req: &AdminRequest) -> Result<usize> {

@@ -24,6 +24,10 @@ use crate::http::parse_query;
 pub const PREFIX: &str = "/_oxisd/admin/v1";
 /// Largest request body.
 const MAX_BODY: u64 = 64 * 1024;
+/// Largest body of `POST /import/bindings` (a batch of 5 000 bindings is about 1 MiB).
+pub const MAX_IMPORT_BODY: u64 = 8 * 1024 * 1024;
+/// The one endpoint that takes a body.
+const IMPORT_PATH: &str = "/import/bindings";
 /// Worker threads.
 const WORKERS: usize = 2;
 
@@ -35,6 +39,8 @@ pub struct AdminRequest {
     pub path: String,
     /// Query parameters.
     pub query: Vec<(String, String)>,
+    /// The body (only `POST /import/bindings` reads one).
+    pub body: Vec<u8>,
 }
 
 impl AdminRequest {
@@ -132,19 +138,32 @@ fn serve(app: &App, mut rq: tiny_http::Request) {
                 app.config.admin.token.expose().as_bytes(),
             )
         });
-    // Drain the body (the admin API takes its parameters from the query string).
-    let mut sink = Vec::new();
-    let _ = rq.as_reader().take(MAX_BODY).read_to_end(&mut sink);
+    let admin_path = path.strip_prefix(PREFIX).unwrap_or(path);
+    // The admin API takes its parameters from the query string, except imports, whose
+    // batches come as a JSON body: only an authorised import may send a large one.
+    let limit = if authorised && method == "POST" && admin_path == IMPORT_PATH {
+        MAX_IMPORT_BODY
+    } else {
+        MAX_BODY
+    };
+    let mut body = Vec::new();
+    let _ = rq.as_reader().take(limit + 1).read_to_end(&mut body);
     let result = if !authorised {
         Err(Error::new(
             ErrorKind::Unauthorized,
             "The admin API needs 'Authorization: Bearer <admin.token>'",
         ))
+    } else if body.len() as u64 > limit {
+        Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("The request body is larger than {limit} bytes"),
+        ))
     } else {
         let request = AdminRequest {
             method: method.clone(),
-            path: path.strip_prefix(PREFIX).unwrap_or(path).to_string(),
+            path: admin_path.to_string(),
             query: parse_query(query),
+            body,
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             handlers::handle(app, &request)

@@ -1,9 +1,10 @@
 //! What operators do through the admin API: inspect and delete bindings, list sessions and
 //! invites, export everything stored about a 3PID or a user (a GDPR access request) and erase it
-//! (a GDPR erasure request).
+//! (a GDPR erasure request), and import the bindings of another identity server.
 
 use serde_json::{Value, json};
 
+use super::bindings::{BUILTIN, check_user_id, normalise_threepid};
 use super::pepper::Peppers;
 use crate::error::Result;
 use crate::store::Store;
@@ -184,4 +185,64 @@ pub fn erase_user(store: &Store, peppers: &Peppers, mxid: &str) -> Result<Value>
         "access_tokens": tokens,
         "invites_sent": invites.len(),
     }))
+}
+
+/// What one import batch did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Bindings stored (new, or replacing an older binding to another user).
+    pub written: usize,
+    /// Bindings already here for the same user: left as they are.
+    pub unchanged: usize,
+    /// Bindings left alone because the one here, to another user, is newer.
+    pub kept_newer: usize,
+    /// Records refused: (index in the batch, reason).
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Imports bindings from another identity server (`oxisd admin import`) as binds made here.
+/// Each record is checked again (normalised 3PID, valid user id, sane times). A 3PID this
+/// server already binds to the same user keeps its binding untouched, so importing twice
+/// changes nothing; one bound here to another user more recently also stays. The rest is
+/// written in one bulk write, indexed under every pepper in use. `finish` compacts the binding
+/// tables afterwards (the import's last batch). Durable when this returns.
+pub fn import_bindings(
+    store: &Store,
+    peppers: &Peppers,
+    records: Vec<BindingRecord>,
+    finish: bool,
+) -> Result<ImportOutcome> {
+    let mut outcome = ImportOutcome::default();
+    let mut fresh = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let checked = normalise_threepid(&r.medium, &r.address)
+            .map_err(|e| e.message().to_string())
+            .and_then(|(m, a)| {
+                if m.as_str() != r.medium || a != r.address {
+                    return Err(format!("the address is not in normal form ('{a}')"));
+                }
+                check_user_id(&r.mxid).map_err(|e| e.message().to_string())?;
+                if r.not_before > r.not_after {
+                    return Err("not_before is after not_after".into());
+                }
+                Ok(())
+            });
+        if let Err(reason) = checked {
+            outcome.rejected.push((i, reason));
+            continue;
+        }
+        match store.binding(&r.medium, &r.address, BUILTIN)? {
+            Some(here) if here.mxid == r.mxid => outcome.unchanged += 1,
+            Some(here) if here.ts > r.ts => outcome.kept_newer += 1,
+            _ => fresh.push(r),
+        }
+    }
+    if !fresh.is_empty() {
+        let guard = peppers.for_writes();
+        outcome.written = store.put_bindings(BUILTIN, fresh, &guard.all())?;
+    }
+    if finish {
+        store.compact_bindings()?;
+    }
+    Ok(outcome)
 }

@@ -1,0 +1,524 @@
+//! A small read-only SQLite reader, so that imports need no C library: it scans every row of a
+//! rowid table. It reads the 100-byte header, the schema table on page 1, table b-trees
+//! (interior and leaf pages), payloads spilling onto overflow pages, and records.
+//!
+//! The file may be corrupt or hostile, so every offset, length and page number is checked
+//! before use, each b-tree page may be visited once per scan, the tree depth and row sizes are
+//! bounded, and any violation is an [`SqliteError`], never a panic. It does not read WAL files,
+//! indexes, `WITHOUT ROWID` tables or UTF-16 databases, and it does not lock the file: the
+//! program that writes it must be stopped (or its WAL checkpointed) first.
+//!
+//! Format reference: <https://www.sqlite.org/fileformat2.html>.
+
+mod record;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use record::varint;
+pub use schema::{Column, TableDef, parse_create_table};
+
+/// Deepest b-tree accepted (SQLite's own trees stay far below: fan-out is at least 2 per page).
+const MAX_DEPTH: usize = 40;
+/// Largest row accepted, in bytes.
+const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// Why a database cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteError(String);
+
+impl SqliteError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> SqliteError {
+        SqliteError(message.into())
+    }
+
+    fn corrupt(what: impl fmt::Display) -> SqliteError {
+        SqliteError(format!("the database is corrupt: {what}"))
+    }
+}
+
+impl fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SqliteError {}
+
+type Result<T> = std::result::Result<T, SqliteError>;
+
+/// A column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// NULL (also for columns added after the row was written).
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text (invalid UTF-8 is replaced by U+FFFD).
+    Text(String),
+    /// A blob.
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    /// The text, if the value is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One row of a table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+    /// The row's rowid.
+    pub rowid: i64,
+}
+
+impl Row {
+    /// The value of a column (names compare case-insensitively, as in SQL).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .and_then(|i| self.values.get(i))
+    }
+
+    /// The values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
+
+/// One entry of `sqlite_schema`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaEntry {
+    /// `table`, `index`, `view` or `trigger`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// Root page of its b-tree (0 for views, triggers and virtual tables).
+    pub rootpage: i64,
+    /// The statement that created it.
+    pub sql: Option<String>,
+}
+
+/// An open database file.
+pub struct Database {
+    file: File,
+    path: PathBuf,
+    page_size: usize,
+    usable: usize,
+    page_count: u32,
+    schema: Vec<SchemaEntry>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Database({})", self.path.display())
+    }
+}
+
+/// `path` with `suffix` appended to its file name (`db` -> `db-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl Database {
+    /// Opens `path` and reads its schema. Refuses a database with uncheckpointed WAL content or
+    /// an interrupted transaction next to it, a UTF-16 database, and anything that is not an
+    /// SQLite 3 file.
+    pub fn open(path: &Path) -> Result<Database> {
+        let shown = path.display();
+        let wal = sibling(path, "-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return Err(SqliteError(format!(
+                "{} exists and is not empty: recent writes are still in the write-ahead log, \
+                 where this importer cannot read them. Stop the old server, or run \
+                 `sqlite3 {shown} 'PRAGMA wal_checkpoint(TRUNCATE)'`, then import again",
+                wal.display()
+            )));
+        }
+        let journal = sibling(path, "-journal");
+        if let Ok(mut j) = File::open(&journal) {
+            let mut head = [0u8; 8];
+            if j.read_exact(&mut head).is_ok() && head == JOURNAL_MAGIC {
+                return Err(SqliteError(format!(
+                    "{} holds an unfinished transaction: stop the old server, or open the \
+                     database once with `sqlite3 {shown} 'PRAGMA integrity_check'` to roll it \
+                     back, then import again",
+                    journal.display()
+                )));
+            }
+        }
+        let file =
+            File::open(path).map_err(|e| SqliteError(format!("cannot open {shown}: {e}")))?;
+        let len = file
+            .metadata()
+            .map_err(|e| SqliteError(format!("cannot read {shown}: {e}")))?
+            .len();
+        let mut header = [0u8; 100];
+        if len < 100 || file.read_exact_at(&mut header, 0).is_err() || &header[..16] != MAGIC {
+            return Err(SqliteError(format!("{shown} is not an SQLite 3 database")));
+        }
+        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+            1 => 65536,
+            n if n >= 512 && n.is_power_of_two() => n as usize,
+            n => return Err(SqliteError::corrupt(format_args!("page size {n}"))),
+        };
+        let reserved = header[20] as usize;
+        let usable = page_size.saturating_sub(reserved);
+        if usable < 480 {
+            return Err(SqliteError::corrupt(
+                "the usable page size is below 480 bytes",
+            ));
+        }
+        if header[18] > 2 || header[19] > 2 {
+            return Err(SqliteError(format!(
+                "{shown} uses a file format version this importer does not know ({}, {})",
+                header[18], header[19]
+            )));
+        }
+        match u32::from_be_bytes([header[56], header[57], header[58], header[59]]) {
+            0 | 1 => {}
+            2 | 3 => {
+                return Err(SqliteError(format!(
+                    "{shown} stores its text as UTF-16, which this importer does not read: \
+                     convert it with `sqlite3 {shown} .dump | sed \"s/PRAGMA encoding.*//\" \
+                     | sqlite3 converted.db` and import converted.db"
+                )));
+            }
+            n => return Err(SqliteError::corrupt(format_args!("text encoding {n}"))),
+        }
+        let page_count = u32::try_from(len / page_size as u64)
+            .map_err(|_| SqliteError::corrupt("the file has too many pages"))?;
+        let mut db = Database {
+            file,
+            path: path.to_path_buf(),
+            page_size,
+            usable,
+            page_count,
+            schema: Vec::new(),
+        };
+        let columns: Arc<[String]> = ["type", "name", "tbl_name", "rootpage", "sql"]
+            .map(String::from)
+            .into();
+        let mut schema = Vec::new();
+        for row in Rows::new(&db, 1, columns, None, vec![0, 1, 2, 3, 4]) {
+            let row = row?;
+            let text = |i: usize| row.values.get(i).and_then(Value::as_text).map(String::from);
+            schema.push(SchemaEntry {
+                kind: text(0).unwrap_or_default(),
+                name: text(1).unwrap_or_default(),
+                rootpage: match row.values.get(3) {
+                    Some(Value::Integer(n)) => *n,
+                    _ => 0,
+                },
+                sql: text(4),
+            });
+        }
+        db.schema = schema;
+        Ok(db)
+    }
+
+    /// The schema entries.
+    pub fn schema(&self) -> &[SchemaEntry] {
+        &self.schema
+    }
+
+    /// Whether a table of this name exists (case-insensitively).
+    pub fn has_table(&self, name: &str) -> bool {
+        self.table_entry(name).is_some()
+    }
+
+    fn table_entry(&self, name: &str) -> Option<&SchemaEntry> {
+        self.schema
+            .iter()
+            .find(|e| e.kind == "table" && e.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The definition of a table, from its `CREATE TABLE` statement.
+    pub fn table_def(&self, name: &str) -> Result<TableDef> {
+        let entry = self
+            .table_entry(name)
+            .ok_or_else(|| SqliteError(format!("there is no table '{name}'")))?;
+        let sql = entry
+            .sql
+            .as_deref()
+            .ok_or_else(|| SqliteError::corrupt(format_args!("table '{name}' has no SQL")))?;
+        parse_create_table(sql)
+            .map_err(|e| SqliteError(format!("cannot read the definition of table '{name}': {e}")))
+    }
+
+    /// Every row of table `name`, in rowid order. The iterator stops after the first error.
+    pub fn table_rows(&self, name: &str) -> Result<Rows<'_>> {
+        let def = self.table_def(name)?;
+        if def.without_rowid {
+            return Err(SqliteError(format!(
+                "table '{name}' is a WITHOUT ROWID table, which this importer does not read"
+            )));
+        }
+        let root = self.table_entry(name).map(|e| e.rootpage).unwrap_or(0);
+        let root = u32::try_from(root)
+            .ok()
+            .filter(|r| *r >= 1)
+            .ok_or_else(|| SqliteError(format!("table '{name}' has no b-tree (virtual table?)")))?;
+        let columns: Arc<[String]> = def.columns.iter().map(|c| c.name.clone()).collect();
+        let alias = def.columns.iter().position(|c| c.rowid_alias);
+        let stored = (0..def.columns.len())
+            .filter(|&i| def.columns[i].stored)
+            .collect();
+        Ok(Rows::new(self, root, columns, alias, stored))
+    }
+
+    fn page(&self, n: u32) -> Result<Vec<u8>> {
+        if n == 0 || n > self.page_count {
+            return Err(SqliteError::corrupt(format_args!(
+                "page {n} is outside the file ({} pages)",
+                self.page_count
+            )));
+        }
+        let mut buf = vec![0u8; self.page_size];
+        self.file
+            .read_exact_at(&mut buf, (n as u64 - 1) * self.page_size as u64)
+            .map_err(|e| SqliteError(format!("cannot read page {n}: {e}")))?;
+        Ok(buf)
+    }
+}
+
+fn be_u32(buf: &[u8], at: usize) -> Result<u32> {
+    buf.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| SqliteError::corrupt("a page number runs past its page"))
+}
+
+fn be_u16(buf: &[u8], at: usize) -> Result<usize> {
+    buf.get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        .ok_or_else(|| SqliteError::corrupt("a page header runs past its page"))
+}
+
+/// A b-tree page being walked.
+struct Frame {
+    data: Vec<u8>,
+    leaf: bool,
+    /// Cell offsets within `data`.
+    cells: Vec<usize>,
+    right: u32,
+    next: usize,
+}
+
+/// The rows of one table; see [`Database::table_rows`].
+pub struct Rows<'a> {
+    db: &'a Database,
+    columns: Arc<[String]>,
+    alias: Option<usize>,
+    /// The columns a record holds values for, in record order.
+    stored: Vec<usize>,
+    stack: Vec<Frame>,
+    visited: HashSet<u32>,
+    pending_root: Option<u32>,
+    failed: bool,
+}
+
+impl<'a> Rows<'a> {
+    fn new(
+        db: &'a Database,
+        root: u32,
+        columns: Arc<[String]>,
+        alias: Option<usize>,
+        stored: Vec<usize>,
+    ) -> Rows<'a> {
+        Rows {
+            db,
+            columns,
+            alias,
+            stored,
+            stack: Vec::new(),
+            visited: HashSet::new(),
+            pending_root: Some(root),
+            failed: false,
+        }
+    }
+
+    /// The column names, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn push(&mut self, n: u32) -> Result<()> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(SqliteError::corrupt("the table's b-tree is too deep"));
+        }
+        if !self.visited.insert(n) {
+            return Err(SqliteError::corrupt(format_args!(
+                "page {n} appears twice in one b-tree"
+            )));
+        }
+        let data = self.db.page(n)?;
+        let start = if n == 1 { 100 } else { 0 };
+        let kind = data[start];
+        let leaf = match kind {
+            0x0d => true,
+            0x05 => false,
+            0x02 | 0x0a => {
+                return Err(SqliteError::corrupt(format_args!(
+                    "page {n} is an index page inside a table"
+                )));
+            }
+            k => return Err(SqliteError::corrupt(format_args!("page {n} has type {k}"))),
+        };
+        let header_len = if leaf { 8 } else { 12 };
+        let count = be_u16(&data, start + 3)?;
+        let right = if leaf { 0 } else { be_u32(&data, start + 8)? };
+        let pointers = start + header_len;
+        let first_cell = pointers + 2 * count;
+        if first_cell > self.db.usable {
+            return Err(SqliteError::corrupt(format_args!(
+                "page {n} claims {count} cells"
+            )));
+        }
+        let mut cells = Vec::with_capacity(count);
+        for i in 0..count {
+            let off = be_u16(&data, pointers + 2 * i)?;
+            if off < first_cell || off >= self.db.usable {
+                return Err(SqliteError::corrupt(format_args!(
+                    "page {n} has a cell outside its content area"
+                )));
+            }
+            cells.push(off);
+        }
+        self.stack.push(Frame {
+            data,
+            leaf,
+            cells,
+            right,
+            next: 0,
+        });
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<Row>> {
+        if let Some(root) = self.pending_root.take() {
+            self.push(root)?;
+        }
+        loop {
+            let Some(frame) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            let i = frame.next;
+            frame.next += 1;
+            if frame.leaf {
+                if let Some(&off) = frame.cells.get(i) {
+                    let (rowid, payload) = self.leaf_cell(off)?;
+                    return self.row(rowid, &payload).map(Some);
+                }
+                self.stack.pop();
+            } else if let Some(&off) = frame.cells.get(i) {
+                let child = be_u32(&frame.data, off)?;
+                self.push(child)?;
+            } else if i == frame.cells.len() {
+                let right = frame.right;
+                self.push(right)?;
+            } else {
+                self.stack.pop();
+            }
+        }
+    }
+
+    /// The rowid and the whole payload of the leaf cell at `off` of the top page.
+    fn leaf_cell(&self, off: usize) -> Result<(i64, Vec<u8>)> {
+        let usable = self.db.usable;
+        let data = &self
+            .stack
+            .last()
+            .expect("a leaf frame is on the stack")
+            .data[..usable];
+        let mut pos = off;
+        let size = varint(data, &mut pos)?;
+        let rowid = varint(data, &mut pos)? as i64;
+        if size > MAX_PAYLOAD {
+            return Err(SqliteError(format!(
+                "row {rowid} is larger than {MAX_PAYLOAD} bytes"
+            )));
+        }
+        let size = size as usize;
+        // How much stays on the page (fileformat2, "Cell Payload Overflow Pages").
+        let max_local = usable - 35;
+        let local = if size <= max_local {
+            size
+        } else {
+            let min_local = (usable - 12) * 32 / 255 - 23;
+            let k = min_local + (size - min_local) % (usable - 4);
+            if k <= max_local { k } else { min_local }
+        };
+        let mut payload = Vec::with_capacity(size.min(1 << 20));
+        payload.extend_from_slice(
+            data.get(pos..pos + local).ok_or_else(|| {
+                SqliteError::corrupt(format_args!("row {rowid} runs past its page"))
+            })?,
+        );
+        if local < size {
+            let mut next = be_u32(data, pos + local)?;
+            let mut seen = HashSet::new();
+            while payload.len() < size {
+                if !seen.insert(next) {
+                    return Err(SqliteError::corrupt(format_args!(
+                        "the overflow pages of row {rowid} form a loop"
+                    )));
+                }
+                let page = self.db.page(next)?;
+                let take = (size - payload.len()).min(usable - 4);
+                payload.extend_from_slice(&page[4..4 + take]);
+                next = be_u32(&page, 0)?;
+            }
+        }
+        Ok((rowid, payload))
+    }
+
+    /// Decodes a record into a row.
+    fn row(&self, rowid: i64, payload: &[u8]) -> Result<Row> {
+        let values = record::decode(payload, rowid, self.columns.len(), &self.stored, self.alias)?;
+        Ok(Row {
+            columns: self.columns.clone(),
+            values,
+            rowid,
+        })
+    }
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(row) => row.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
