@@ -165,6 +165,15 @@ fn serve(path: Option<PathBuf>) -> i32 {
     if let Err(e) = spawn_signal_watch(events.clone()) {
         log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
     }
+    // Before the public listener: once that one answers, so does the admin listener.
+    match crate::admin::start(app.clone(), sweeper_stop.clone()) {
+        Ok(Some(admin)) => log::info!("admin API at http://{} (admin.*)", admin.local_addr()),
+        Ok(None) => {}
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return 1;
+        }
+    }
     let server = match crate::http::start(app.clone(), events.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -178,15 +187,6 @@ fn serve(path: Option<PathBuf>) -> i32 {
         app.config.server.name,
         app.config.server.public_url()
     );
-    match crate::admin::start(app.clone(), sweeper_stop.clone()) {
-        Ok(Some(admin)) => log::info!("admin listening on http://{}", admin.local_addr()),
-        Ok(None) => {}
-        Err(e) => {
-            log::error!("cannot start: {e}");
-            server.shutdown();
-            return 1;
-        }
-    }
     if let Some(tls) = server.tls() {
         log::info!("TLS listening on https://{}", tls.local_addr());
         if let Err(e) = spawn_reload_watch(tls.certs()) {
