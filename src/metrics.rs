@@ -67,26 +67,37 @@ pub struct Metrics {
 }
 
 /// The process's metrics.
-pub static METRICS: Metrics = Metrics {
-    requests: Mutex::new(BTreeMap::new()),
-    latency: [const { AtomicU64::new(0) }; BUCKETS.len()],
-    latency_count: AtomicU64::new(0),
-    latency_micros: AtomicU64::new(0),
-    notifications: Mutex::new(BTreeMap::new()),
-    rate_limited: Mutex::new(BTreeMap::new()),
-    sessions_created: Counter::new(),
-    sessions_validated: Counter::new(),
-    sessions_expired: Counter::new(),
-    lookups: Counter::new(),
-    lookup_hits: Counter::new(),
-    invites_stored: Counter::new(),
-    onbind_delivered: Counter::new(),
-    onbind_failed: Counter::new(),
-    remote_binds: Counter::new(),
-    remote_bind_failures: Counter::new(),
-};
+pub static METRICS: Metrics = Metrics::new();
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
 
 impl Metrics {
+    /// All zero.
+    pub const fn new() -> Metrics {
+        Metrics {
+            requests: Mutex::new(BTreeMap::new()),
+            latency: [const { AtomicU64::new(0) }; BUCKETS.len()],
+            latency_count: AtomicU64::new(0),
+            latency_micros: AtomicU64::new(0),
+            notifications: Mutex::new(BTreeMap::new()),
+            rate_limited: Mutex::new(BTreeMap::new()),
+            sessions_created: Counter::new(),
+            sessions_validated: Counter::new(),
+            sessions_expired: Counter::new(),
+            lookups: Counter::new(),
+            lookup_hits: Counter::new(),
+            invites_stored: Counter::new(),
+            onbind_delivered: Counter::new(),
+            onbind_failed: Counter::new(),
+            remote_binds: Counter::new(),
+            remote_bind_failures: Counter::new(),
+        }
+    }
+
     /// Records one answered request.
     pub fn request(&self, endpoint: &str, status: u16, took: Duration) {
         *self
@@ -267,24 +278,7 @@ mod tests {
 
     #[test]
     fn the_exposition_has_counters_histogram_and_gauges() {
-        let m = Metrics {
-            requests: Mutex::new(BTreeMap::new()),
-            latency: [const { AtomicU64::new(0) }; BUCKETS.len()],
-            latency_count: AtomicU64::new(0),
-            latency_micros: AtomicU64::new(0),
-            notifications: Mutex::new(BTreeMap::new()),
-            rate_limited: Mutex::new(BTreeMap::new()),
-            sessions_created: Counter::new(),
-            sessions_validated: Counter::new(),
-            sessions_expired: Counter::new(),
-            lookups: Counter::new(),
-            lookup_hits: Counter::new(),
-            invites_stored: Counter::new(),
-            onbind_delivered: Counter::new(),
-            onbind_failed: Counter::new(),
-            remote_binds: Counter::new(),
-            remote_bind_failures: Counter::new(),
-        };
+        let m = Metrics::new();
         m.request("V2 /lookup", 200, Duration::from_millis(3));
         m.request("V2 /lookup", 200, Duration::from_millis(30));
         m.notification("smtp", true);
