@@ -203,8 +203,8 @@ mod sys {
         }
         for (opt, d) in [(libc::SO_RCVTIMEO, read), (libc::SO_SNDTIMEO, write)] {
             let tv = libc::timeval {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_usec: d.subsec_micros() as libc::suseconds_t,
+                tv_sec: d.as_secs() as _,
+                tv_usec: d.subsec_micros() as _,
             };
             // SAFETY: `tv` is a valid timeval that outlives the call; the size matches.
             unsafe {
