@@ -1010,7 +1010,8 @@ fn expired_invites_are_forgotten() {
     let sink = SmtpSink::start();
     let s = start(
         &sink,
-        json!({"session": {"ttl": 2}, "invite": {"expiration": {"afterSeconds": 2}}}),
+        // A short session lifetime makes the maintenance tick short (half of it, at least 1 s).
+        json!({"session": {"ttl": 4}, "invite": {"expiration": {"afterSeconds": 2}}}),
     );
     let invite = invite_ok(
         &s,
