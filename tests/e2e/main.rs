@@ -392,11 +392,8 @@ impl World {
 
     // ---- steps users take ----
 
-    /// The user's oxisd token: OpenID token from Synapse, /account/register, terms accepted.
-    fn is_token(&self, user: &User) -> String {
-        if let Some(t) = user.is_token.borrow().as_ref() {
-            return t.clone();
-        }
+    /// An OpenID token from Synapse, exchanged at oxisd's /account/register for an access token.
+    fn register_at_oxisd(&self, user: &User) -> String {
         let openid = ok(
             self.hs_post(
                 Some(user),
@@ -414,10 +411,18 @@ impl World {
             self.is_post(&format!("{V2}/account/register"), None, &openid),
             "oxisd /v2/account/register",
         );
-        let token = reg["token"]
+        reg["token"]
             .as_str()
             .unwrap_or_else(|| panic!("no token in {reg}"))
-            .to_string();
+            .to_string()
+    }
+
+    /// The user's oxisd token: OpenID token from Synapse, /account/register, terms accepted.
+    fn is_token(&self, user: &User) -> String {
+        if let Some(t) = user.is_token.borrow().as_ref() {
+            return t.clone();
+        }
+        let token = self.register_at_oxisd(user);
         self.accept_terms(&token);
         *user.is_token.borrow_mut() = Some(token.clone());
         token
@@ -614,27 +619,7 @@ const PHONE_MSISDN: &str = "447911123456";
 /// 1. Alice registers at oxisd with an OpenID token from Synapse and accepts the terms.
 fn s1_register(w: &World) {
     let alice = w.user("alice");
-    let openid = ok(
-        w.hs_post(
-            Some(alice),
-            &format!("{CLIENT}/user/{}/openid/request_token", enc(&alice.mxid)),
-            &json!({}),
-        ),
-        "OpenID token from Synapse",
-    );
-    assert_eq!(
-        openid["matrix_server_name"],
-        w.synapse.server_name.as_str(),
-        "{openid}"
-    );
-    let reg = ok(
-        w.is_post(&format!("{V2}/account/register"), None, &openid),
-        "oxisd /v2/account/register",
-    );
-    let token = reg["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {reg}"))
-        .to_string();
+    let token = w.register_at_oxisd(alice);
     // Terms not yet accepted: the v2 API says so.
     let before = w.is_get(&format!("{V2}/account"), Some(&token));
     assert_eq!(
