@@ -164,15 +164,17 @@ fn serve(
     let path = url.split('?').next().unwrap_or("").to_string();
     let client_ip = client_ip::resolve(client, &rq, &app.config.server.trusted_proxies);
 
-    let reply = match read_request(app, &mut rq, &url, client_ip) {
+    let routed = router::route(Method::from_name(&method_name), &path);
+    let endpoint = match &routed {
+        Ok(m) => format!("{:?} {}", m.mount, m.route.path),
+        Err(_) => "unmatched".to_string(),
+    };
+    let reply = match read_request(app, &mut rq, &url, routed, client_ip) {
         Ok(None) => Reply::Empty,
         Ok(Some((handler, req))) => run_handler(handler, app, &req, id),
         Err(e) => Reply::from(e),
     };
     let status = reply.status();
-    let endpoint = router::route(Method::from_name(&method_name), &path)
-        .map(|m| format!("{:?} {}", m.mount, m.route.path))
-        .unwrap_or_else(|_| "unmatched".into());
     crate::metrics::METRICS.request(&endpoint, status, started.elapsed());
     if let Err(e) = rq.respond(response::into_response(reply)) {
         log::debug!("request id={id}: could not write the response: {e}");
@@ -194,6 +196,7 @@ fn read_request(
     app: &App,
     rq: &mut tiny_http::Request,
     url: &str,
+    routed: Result<router::Matched, Error>,
     client_ip: std::net::IpAddr,
 ) -> Result<Option<(routes::Handler, Req)>, Error> {
     let limits = &app.config.server;
@@ -213,7 +216,7 @@ fn read_request(
         return Ok(None);
     }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let matched = router::route(method, path)?;
+    let matched = routed?;
     let body_limit = if matched.route.large_body {
         // 64 bytes per address covers a sha256 hash or an address with its JSON quoting.
         limits
