@@ -186,8 +186,8 @@ fn decode_hash_value(bytes: &[u8]) -> Option<HashedThreepid> {
     })
 }
 
-/// A 3PID's bindings while indexing: (medium, address, [(source, record)]).
-type ThreepidGroup = (String, String, Vec<(String, BindingRecord)>);
+/// 3PIDs indexed under one lock hold by [`Store::index_all`].
+const CHUNK: usize = 1000;
 
 fn encode_pepper(p: &Pepper) -> Vec<u8> {
     let mut v = p.generation.to_be_bytes().to_vec();
@@ -430,58 +430,63 @@ impl Store {
     }
 
     /// Indexes every bound 3PID under `pepper` (a rotation's background work, a schema
-    /// upgrade), in batches; returns how many entries were written.
+    /// upgrade), in chunks; returns how many entries were written.
+    ///
+    /// Binds and unbinds go on meanwhile and write this generation themselves. So each chunk
+    /// is written under the binding-write lock from the bindings as they are then, never from
+    /// the older view the scan started with: an entry a bind just wrote is never replaced by a
+    /// stale one, and a 3PID unbound since the scan began gets no entry.
     pub fn index_all(&self, pepper: &Pepper) -> Result<usize> {
         let mut written = 0;
-        let mut batch = self.db.batch();
+        let mut chunk: Vec<(String, String)> = Vec::with_capacity(CHUNK);
         // Keys are medium\0address\0source, so a 3PID's sources are adjacent.
-        let mut group: Option<ThreepidGroup> = None;
-        let flush = |group: ThreepidGroup, batch: &mut fjall::OwnedWriteBatch| {
-            let (medium, address, bound) = group;
-            batch.insert(
-                &self.bindings.by_hash,
-                hash_key(
-                    pepper.generation,
-                    &lookup_digest(&address, &medium, &pepper.pepper),
-                ),
-                hash_value(&medium, &address, &bound),
-            );
-        };
         for item in self.bindings.by_threepid.iter() {
-            let (key, value) = item.into_inner()?;
+            let key = item.key()?;
             let mut parts = key.splitn(3, |b| *b == 0);
-            let (Some(medium), Some(address), Some(source)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(medium), Some(address)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let (medium, address, source) = (
+            let threepid = (
                 String::from_utf8_lossy(medium).into_owned(),
                 String::from_utf8_lossy(address).into_owned(),
-                String::from_utf8_lossy(source).into_owned(),
             );
-            let record = decode_binding(&value)?;
-            match &mut group {
-                Some((m, a, bound)) if *m == medium && *a == address => {
-                    bound.push((source, record));
-                    continue;
-                }
-                _ => {}
+            if chunk.last() == Some(&threepid) {
+                continue;
             }
-            if let Some(done) = group.replace((medium, address, vec![(source, record)])) {
-                flush(done, &mut batch);
-                written += 1;
-                if batch.len() >= 10_000 {
-                    std::mem::replace(&mut batch, self.db.batch()).commit()?;
-                }
+            chunk.push(threepid);
+            if chunk.len() >= CHUNK {
+                written += self.index_chunk(pepper, &chunk)?;
+                chunk.clear();
             }
         }
-        if let Some(done) = group.take() {
-            flush(done, &mut batch);
-            written += 1;
+        written += self.index_chunk(pepper, &chunk)?;
+        self.durable()?;
+        Ok(written)
+    }
+
+    /// Writes the hash entries of `threepids` under `pepper` from their current bindings.
+    fn index_chunk(&self, pepper: &Pepper, threepids: &[(String, String)]) -> Result<usize> {
+        let _serial = self.lock_binding_writes();
+        let mut batch = self.db.batch();
+        let mut written = 0;
+        for (medium, address) in threepids {
+            let key = hash_key(
+                pepper.generation,
+                &lookup_digest(address, medium, &pepper.pepper),
+            );
+            let bound = self.bindings_of(medium, address)?;
+            if bound.is_empty() {
+                batch.remove(&self.bindings.by_hash, key);
+            } else {
+                batch.insert(
+                    &self.bindings.by_hash,
+                    key,
+                    hash_value(medium, address, &bound),
+                );
+                written += 1;
+            }
         }
         batch.commit()?;
-        self.durable()?;
         Ok(written)
     }
 
@@ -765,6 +770,62 @@ mod tests {
                 .mxid,
             "@newer:x"
         );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn indexing_during_binds_and_unbinds_never_leaves_stale_entries() {
+        let dir = std::env::temp_dir().join(format!("oxisd-index-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = std::sync::Arc::new(Store::open(&dir).unwrap());
+        let (p1, p2) = (
+            Pepper {
+                generation: 1,
+                pepper: "one".into(),
+            },
+            Pepper {
+                generation: 2,
+                pepper: "two".into(),
+            },
+        );
+        let addresses: Vec<String> = (0..300).map(|i| format!("u{i}@example.org")).collect();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A pepper rotation indexing generation 2 over and over while binds come and go.
+        let indexer = {
+            let (store, done, p2) = (store.clone(), done.clone(), p2.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    store.index_all(&p2).unwrap();
+                }
+            })
+        };
+        let peppers = [p1.clone(), p2.clone()];
+        for round in 0..3 {
+            for a in &addresses {
+                let record = record(a, &format!("@r{round}:example.org"));
+                store.put_binding("builtin", &record, &peppers).unwrap();
+            }
+            for a in &addresses {
+                store
+                    .delete_binding("builtin", "email", a, &peppers)
+                    .unwrap();
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        indexer.join().unwrap();
+        // Everything was unbound: no generation may still answer for any address.
+        for a in &addresses {
+            for p in [&p1, &p2] {
+                let digest = lookup_digest(a, "email", &p.pepper);
+                assert_eq!(
+                    store.threepid_of_hash(p.generation, &digest).unwrap(),
+                    None,
+                    "{a} still indexed under generation {}",
+                    p.generation
+                );
+            }
+        }
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
