@@ -220,3 +220,23 @@ fn a_scope_with_nowhere_to_validate_refuses_sessions() {
         "{err}"
     );
 }
+
+#[test]
+fn starting_the_upstream_session_is_rate_limited() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let down = downstream(&down_mail, &format!("http://{}", up.addr), true);
+    let (_, page) = validate_here(&down, &down_mail, "hana@example.org");
+    let start = path_of(&button(&page));
+    for _ in 0..3 {
+        assert_eq!(down.get(&start).status, 200);
+    }
+    let refused = down.get(&start);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(
+        refused.text().contains("Too many attempts"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(up_mail.wait_for_mails(3, WAIT).len(), 3);
+}

@@ -11,8 +11,9 @@
 
 use serde_json::{Value, json};
 
+use super::rate_limit::RateLimiter;
 use super::sessions::Sessions;
-use crate::config::{Config, ScopePolicy};
+use crate::config::{Config, RateLimit, ScopePolicy};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::{HomeserverClient, HsError};
@@ -27,6 +28,8 @@ pub struct RemoteSessions {
     for_remote: ScopePolicy,
     servers: std::collections::BTreeMap<String, String>,
     public_url: String,
+    /// Each start makes the upstream send a message: a few per session, then one every 5 min.
+    starts: RateLimiter,
 }
 
 /// What the pages show after a step.
@@ -78,6 +81,13 @@ impl RemoteSessions {
                 })
                 .collect(),
             public_url: config.server.public_url().trim_end_matches('/').to_string(),
+            starts: RateLimiter::new(
+                "messages from the other identity server for this session",
+                RateLimit {
+                    burst: 3,
+                    refill: 300,
+                },
+            ),
         }
     }
 
@@ -171,6 +181,7 @@ impl RemoteSessions {
     ) -> Result<Step> {
         let session = sessions.validated(store, sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
+        self.starts.check(&session.sid, now_ms)?;
         let previous = session.remote.clone().filter(|r| r.server == name);
         let remote_secret = match &previous {
             Some(r) => r.client_secret.clone(),
@@ -190,6 +201,7 @@ impl RemoteSessions {
             "{url}/_matrix/identity/api/v1/validate/{}/requestToken",
             session.medium
         );
+        self.starts.consume(&session.sid, now_ms);
         let answer = client
             .post_url_json(&endpoint, &body)
             .map_err(|e| upstream_error(&name, e))?;
