@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oxisd::crypto::lookup_hash::sha256_lookup_hash;
@@ -23,7 +23,7 @@ use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 use oxisd::store::sessions::SessionRecord;
 
-use common::{Server, connect, cpu_seconds, env_num, percentile_ms, request, rss_mib};
+use common::{Server, cpu_seconds, env_num, rss_mib};
 
 const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
 
@@ -120,45 +120,26 @@ fn load(
     path: &'static str,
     make: Arc<dyn Fn(u64, u64) -> String + Send + Sync>,
 ) -> (f64, f64, f64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let bodies: Vec<Vec<String>> = (0..clients)
-        .map(|c| (0..32).map(|i| make(c, i)).collect())
-        .collect();
-    let handles: Vec<_> = bodies
-        .into_iter()
-        .map(|bodies| {
-            let (stop, done, addr) = (stop.clone(), done.clone(), server.addr);
-            std::thread::spawn(move || {
-                let mut stream = connect(addr);
-                let mut latencies = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let body = &bodies[n % bodies.len()];
-                    let t = Instant::now();
-                    let r = request(&mut stream, "POST", path, Some(TOKEN), body);
-                    latencies.push(t.elapsed());
-                    assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(300)]);
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort();
-    let pct = |p: f64| percentile_ms(&all, p);
-    (
-        done.load(Ordering::Relaxed) as f64 / seconds as f64,
-        pct(0.5),
-        pct(0.99),
-    )
+    let bodies: Arc<Vec<Vec<String>>> = Arc::new(
+        (0..clients)
+            .map(|c| (0..32).map(|i| make(c, i)).collect())
+            .collect(),
+    );
+    let measured = common::load(
+        server.addr,
+        clients,
+        seconds,
+        Some(TOKEN),
+        Arc::new(move |c, n| {
+            let mine = &bodies[c as usize];
+            (
+                "POST",
+                path.to_string(),
+                mine[n as usize % mine.len()].clone(),
+            )
+        }),
+    );
+    (measured.rps, measured.p50, measured.p99)
 }
 
 fn dir_size(path: &Path) -> u64 {

@@ -32,7 +32,7 @@ use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 
-use common::{Server, connect, env_num, percentile_ms, request, rss_mib};
+use common::{Make, Server, connect, env_num, request, rss_mib};
 
 const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
 const V1: &str = "/_matrix/identity/api/v1";
@@ -45,9 +45,6 @@ struct Row {
     p50: f64,
     p99: f64,
 }
-
-/// Makes request `n` of client `c`: (method, path, body).
-type Make = Arc<dyn Fn(u64, u64) -> (&'static str, String, String) + Send + Sync>;
 
 fn write_config(dir: &Path, smtp_port: Option<u16>) -> PathBuf {
     let mut config = serde_json::json!({
@@ -71,54 +68,6 @@ fn write_config(dir: &Path, smtp_port: Option<u16>) -> PathBuf {
     path
 }
 
-/// Runs `make` from `clients` keep-alive connections for `seconds`; every answer must be 200.
-fn load(
-    server: &Server,
-    clients: u64,
-    seconds: u64,
-    token: Option<&'static str>,
-    make: Make,
-) -> (f64, f64, f64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let handles: Vec<_> = (0..clients)
-        .map(|c| {
-            let (stop, done, addr, make) = (stop.clone(), done.clone(), server.addr, make.clone());
-            std::thread::spawn(move || {
-                let mut stream = connect(addr);
-                let mut latencies = Vec::new();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let (method, path, body) = make(c, n);
-                    let t = Instant::now();
-                    let r = request(&mut stream, method, &path, token, &body);
-                    latencies.push(t.elapsed());
-                    assert!(
-                        r.starts_with("HTTP/1.1 200"),
-                        "{path}: {}",
-                        &r[..r.len().min(300)]
-                    );
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort();
-    (
-        done.load(Ordering::Relaxed) as f64 / seconds as f64,
-        percentile_ms(&all, 0.5),
-        percentile_ms(&all, 0.99),
-    )
-}
-
 fn measure(
     rows: &mut Vec<Row>,
     server: &Server,
@@ -128,7 +77,8 @@ fn measure(
     make: Make,
 ) {
     for clients in [1, 8] {
-        let (rps, p50, p99) = load(server, clients, seconds, token, make.clone());
+        let common::Load { rps, p50, p99, .. } =
+            common::load(server.addr, clients, seconds, token, make.clone());
         eprintln!(
             "  {what}, {clients} client(s): {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
         );

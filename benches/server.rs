@@ -10,10 +10,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, connect, env_num, percentile_ms, request, rss_mib, start};
+use common::{Server, env_num, rss_mib, start};
 
 fn write_config(dir: &Path) -> PathBuf {
     let config = serde_json::json!({
@@ -27,37 +26,22 @@ fn write_config(dir: &Path) -> PathBuf {
     path
 }
 
-fn request_tokens(server: &Server, clients: u64, seconds: u64) -> (u64, Vec<Duration>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let handles: Vec<_> = (0..clients)
-        .map(|c| {
-            let (stop, done, addr) = (stop.clone(), done.clone(), server.addr);
-            std::thread::spawn(move || {
-                let mut stream = connect(addr);
-                let mut latencies = Vec::new();
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let body = format!(r#"{{"client_secret":"bench{c}","email":"user{c}x{n}@bench.test","send_attempt":1}}"#);
-                    let t = Instant::now();
-                    let r = request(&mut stream, "POST", "/_matrix/identity/api/v1/validate/email/requestToken", None, &body);
-                    latencies.push(t.elapsed());
-                    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-                    n += 1;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    all.sort();
-    (done.load(Ordering::Relaxed), all)
+fn request_tokens(server: &Server, clients: u64, seconds: u64) -> common::Load {
+    common::load(
+        server.addr,
+        clients,
+        seconds,
+        None,
+        Arc::new(|c, n| {
+            (
+                "POST",
+                "/_matrix/identity/api/v1/validate/email/requestToken".to_string(),
+                format!(
+                    r#"{{"client_secret":"bench{c}","email":"user{c}x{n}@bench.test","send_attempt":1}}"#
+                ),
+            )
+        }),
+    )
 }
 
 fn main() {
@@ -76,13 +60,11 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     println!("idle RSS after start: {:.1} MiB", rss_mib(first.child.id()));
 
-    let (n, lat) = request_tokens(&first, clients, seconds);
-    let pct = |p: f64| percentile_ms(&lat, p);
+    let run = request_tokens(&first, clients, seconds);
+    let n = run.done;
     println!(
         "requestToken, {clients} concurrent clients, every answer durable: {:.0} requests/s ({n} in {seconds} s); latency p50 {:.2} ms, p99 {:.2} ms",
-        n as f64 / seconds as f64,
-        pct(0.50),
-        pct(0.99)
+        run.rps, run.p50, run.p99
     );
     std::thread::sleep(Duration::from_secs(12));
     println!(

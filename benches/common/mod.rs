@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A number from the environment, or `default`.
@@ -145,4 +147,70 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))].as_secs_f64()
         * 1000.0
+}
+
+/// Makes request `n` of client `c`: (method, path, body).
+pub type Make = Arc<dyn Fn(u64, u64) -> (&'static str, String, String) + Send + Sync>;
+
+/// What a load run measured.
+pub struct Load {
+    /// Requests answered.
+    pub done: u64,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 99th percentile latency, ms.
+    pub p99: f64,
+}
+
+/// Runs `make` from `clients` keep-alive connections to `addr` for `seconds`; every answer
+/// must be 200.
+pub fn load(
+    addr: SocketAddr,
+    clients: u64,
+    seconds: u64,
+    token: Option<&'static str>,
+    make: Make,
+) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (stop, done, make) = (stop.clone(), done.clone(), make.clone());
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (method, path, body) = make(c, n);
+                    let t = Instant::now();
+                    let r = request(&mut stream, method, &path, token, &body);
+                    latencies.push(t.elapsed());
+                    assert!(
+                        r.starts_with("HTTP/1.1 200"),
+                        "{path}: {}",
+                        &r[..r.len().min(300)]
+                    );
+                    n += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    let done = done.load(Ordering::Relaxed);
+    Load {
+        done,
+        rps: done as f64 / seconds as f64,
+        p50: percentile_ms(&all, 0.5),
+        p99: percentile_ms(&all, 0.99),
+    }
 }
