@@ -10,6 +10,7 @@ pub mod remote_is;
 pub mod rest_backend;
 pub mod sessions;
 pub mod smtp;
+pub mod stand_in;
 pub mod synapse_admin;
 pub mod tls;
 pub mod twilio;

@@ -10,10 +10,11 @@
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use super::stand_in::StandIn;
 
 /// The most of a request body the stand-in reads.
 const MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -33,42 +34,24 @@ struct State {
 
 /// A running stand-in. Stops when dropped.
 pub struct RestBackend {
-    server: Arc<tiny_http::Server>,
     state: Arc<Mutex<State>>,
-    port: u16,
-    thread: Option<JoinHandle<()>>,
+    stand_in: StandIn,
 }
 
 impl RestBackend {
     /// Starts a stand-in that knows no 3PIDs.
     pub fn start() -> RestBackend {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind stand-in"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("stand-in listens on IP")
-            .port();
         let state = Arc::new(Mutex::new(State::default()));
-        let thread = {
-            let server = server.clone();
+        let stand_in = {
             let state = state.clone();
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    handle(&state, request);
-                }
-            })
+            StandIn::spawn(move |request| handle(&state, request))
         };
-        RestBackend {
-            server,
-            state,
-            port,
-            thread: Some(thread),
-        }
+        RestBackend { state, stand_in }
     }
 
     /// The base URL to configure (`http://127.0.0.1:PORT`, no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.stand_in.base_url()
     }
 
     /// Makes (`medium`, `address`) known, answered with `{"type": id_type, "value": id_value}`.
@@ -99,15 +82,6 @@ impl RestBackend {
     /// Waits this long before answering each request.
     pub fn set_delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
-    }
-}
-
-impl Drop for RestBackend {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
+
+use super::stand_in::StandIn;
 
 /// Most accounts on one page of the list, whatever `limit` asks for.
 pub const PAGE_SIZE: usize = 2;
@@ -43,45 +44,27 @@ struct Shared {
 
 /// A running stand-in. Stops when dropped.
 pub struct SynapseAdmin {
-    server: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
-    port: u16,
-    thread: Option<JoinHandle<()>>,
+    stand_in: StandIn,
 }
 
 impl SynapseAdmin {
     /// Starts a stand-in that accepts `admin_token`.
     pub fn start(admin_token: &str) -> SynapseAdmin {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind stand-in"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("stand-in listens on IP")
-            .port();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             admin_token: admin_token.to_string(),
         });
-        let thread = {
-            let server = server.clone();
+        let stand_in = {
             let shared = shared.clone();
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    handle(&shared, request);
-                }
-            })
+            StandIn::spawn(move |request| handle(&shared, request))
         };
-        SynapseAdmin {
-            server,
-            shared,
-            port,
-            thread: Some(thread),
-        }
+        SynapseAdmin { shared, stand_in }
     }
 
     /// The URL to configure (`http://127.0.0.1:PORT`, no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.stand_in.base_url()
     }
 
     /// Adds (or replaces) an account with these (medium, address) 3PIDs.
@@ -116,15 +99,6 @@ impl SynapseAdmin {
     /// Every request target (path and query) so far, in order.
     pub fn paths(&self) -> Vec<String> {
         self.shared.state.lock().unwrap().paths.clone()
-    }
-}
-
-impl Drop for SynapseAdmin {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -15,12 +15,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
+
+use super::stand_in::StandIn;
 
 /// The most of a request body the stand-in reads.
 const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -59,53 +60,35 @@ struct Shared {
 
 /// A running stand-in. Stops when dropped.
 pub struct TwilioStandIn {
-    server: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
-    port: u16,
-    thread: Option<JoinHandle<()>>,
+    stand_in: StandIn,
 }
 
 impl TwilioStandIn {
     /// Starts a stand-in that accepts messages for `account_sid` authenticated with
     /// `auth_token`.
     pub fn start(account_sid: &str, auth_token: &str) -> TwilioStandIn {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind stand-in"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("stand-in listens on IP")
-            .port();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             account_sid: account_sid.to_string(),
             auth_token: auth_token.to_string(),
         });
-        let thread = {
-            let server = server.clone();
+        let stand_in = {
             let shared = shared.clone();
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    handle(&shared, request);
-                }
-            })
+            StandIn::spawn(move |request| handle(&shared, request))
         };
-        TwilioStandIn {
-            server,
-            shared,
-            port,
-            thread: Some(thread),
-        }
+        TwilioStandIn { shared, stand_in }
     }
 
     /// The base URL to configure (`http://127.0.0.1:PORT`, no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.stand_in.base_url()
     }
 
     /// The port the stand-in listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.stand_in.port()
     }
 
     /// Every accepted message so far, in order.
@@ -148,15 +131,6 @@ impl TwilioStandIn {
     /// How many requests arrived, failed ones included.
     pub fn requests(&self) -> usize {
         self.shared.state.lock().unwrap().requests
-    }
-}
-
-impl Drop for TwilioStandIn {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
