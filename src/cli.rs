@@ -166,15 +166,17 @@ fn serve(path: Option<PathBuf>) -> i32 {
         log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
     }
     // Before the public listener: once that one answers, so does the admin listener.
-    match crate::admin::start(app.clone(), sweeper_stop.clone()) {
-        Ok(Some(admin)) => log::info!("admin API at http://{} (admin.*)", admin.local_addr()),
-        Ok(None) => {}
+    let admin = match crate::admin::start(app.clone()) {
+        Ok(admin) => admin,
         Err(e) => {
             log::error!("cannot start: {e}");
             return 1;
         }
+    };
+    if let Some(admin) = &admin {
+        log::info!("admin API at http://{} (admin.*)", admin.local_addr());
     }
-    let server = match crate::http::start(app.clone(), events.clone()) {
+    let server = match crate::http::start(app.clone()) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot start: {e}");
@@ -206,6 +208,9 @@ fn serve(path: Option<PathBuf>) -> i32 {
         log::info!("stopping on {reason}: finishing requests in flight");
     }
     server.shutdown();
+    if let Some(admin) = admin {
+        admin.shutdown();
+    }
     sweeper_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some(sweeper) = sweeper {
         sweeper.thread().unpark();

@@ -1,11 +1,12 @@
-//! The admin API's endpoints (below `/_oxisd/admin/v1`), and `/metrics`.
+//! The admin API's endpoints (below `/_oxisd/admin/v1`), and `/metrics`: one handler per
+//! endpoint, listed in [`super::routes::ADMIN_ROUTES`].
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{AdminReply, AdminRequest, done};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Reply, Req};
 use crate::metrics::METRICS;
 use crate::service::admin;
 use crate::service::bindings::{check_user_id, normalise_threepid};
@@ -13,128 +14,159 @@ use crate::store::bindings::BindingRecord;
 
 const DEFAULT_LIMIT: usize = 100;
 
-/// Routes one authorised admin request.
-pub fn handle(app: &App, req: &AdminRequest) -> Result<AdminReply> {
-    let store = &app.store;
-    match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/metrics") => Ok(AdminReply::Text(metrics(app)?)),
-        ("GET", "/stats") => {
-            let mut stats = store.stats()?;
-            stats["uptime_seconds"] = json!(app.started.elapsed().as_secs());
-            stats["version"] = json!(env!("CARGO_PKG_VERSION"));
-            Ok(AdminReply::Json(stats))
-        }
-        ("GET", "/bindings") => {
-            let after = match (req.param("after_medium"), req.param("after_address")) {
-                (Some(m), Some(a)) => Some((m, a)),
-                _ => None,
-            };
-            let list = store.list_bindings(after, limit(req)?)?;
-            Ok(AdminReply::Json(json!({
-                "bindings": list.iter().map(|(s, b)| admin::binding_json(s, b)).collect::<Vec<_>>()
-            })))
-        }
-        ("GET", "/bindings/threepid") => {
-            let (medium, address) = threepid(req)?;
-            let list = store.bindings_of(&medium, &address)?;
-            Ok(AdminReply::Json(json!({
-                "bindings": list.iter().map(|(s, b)| admin::binding_json(s, b)).collect::<Vec<_>>()
-            })))
-        }
-        ("GET", "/bindings/user") => {
-            let mxid = user(req)?;
-            let list = store.bindings_of_user(mxid)?;
-            Ok(AdminReply::Json(json!({
-                "bindings": list.iter().map(|(s, b)| admin::binding_json(s, b)).collect::<Vec<_>>()
-            })))
-        }
-        ("DELETE", "/bindings/threepid") => {
-            let (medium, address) = threepid(req)?;
-            let n = admin::delete_threepid_bindings(store, &app.peppers, &medium, &address)?;
-            log::info!("admin: deleted {n} binding(s) of a {medium}");
-            Ok(done(json!({"deleted": n})))
-        }
-        ("DELETE", "/bindings/user") => {
-            let mxid = user(req)?;
-            let n = admin::delete_user_bindings(store, &app.peppers, mxid)?;
-            log::info!("admin: deleted {n} binding(s) of {mxid}");
-            Ok(done(json!({"deleted": n})))
-        }
-        ("GET", "/sessions") => {
-            let list = store.list_sessions(None, limit(req)?)?;
-            Ok(AdminReply::Json(json!({
-                "sessions": list.iter().map(admin::session_json).collect::<Vec<_>>()
-            })))
-        }
-        ("GET", "/invites") => {
-            let list = store.list_invites(None, None, limit(req)?)?;
-            Ok(AdminReply::Json(json!({
-                "invites": list.iter().map(admin::invite_json).collect::<Vec<_>>()
-            })))
-        }
-        ("DELETE", "/invites") => {
-            let token = req.required("token")?;
-            let invite = store
-                .invite(token)?
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, "No invite with this token"))?;
-            store.delete_invite(&invite)?;
-            log::info!("admin: deleted an invite to {}", invite.room_id);
-            Ok(done(json!({"deleted": 1})))
-        }
-        ("GET", "/export/threepid") => {
-            let (medium, address) = threepid(req)?;
-            Ok(AdminReply::Json(admin::export_threepid(
-                store, &medium, &address,
-            )?))
-        }
-        ("GET", "/export/user") => Ok(AdminReply::Json(admin::export_user(store, user(req)?)?)),
-        ("POST", "/erase/threepid") => {
-            let (medium, address) = threepid(req)?;
-            let erased = admin::erase_threepid(store, &app.peppers, &medium, &address)?;
-            log::info!("admin: erased a {medium}: {erased}");
-            Ok(done(json!({"erased": erased})))
-        }
-        ("POST", "/erase/user") => {
-            let mxid = user(req)?;
-            let erased = admin::erase_user(store, &app.peppers, mxid)?;
-            log::info!("admin: erased {mxid}: {erased}");
-            Ok(done(json!({"erased": erased})))
-        }
-        ("POST", "/import/bindings") => import_bindings(app, req),
-        ("GET", "/keys") => Ok(AdminReply::Json(json!({
-            "keys": app.keys.all().iter().enumerate().map(|(i, k)| json!({
-                "id": k.id(),
-                "public_key": k.public_key_base64(),
-                "signing": i == 0,
-            })).collect::<Vec<_>>()
-        }))),
-        ("POST", "/keys/rotate") => {
-            let id = app.keys.rotate().map_err(Error::internal)?;
-            log::info!("admin: new signing key {id}; older keys still answer /pubkey");
-            Ok(done(json!({"signing_key": id})))
-        }
-        ("POST", "/backup") => {
-            let dir = std::path::PathBuf::from(req.required("dir")?);
-            if !dir.is_absolute() {
-                return Err(Error::new(
-                    ErrorKind::InvalidParam,
-                    "'dir' must be an absolute path",
-                ));
-            }
-            let records = store.backup(&dir)?;
-            let key_copy = dir.join("signing.key");
-            let key_text = std::fs::read(app.config.key_path())
-                .map_err(|e| Error::internal(format_args!("cannot read the key file: {e}")))?;
-            crate::keys::write_private_file(&key_copy, &key_text)
-                .map_err(|e| Error::internal(format_args!("cannot copy the key file: {e}")))?;
-            log::info!("admin: backed up {records} records to {}", dir.display());
-            Ok(done(json!({"records": records, "dir": dir})))
-        }
-        (_, path) => Err(Error::new(
-            ErrorKind::Unrecognized,
-            format!("No admin endpoint {} {path}", req.method),
-        )),
+/// `GET /metrics`: Prometheus text.
+pub fn get_metrics(app: &App, _req: &Req) -> Result<Reply> {
+    Ok(Reply::Static {
+        content_type: "text/plain; version=0.0.4".into(),
+        body: metrics(app)?.into_bytes(),
+        cache_control: "no-store",
+    })
+}
+
+/// `GET /stats`.
+pub fn get_stats(app: &App, _req: &Req) -> Result<Reply> {
+    let mut stats = app.store.stats()?;
+    stats["uptime_seconds"] = json!(app.started.elapsed().as_secs());
+    stats["version"] = json!(env!("CARGO_PKG_VERSION"));
+    Ok(Reply::ok(stats))
+}
+
+fn bindings_reply(list: &[(String, BindingRecord)]) -> Reply {
+    Reply::ok(json!({
+        "bindings": list.iter().map(|(s, b)| admin::binding_json(s, b)).collect::<Vec<_>>()
+    }))
+}
+
+/// `GET /bindings`: a page of every binding.
+pub fn list_bindings(app: &App, req: &Req) -> Result<Reply> {
+    let after = match (req.query("after_medium"), req.query("after_address")) {
+        (Some(m), Some(a)) => Some((m, a)),
+        _ => None,
+    };
+    Ok(bindings_reply(
+        &app.store.list_bindings(after, limit(req)?)?,
+    ))
+}
+
+/// `GET /bindings/threepid`.
+pub fn bindings_of_threepid(app: &App, req: &Req) -> Result<Reply> {
+    let (medium, address) = threepid(req)?;
+    Ok(bindings_reply(&app.store.bindings_of(&medium, &address)?))
+}
+
+/// `GET /bindings/user`.
+pub fn bindings_of_user(app: &App, req: &Req) -> Result<Reply> {
+    Ok(bindings_reply(&app.store.bindings_of_user(user(req)?)?))
+}
+
+/// `DELETE /bindings/threepid`.
+pub fn delete_threepid_bindings(app: &App, req: &Req) -> Result<Reply> {
+    let (medium, address) = threepid(req)?;
+    let n = admin::delete_threepid_bindings(&app.store, &app.peppers, &medium, &address)?;
+    log::info!("admin: deleted {n} binding(s) of a {medium}");
+    Ok(done(json!({"deleted": n})))
+}
+
+/// `DELETE /bindings/user`.
+pub fn delete_user_bindings(app: &App, req: &Req) -> Result<Reply> {
+    let mxid = user(req)?;
+    let n = admin::delete_user_bindings(&app.store, &app.peppers, mxid)?;
+    log::info!("admin: deleted {n} binding(s) of {mxid}");
+    Ok(done(json!({"deleted": n})))
+}
+
+/// `GET /sessions` (no secrets).
+pub fn list_sessions(app: &App, req: &Req) -> Result<Reply> {
+    let list = app.store.list_sessions(None, limit(req)?)?;
+    Ok(Reply::ok(json!({
+        "sessions": list.iter().map(admin::session_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `GET /invites`.
+pub fn list_invites(app: &App, req: &Req) -> Result<Reply> {
+    let list = app.store.list_invites(None, None, limit(req)?)?;
+    Ok(Reply::ok(json!({
+        "invites": list.iter().map(admin::invite_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `DELETE /invites?token=`.
+pub fn delete_invite(app: &App, req: &Req) -> Result<Reply> {
+    let token = required(req, "token")?;
+    let invite = app
+        .store
+        .invite(token)?
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "No invite with this token"))?;
+    app.store.delete_invite(&invite)?;
+    log::info!("admin: deleted an invite to {}", invite.room_id);
+    Ok(done(json!({"deleted": 1})))
+}
+
+/// `GET /export/threepid`: everything kept about a 3PID (GDPR access request).
+pub fn export_threepid(app: &App, req: &Req) -> Result<Reply> {
+    let (medium, address) = threepid(req)?;
+    Ok(Reply::ok(admin::export_threepid(
+        &app.store, &medium, &address,
+    )?))
+}
+
+/// `GET /export/user`: everything kept about a user.
+pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
+    Ok(Reply::ok(admin::export_user(&app.store, user(req)?)?))
+}
+
+/// `POST /erase/threepid` (GDPR erasure).
+pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
+    let (medium, address) = threepid(req)?;
+    let erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
+    log::info!("admin: erased a {medium}: {erased}");
+    Ok(done(json!({"erased": erased})))
+}
+
+/// `POST /erase/user`.
+pub fn erase_user(app: &App, req: &Req) -> Result<Reply> {
+    let mxid = user(req)?;
+    let erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
+    log::info!("admin: erased {mxid}: {erased}");
+    Ok(done(json!({"erased": erased})))
+}
+
+/// `GET /keys`: the signing key and the older keys that still answer.
+pub fn list_keys(app: &App, _req: &Req) -> Result<Reply> {
+    Ok(Reply::ok(json!({
+        "keys": app.keys.all().iter().enumerate().map(|(i, k)| json!({
+            "id": k.id(),
+            "public_key": k.public_key_base64(),
+            "signing": i == 0,
+        })).collect::<Vec<_>>()
+    })))
+}
+
+/// `POST /keys/rotate`.
+pub fn rotate_keys(app: &App, _req: &Req) -> Result<Reply> {
+    let id = app.keys.rotate().map_err(Error::internal)?;
+    log::info!("admin: new signing key {id}; older keys still answer /pubkey");
+    Ok(done(json!({"signing_key": id})))
+}
+
+/// `POST /backup?dir=`: a consistent copy of the store and the key, while serving.
+pub fn backup(app: &App, req: &Req) -> Result<Reply> {
+    let dir = std::path::PathBuf::from(required(req, "dir")?);
+    if !dir.is_absolute() {
+        return Err(Error::new(
+            ErrorKind::InvalidParam,
+            "'dir' must be an absolute path",
+        ));
     }
+    let records = app.store.backup(&dir)?;
+    let key_copy = dir.join("signing.key");
+    let key_text = std::fs::read(app.config.key_path())
+        .map_err(|e| Error::internal(format_args!("cannot read the key file: {e}")))?;
+    crate::keys::write_private_file(&key_copy, &key_text)
+        .map_err(|e| Error::internal(format_args!("cannot copy the key file: {e}")))?;
+    log::info!("admin: backed up {records} records to {}", dir.display());
+    Ok(done(json!({"records": records, "dir": dir})))
 }
 
 /// A batch of `oxisd admin import`.
@@ -150,7 +182,8 @@ struct ImportBatch {
 /// Most bindings in one batch.
 const MAX_IMPORT_BATCH: usize = 20_000;
 
-fn import_bindings(app: &App, req: &AdminRequest) -> Result<AdminReply> {
+/// `POST /import/bindings`: one batch of `oxisd admin import`.
+pub fn import_bindings(app: &App, req: &Req) -> Result<Reply> {
     let batch: ImportBatch = serde_json::from_slice(&req.body).map_err(|e| {
         Error::new(
             ErrorKind::BadJson,
@@ -181,8 +214,27 @@ fn import_bindings(app: &App, req: &AdminRequest) -> Result<AdminReply> {
     })))
 }
 
-fn limit(req: &AdminRequest) -> Result<usize> {
-    match req.param("limit") {
+/// `{"ok": true, ...}`-style answers for writes.
+fn done(extra: Value) -> Reply {
+    let mut v = json!({"ok": true});
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    Reply::ok(v)
+}
+
+/// A required, non-empty query parameter: 400 `M_MISSING_PARAMS` without it.
+fn required<'a>(req: &'a Req, name: &str) -> Result<&'a str> {
+    req.query(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::MissingParams,
+            format!("Missing query parameter '{name}'"),
+        )
+    })
+}
+
+fn limit(req: &Req) -> Result<usize> {
+    match req.query("limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => v
             .parse::<usize>()
@@ -192,13 +244,14 @@ fn limit(req: &AdminRequest) -> Result<usize> {
     }
 }
 
-fn threepid(req: &AdminRequest) -> Result<(String, String)> {
-    let (medium, address) = normalise_threepid(req.required("medium")?, req.required("address")?)?;
+fn threepid(req: &Req) -> Result<(String, String)> {
+    let (medium, address) =
+        normalise_threepid(required(req, "medium")?, required(req, "address")?)?;
     Ok((medium.as_str().to_string(), address))
 }
 
-fn user(req: &AdminRequest) -> Result<&str> {
-    let mxid = req.required("mxid")?;
+fn user(req: &Req) -> Result<&str> {
+    let mxid = required(req, "mxid")?;
     check_user_id(mxid)?;
     Ok(mxid)
 }

@@ -120,6 +120,14 @@ pub struct OutboundConfig {
     pub overrides: BTreeMap<String, String>,
     /// DNS servers for SRV lookups (`ip:port`); empty uses /etc/resolv.conf.
     pub nameservers: Vec<String>,
+    /// Outbound calls in progress at most, all destinations together; 0: half of
+    /// `server.workers`. Calls beyond it fail at once, so slow peers never hold every worker.
+    #[serde(alias = "max_concurrent")]
+    pub max_concurrent: usize,
+    /// Outbound calls in progress at most to one destination (a homeserver or identity
+    /// server); more fail at once.
+    #[serde(alias = "max_per_destination")]
+    pub max_per_destination: usize,
 }
 
 impl Default for OutboundConfig {
@@ -131,6 +139,8 @@ impl Default for OutboundConfig {
             max_response_size: 64 * 1024,
             overrides: BTreeMap::new(),
             nameservers: Vec::new(),
+            max_concurrent: 0,
+            max_per_destination: 4,
         }
     }
 }
@@ -154,6 +164,11 @@ impl OutboundConfig {
                 )));
             }
             *url = url.trim_end_matches('/').to_string();
+        }
+        if self.max_per_destination == 0 {
+            return Err(ConfigError(
+                "outbound.maxPerDestination: must be at least 1".into(),
+            ));
         }
         for ns in &self.nameservers {
             if ns.parse::<std::net::SocketAddr>().is_err() {

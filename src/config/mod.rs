@@ -259,6 +259,9 @@ impl Config {
             ));
         }
         self.outbound.validate()?;
+        if self.outbound.max_concurrent == 0 {
+            self.outbound.max_concurrent = (self.server.workers / 2).max(1);
+        }
         self.logging.validate()?;
         Ok(self)
     }

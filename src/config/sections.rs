@@ -11,7 +11,11 @@ fn err(msg: String) -> ConfigError {
     ConfigError(msg)
 }
 
-/// `server.*`
+/// Handler threads when `server.workers` is 0: enough that a few dozen requests waiting on
+/// slow peers leave room for everyone else (idle threads exit, so they cost nothing at rest).
+pub const DEFAULT_WORKERS: usize = 64;
+
+/// `server.*`: the public listeners, their limits and the handler threads.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServerConfig {
@@ -24,8 +28,16 @@ pub struct ServerConfig {
     /// The URL users and homeservers reach this server at; links in emails start with it.
     #[serde(alias = "public_url")]
     pub public_url: Option<String>,
-    /// HTTP worker threads; 0 picks a number from the core count.
+    /// Threads that run request handlers (started on demand, stopped when idle); 0: 64.
+    /// Sized for waiting on I/O (store syncs, outbound calls), not for CPU.
     pub workers: usize,
+    /// Open connections at most, plain and HTTPS together; more are closed at once.
+    #[serde(alias = "max_connections")]
+    pub max_connections: usize,
+    /// Open connections at most from one client address (an IPv6 /64 counts as one);
+    /// `trustedProxies` are exempt.
+    #[serde(alias = "max_connections_per_address")]
+    pub max_connections_per_address: usize,
     /// Largest accepted request body in bytes.
     #[serde(alias = "max_body_size")]
     pub max_body_size: usize,
@@ -72,6 +84,9 @@ pub struct TlsListenerConfig {
     /// Open HTTPS connections at most; more are refused until some close.
     #[serde(alias = "max_connections")]
     pub max_connections: usize,
+    /// Seconds a client has to complete the TLS handshake.
+    #[serde(alias = "handshake_timeout")]
+    pub handshake_timeout: u64,
 }
 
 impl Default for TlsListenerConfig {
@@ -83,6 +98,7 @@ impl Default for TlsListenerConfig {
             certificate: None,
             private_key: None,
             max_connections: 512,
+            handshake_timeout: 10,
         }
     }
 }
@@ -95,6 +111,8 @@ impl Default for ServerConfig {
             port: 8090,
             public_url: None,
             workers: 0,
+            max_connections: 1024,
+            max_connections_per_address: 64,
             max_body_size: 64 * 1024,
             max_header_size: 16 * 1024,
             read_timeout: 10,
@@ -141,10 +159,13 @@ impl ServerConfig {
         }
         self.public_url = Some(url);
         if self.workers == 0 {
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2);
-            self.workers = (cores * 4).clamp(4, 64);
+            self.workers = DEFAULT_WORKERS;
+        }
+        if self.max_connections == 0 || self.max_connections_per_address == 0 {
+            return Err(err(
+                "server.maxConnections and server.maxConnectionsPerAddress: must be at least 1"
+                    .into(),
+            ));
         }
         if self.workers > 1024 {
             return Err(err(format!(
@@ -160,6 +181,11 @@ impl ServerConfig {
             }
             if self.tls.max_connections == 0 {
                 return Err(err("server.tls.maxConnections: must be at least 1".into()));
+            }
+            if self.tls.handshake_timeout == 0 || self.tls.handshake_timeout > 3600 {
+                return Err(err(
+                    "server.tls.handshakeTimeout: must be between 1 and 3600 seconds".into(),
+                ));
             }
             if self.tls.hostname.trim().is_empty() {
                 self.tls.hostname = self.hostname.clone();

@@ -17,6 +17,24 @@ pub enum Auth {
     Token,
     /// A valid access token of a user who accepted the current terms.
     TokenAndTerms,
+    /// The admin listener's token (`admin.token`), checked from the headers before the body
+    /// is read ([`admin_token_ok`]).
+    AdminToken,
+}
+
+/// Whether an `Authorization` header value carries the admin token: the scheme compared
+/// without regard to case, the token in constant time.
+pub fn admin_token_ok(authorization: Option<&str>, token: &str) -> bool {
+    let Some(value) = authorization else {
+        return false;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    match (parts.next(), parts.next()) {
+        (Some(scheme), Some(given)) if scheme.eq_ignore_ascii_case("bearer") => {
+            crate::crypto::random::constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+        }
+        _ => false,
+    }
 }
 
 /// The access token of a request, if it carries one.
@@ -35,7 +53,8 @@ pub fn access_token(req: &Req) -> Option<&str> {
 /// Applies `auth` to `req` and records the user: 401 `M_UNAUTHORIZED` without a valid token,
 /// 403 `M_TERMS_NOT_SIGNED` while terms are not accepted.
 pub fn authenticate(app: &App, req: &mut Req, auth: Auth) -> Result<()> {
-    if req.mount != Mount::V2 || auth == Auth::None {
+    // The admin token was checked by the transport, from the headers, before the body.
+    if req.mount != Mount::V2 || matches!(auth, Auth::None | Auth::AdminToken) {
         return Ok(());
     }
     let token = access_token(req).ok_or_else(|| {

@@ -6,15 +6,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::cidr::{Cidr, canonical};
 
-/// Resolves the client address of `rq`.
-pub fn resolve(peer: Option<SocketAddr>, rq: &tiny_http::Request, trusted: &[Cidr]) -> IpAddr {
-    let forwarded: Vec<&str> = rq
-        .headers()
+/// Resolves the client address of a request from `peer` with these headers.
+pub fn resolve(peer: SocketAddr, headers: &hyper::HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    if trusted.is_empty() {
+        return canonical(peer.ip());
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
         .iter()
-        .filter(|h| h.field.equiv("X-Forwarded-For"))
-        .map(|h| h.value.as_str())
+        .filter_map(|v| v.to_str().ok())
         .collect();
-    from_parts(peer.map(|p| p.ip()), &forwarded, trusted)
+    from_parts(Some(peer.ip()), &forwarded, trusted)
 }
 
 fn from_parts(peer: Option<IpAddr>, forwarded: &[&str], trusted: &[Cidr]) -> IpAddr {

@@ -2,9 +2,10 @@
 //! redirect, static bytes or nothing; errors become `{errcode, error}` bodies; every response
 //! carries the CORS headers the spec requires.
 
-use std::io::Cursor;
-
-use tiny_http::{Header, Response, StatusCode};
+use http_body_util::Full;
+use hyper::StatusCode;
+use hyper::body::Bytes;
+use hyper::header::HeaderValue;
 
 use crate::error::Error;
 
@@ -53,48 +54,49 @@ impl From<Error> for Reply {
 }
 
 const CORS: [(&str, &str); 3] = [
-    ("Access-Control-Allow-Origin", "*"),
+    ("access-control-allow-origin", "*"),
     (
-        "Access-Control-Allow-Methods",
+        "access-control-allow-methods",
         "GET, POST, PUT, DELETE, OPTIONS",
     ),
     (
-        "Access-Control-Allow-Headers",
+        "access-control-allow-headers",
         "Origin, X-Requested-With, Content-Type, Accept, Authorization",
     ),
 ];
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
+/// The HTTP response the transport writes.
+pub type Response = hyper::Response<Full<Bytes>>;
 
-/// Builds the tiny_http response for `reply`.
-pub fn into_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
+/// Builds the response for `reply`; `cors` adds the CORS headers (the public listener's
+/// answers), `close` asks the client to close the connection after it (an answer given
+/// without reading the request body).
+pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
     let status = reply.status();
-    let (body, mut headers): (Vec<u8>, Vec<Option<Header>>) = match reply {
+    let (body, headers): (Vec<u8>, Vec<(&str, String)>) = match reply {
         Reply::Json(_, value) => (
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()),
-            vec![header("Content-Type", "application/json")],
+            vec![("content-type", "application/json".into())],
         ),
         Reply::Html(_, html) => (
             html.into_bytes(),
             vec![
-                header("Content-Type", "text/html; charset=utf-8"),
-                header("Cache-Control", "no-store"),
-                header("X-Content-Type-Options", "nosniff"),
-                header("Referrer-Policy", "no-referrer"),
-                header(
-                    "Content-Security-Policy",
-                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                ("content-type", "text/html; charset=utf-8".into()),
+                ("cache-control", "no-store".into()),
+                ("x-content-type-options", "nosniff".into()),
+                ("referrer-policy", "no-referrer".into()),
+                (
+                    "content-security-policy",
+                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'".into(),
                 ),
             ],
         ),
         Reply::Redirect(url) => (
             Vec::new(),
             vec![
-                header("Location", &url),
-                header("Cache-Control", "no-store"),
-                header("Referrer-Policy", "no-referrer"),
+                ("location", url),
+                ("cache-control", "no-store".into()),
+                ("referrer-policy", "no-referrer".into()),
             ],
         ),
         Reply::Static {
@@ -104,19 +106,29 @@ pub fn into_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
         } => (
             body,
             vec![
-                header("Content-Type", &content_type),
-                header("Cache-Control", cache_control),
-                header("X-Content-Type-Options", "nosniff"),
+                ("content-type", content_type),
+                ("cache-control", cache_control.into()),
+                ("x-content-type-options", "nosniff".into()),
             ],
         ),
         Reply::Empty => (Vec::new(), Vec::new()),
     };
-    headers.extend(CORS.iter().map(|(k, v)| header(k, v)));
-    let mut response = Response::from_data(body)
-        .with_status_code(StatusCode(status))
-        .with_chunked_threshold(usize::MAX);
-    for h in headers.into_iter().flatten() {
-        response.add_header(h);
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            map.insert(name, value);
+        }
+    }
+    if cors {
+        for (name, value) in CORS {
+            map.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if close {
+        map.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

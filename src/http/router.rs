@@ -1,4 +1,5 @@
-//! Matches a request path against [`ROUTES`] under the v1, v2 and root mounts: 404
+//! Matches a request path against a routing table ([`ROUTES`], or the admin listener's) under
+//! each route's mounts: 404
 //! `M_UNRECOGNIZED` for an unknown path, 405 `M_UNRECOGNIZED` for a known path with another
 //! method. Paths are compared segment by segment after percent-decoding; empty segments (a
 //! trailing slash) are ignored.
@@ -24,11 +25,16 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Finds the route for `method` and `path` (without query string).
+/// Finds the route of [`ROUTES`] for `method` and `path` (without query string).
 pub fn route(method: Method, path: &str) -> Result<Matched, Error> {
+    route_in(ROUTES, method, path)
+}
+
+/// Finds the route of `table` for `method` and `path` (without query string).
+pub fn route_in(table: &'static [Route], method: Method, path: &str) -> Result<Matched, Error> {
     let segs = segments(path);
     let mut path_known = false;
-    for route in ROUTES {
+    for route in table {
         for &mount in route.mounts {
             let pattern = segments(mount.prefix())
                 .into_iter()

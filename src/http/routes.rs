@@ -17,6 +17,8 @@ pub enum Mount {
     V1,
     /// `/_matrix/identity/v2`.
     V2,
+    /// The admin API on the admin listener (`/_oxisd/admin/v1`).
+    Admin,
 }
 
 impl Mount {
@@ -26,6 +28,37 @@ impl Mount {
             Mount::Root => "",
             Mount::V1 => "/_matrix/identity/api/v1",
             Mount::V2 => "/_matrix/identity/v2",
+            Mount::Admin => crate::admin::PREFIX,
+        }
+    }
+}
+
+/// How large a request body a route takes; the transport refuses a larger one with 413 from
+/// its `Content-Length` before reading any of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// `server.maxBodySize`.
+    Standard,
+    /// Lookups carry up to `lookup.maxAddresses` entries: 64 bytes each (a sha256 hash or an
+    /// address with its JSON quoting), or `server.maxBodySize` when that is larger.
+    Lookup,
+    /// A batch of `oxisd admin import` (about 1 MiB per 5 000 bindings).
+    Import,
+}
+
+/// Largest body of `POST /import/bindings` on the admin listener.
+pub const MAX_IMPORT_BODY: usize = 8 * 1024 * 1024;
+
+impl BodyLimit {
+    /// The limit in bytes under `config`.
+    pub fn bytes(self, config: &crate::config::Config) -> usize {
+        match self {
+            BodyLimit::Standard => config.server.max_body_size,
+            BodyLimit::Lookup => config
+                .server
+                .max_body_size
+                .max(config.lookup.max_addresses * 64),
+            BodyLimit::Import => MAX_IMPORT_BODY,
         }
     }
 }
@@ -43,20 +76,19 @@ pub struct Route {
     pub mounts: &'static [Mount],
     /// What the v2 mount requires (v1 never authenticates).
     pub auth: Auth,
-    /// Lookups carry up to `lookup.maxAddresses` entries: their body may be larger than
-    /// `server.maxBodySize`.
-    pub large_body: bool,
+    /// How large a body it takes.
+    pub body: BodyLimit,
     /// The handler.
     pub handler: Handler,
 }
 
-const BOTH: &[Mount] = &[Mount::V1, Mount::V2];
-const V1: &[Mount] = &[Mount::V1];
-const V2: &[Mount] = &[Mount::V2];
-const ROOT: &[Mount] = &[Mount::Root];
+pub(crate) const BOTH: &[Mount] = &[Mount::V1, Mount::V2];
+pub(crate) const V1: &[Mount] = &[Mount::V1];
+pub(crate) const V2: &[Mount] = &[Mount::V2];
+pub(crate) const ROOT: &[Mount] = &[Mount::Root];
 
 /// One row of the table.
-const fn row(
+pub(crate) const fn row(
     method: Method,
     path: &'static str,
     mounts: &'static [Mount],
@@ -69,7 +101,7 @@ const fn row(
         mounts,
         auth,
         handler,
-        large_body: false,
+        body: BodyLimit::Standard,
     }
 }
 
@@ -87,7 +119,7 @@ const fn lookup_row(
         mounts,
         auth,
         handler,
-        large_body: true,
+        body: BodyLimit::Lookup,
     }
 }
 

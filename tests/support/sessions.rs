@@ -68,14 +68,24 @@ pub fn validate_email_via_log(s: &TestServer, email: &str, secret: &str) -> Stri
     let marker = format!("email to {email} (log-only notifier");
     s.wait_for_log(&marker, WAIT)
         .expect("the validation email in the log");
-    let logs = s.logs();
-    let start = logs.iter().rposition(|l| l.contains(&marker)).unwrap();
-    let link = logs[start..]
-        .iter()
-        .find(|l| l.starts_with("http") && l.contains(&format!("sid={sid}")))
-        .expect("the link in the logged email")
-        .trim()
-        .to_string();
+    // The mail's lines reach the log one by one: wait for the link's.
+    let sid_param = format!("sid={sid}");
+    let deadline = std::time::Instant::now() + WAIT;
+    let link = loop {
+        let logs = s.logs();
+        let start = logs.iter().rposition(|l| l.contains(&marker)).unwrap();
+        let found = logs[start..]
+            .iter()
+            .find(|l| l.starts_with("http") && l.contains(&sid_param))
+            .map(|l| l.trim().to_string());
+        match found {
+            Some(link) => break link,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            None => panic!("the link in the logged email"),
+        }
+    };
     assert_eq!(s.get(&path_of(&link)).status, 200, "validation link");
     sid
 }
