@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Against the real release binary on loopback: start-up to the first answer, idle RSS and RSS
-//! under load; requestToken with mail really sent to a local SMTP sink; submitToken; bind;
+//! under load; the status ping; requestToken with mail really sent to a local SMTP sink; submitToken; bind;
 //! v2 lookups of 1 000 hashes against 1 000 000 bindings; each at 1 and 8 concurrent clients,
 //! with p50 and p99. Every acknowledged write is durable. The load generator shares the
 //! machine's cores. Environment: `OXISD_BENCH_SECONDS` (per measurement, default 5),
@@ -136,6 +136,15 @@ fn main() {
         "idle RSS after start: {:.1} MiB",
         rss_mib(server.child.id())
     ));
+    eprintln!("ping ({seconds} s per measurement)");
+    measure(
+        &mut rows,
+        &server,
+        "ping (GET /_matrix/identity/v2)",
+        seconds,
+        None,
+        Arc::new(|_, _| ("GET", "/_matrix/identity/v2".to_string(), String::new())),
+    );
     eprintln!("sessions ({seconds} s per measurement)");
     let run = Arc::new(AtomicU64::new(0));
     let r = run.clone();

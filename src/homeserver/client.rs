@@ -1,11 +1,12 @@
 //! The one outbound HTTP client: ureq with rustls, a resolver that only hands out addresses
-//! the guard accepts (and SRV pins), a timeout on every call and a cap on every answer.
+//! the guard accepts (and SRV pins), one deadline for each call (discovery included), a cap on
+//! every answer, and caps on the calls in progress ([`Slots`]).
 //! Configured overrides (`outbound.overrides`) are trusted and use a plain resolver.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use ureq::config::Config as UreqConfig;
@@ -17,6 +18,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::HsError;
 use super::discovery::{Discovery, NetLookups, Target};
 use super::guard::{AddressGuard, GuardedResolver};
+use super::slots::Slots;
 use super::srv::SrvResolver;
 use crate::config::OutboundConfig;
 
@@ -78,6 +80,25 @@ pub struct HomeserverClient {
     discovery: Discovery,
     overrides: BTreeMap<String, String>,
     max_response: u64,
+    /// `outbound.timeout`: one call, discovery and request together.
+    timeout: Duration,
+    slots: Slots,
+}
+
+/// What is left of `deadline`, or a timeout error naming `what`.
+fn left(deadline: Instant, what: &str) -> Result<Duration, HsError> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| HsError::Timeout(what.to_string()))
+}
+
+/// The host (and port) of `url`, which names its destination for the caps.
+fn destination_of(url: &str) -> String {
+    url.parse::<Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
+        .unwrap_or_else(|| url.to_string())
 }
 
 fn agent_config(config: &OutboundConfig) -> UreqConfig {
@@ -131,15 +152,18 @@ impl HomeserverClient {
             discovery: Discovery::default(),
             overrides: config.overrides.clone(),
             max_response: config.max_response_size as u64,
+            timeout: Duration::from_secs(config.timeout),
+            slots: Slots::new(config.max_concurrent, config.max_per_destination),
         })
     }
 
-    /// Where federation requests for `server_name` go, and which agent sends them.
-    fn target(&self, server_name: &str) -> Result<(String, &Agent), HsError> {
+    /// Where federation requests for `server_name` go, and which agent sends them; discovery
+    /// ends by `deadline`.
+    fn target(&self, server_name: &str, deadline: Instant) -> Result<(String, &Agent), HsError> {
         if let Some(base) = self.overrides.get(server_name) {
             return Ok((base.clone(), &self.trusted));
         }
-        let fetch = |url: &str| self.fetch_well_known(url);
+        let fetch = |url: &str| self.fetch_well_known(url, deadline);
         let lookups = NetLookups {
             fetch: &fetch,
             srv: &self.srv,
@@ -155,8 +179,19 @@ impl HomeserverClient {
         Ok((base_url, &self.guarded))
     }
 
-    fn fetch_well_known(&self, url: &str) -> Option<(serde_json::Value, Option<String>)> {
-        let mut response = self.guarded.get(url).call().ok()?;
+    fn fetch_well_known(
+        &self,
+        url: &str,
+        deadline: Instant,
+    ) -> Option<(serde_json::Value, Option<String>)> {
+        let mut response = self
+            .guarded
+            .get(url)
+            .config()
+            .timeout_global(Some(left(deadline, url).ok()?))
+            .build()
+            .call()
+            .ok()?;
         if response.status() != 200 {
             return None;
         }
@@ -182,10 +217,15 @@ impl HomeserverClient {
         path_and_query: &str,
         limit: Option<u64>,
     ) -> Result<serde_json::Value, HsError> {
-        let (base, agent) = self.target(server_name)?;
+        let _slot = self.slots.take(server_name)?;
+        let deadline = Instant::now() + self.timeout;
+        let (base, agent) = self.target(server_name, deadline)?;
         let url = format!("{base}{path_and_query}");
         let response = agent
             .get(&url)
+            .config()
+            .timeout_global(Some(left(deadline, &url)?))
+            .build()
             .call()
             .map_err(|e| transport_error(&url, e))?;
         self.read_json(response, &url, limit)
@@ -199,6 +239,7 @@ impl HomeserverClient {
         url: &str,
         limit: Option<u64>,
     ) -> Result<serde_json::Value, HsError> {
+        let _slot = self.slots.take(&destination_of(url))?;
         let response = self
             .guarded
             .get(url)
@@ -215,6 +256,7 @@ impl HomeserverClient {
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, HsError> {
         let bytes = serde_json::to_vec(body).map_err(|e| HsError::BadResponse(e.to_string()))?;
+        let _slot = self.slots.take(&destination_of(url))?;
         let response = self
             .guarded
             .post(url)
@@ -232,7 +274,9 @@ impl HomeserverClient {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, HsError> {
-        let (base, agent) = self.target(server_name)?;
+        let _slot = self.slots.take(server_name)?;
+        let deadline = Instant::now() + self.timeout;
+        let (base, agent) = self.target(server_name, deadline)?;
         let url = format!("{base}{path}");
         let bytes = serde_json::to_vec(body).map_err(|e| HsError::BadResponse(e.to_string()))?;
         let request = match method {
@@ -240,6 +284,9 @@ impl HomeserverClient {
             _ => agent.post(&url),
         };
         let response = request
+            .config()
+            .timeout_global(Some(left(deadline, &url)?))
+            .build()
             .header("Content-Type", "application/json")
             .send(&bytes[..])
             .map_err(|e| transport_error(&url, e))?;

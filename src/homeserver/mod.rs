@@ -5,6 +5,7 @@
 pub mod client;
 pub mod discovery;
 pub mod guard;
+pub mod slots;
 pub mod srv;
 
 pub use client::HomeserverClient;
@@ -29,6 +30,8 @@ pub enum HsError {
     },
     /// The server answered 2xx with a body we cannot use (not JSON, too large).
     BadResponse(String),
+    /// Not tried: too many calls in progress (to this destination, or in all).
+    Busy(String),
 }
 
 impl std::fmt::Display for HsError {
@@ -40,6 +43,7 @@ impl std::fmt::Display for HsError {
             HsError::Timeout(m) => write!(f, "no answer in time: {m}"),
             HsError::Status { status, body } => write!(f, "answered HTTP {status}: {body}"),
             HsError::BadResponse(m) => write!(f, "unusable answer: {m}"),
+            HsError::Busy(m) => write!(f, "not tried, {m}"),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! own; the soft limit is often 1 024 (systemd's default) while the hard one is much higher.
 //! Like most servers we raise the soft limit to the hard one at start, and the caller keeps
 //! the connection caps below what is left, so a flood meets our cap instead of `EMFILE`.
+//! `setrlimit` is only called when the soft limit is below the hard one: the shipped systemd
+//! unit sets both (`LimitNOFILE=`) and forbids the call through its system-call filter.
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit then in force, or
 /// `None` where it cannot be known.

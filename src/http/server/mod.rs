@@ -46,8 +46,9 @@ use crate::error::Error;
 use admission::{Refusal, Ticket};
 use timed_io::{Clock, Leftover, TimedIo};
 
-/// How long a shutdown waits for the requests in flight before it gives up on them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a shutdown waits for the requests in flight before it gives up on them (within
+/// the 30 s systemd gives a stop in `contrib/oxisd.service`).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Pause after an `accept()` error such as `EMFILE`, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Idle handler threads exit after this long, giving their memory back.
@@ -119,7 +120,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets the requests in flight finish (for at most 30 s), and returns
+    /// Stops accepting, lets the requests in flight finish (for at most 20 s), and returns
     /// when the group has stopped.
     pub fn shutdown(mut self) {
         self.stop.send_replace(true);
