@@ -108,6 +108,52 @@ fn register_reports_a_homeserver_that_is_down_or_slow() {
 }
 
 #[test]
+fn calls_to_a_slow_homeserver_beyond_its_share_fail_at_once() {
+    let s = start_with_homeserver(json!({"outbound": {"timeout": 5, "maxPerDestination": 2}}));
+    let hs = FakeHomeserver::start();
+    hs.add_openid_token("slow", &user_on(&hs, "slow"));
+    hs.set_delay(Duration::from_secs(3));
+    let body = register_body("slow", &hs.server_name());
+    let path = format!("{V2}/account/register");
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, body, path) = (s.addr, body.clone(), path.clone());
+            std::thread::spawn(move || {
+                let bytes = body.to_string();
+                crate::support::http(
+                    addr,
+                    "POST",
+                    &path,
+                    &[("Content-Type", "application/json")],
+                    bytes.as_bytes(),
+                )
+            })
+        })
+        .collect();
+    hs.wait_for_requests(
+        "/_matrix/federation/v1/openid/userinfo",
+        2,
+        Duration::from_secs(5),
+    );
+    // Two calls wait on the homeserver: a third is not queued behind them.
+    let started = std::time::Instant::now();
+    let r = s.post_json(&path, &body);
+    r.assert_error(502, "M_UNKNOWN");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(hs.requests().len(), 2, "the third call never left");
+    // The slow ones get their answers, and then the homeserver has its share again.
+    for w in waiting {
+        assert_eq!(w.join().unwrap().status, 200);
+    }
+    hs.set_delay(Duration::ZERO);
+    assert_eq!(s.post_json(&path, &body).status, 200);
+}
+
+#[test]
 fn register_checks_the_server_name_and_the_body() {
     let s = start_with_homeserver(json!({}));
     for name in [

@@ -86,6 +86,35 @@ fn the_admin_listener_is_off_by_default_and_needs_its_token() {
     );
     assert_eq!(r.status, 200);
     assert!(r.json()["records"].is_object(), "{}", r.text());
+    // The scheme is compared without regard to case (RFC 9110), the token exactly.
+    let lower = format!("bearer {TOKEN}");
+    let r = http(
+        addr,
+        "GET",
+        "/_oxisd/admin/v1/stats",
+        &[("Authorization", &lower)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let upper_token = format!("Bearer {}", TOKEN.to_uppercase());
+    let r = http(
+        addr,
+        "GET",
+        "/_oxisd/admin/v1/stats",
+        &[("Authorization", &upper_token)],
+        b"",
+    );
+    r.assert_error(401, "M_UNAUTHORIZED");
+    // Without the token, not even which paths exist is told.
+    http(addr, "GET", "/_oxisd/admin/v1/nope", &[], b"").assert_error(401, "M_UNAUTHORIZED");
+    let r = http(
+        addr,
+        "GET",
+        "/_oxisd/admin/v1/nope",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    r.assert_error(404, "M_UNRECOGNIZED");
     // The public listener does not serve the admin API.
     assert_eq!(s.get("/_oxisd/admin/v1/stats").status, 404);
 }
