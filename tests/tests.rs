@@ -39,6 +39,8 @@ mod synapse_store;
 mod terms;
 /// The HTTPS listener: TLS next to plain HTTP, SIGHUP reload, slow clients, config errors.
 mod tls_listener;
+/// The transport under hostile traffic: huge Content-Length, endless heads, idle floods, slowloris, fd exhaustion, slow homeservers, TLS floods.
+mod transport;
 /// The Twilio connector against the stand-in: form, auth, error classes, timeouts, limits.
 mod twilio_connector;
 /// Discovery: versions, status, health.

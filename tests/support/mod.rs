@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod attack;
 pub mod dns;
 pub mod homeserver;
 pub mod remote_is;
@@ -102,21 +103,32 @@ impl TestServer {
 
     /// Starts a server whose data lives in `dir` (to restart on the same data).
     pub fn start_in(dir: Arc<TempDir>, patch: Value) -> TestServer {
+        Self::start_in_with(dir, patch, |_| {})
+    }
+
+    /// Like [`TestServer::start_in`], with `configure` applied to the command before it is
+    /// spawned (resource limits, environment).
+    pub fn start_in_with(
+        dir: Arc<TempDir>,
+        patch: Value,
+        configure: impl FnOnce(&mut Command),
+    ) -> TestServer {
         let mut config = Self::base_config(dir.path());
         merge(&mut config, &patch);
         let config_path = dir.path().join("config.yaml");
         // JSON is YAML, so the config can be written as JSON.
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--config"])
             .arg(&config_path)
             .env_remove("OXISD_CONFIG")
             .env_remove("OXISD_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start oxisd");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("start oxisd");
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
