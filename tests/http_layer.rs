@@ -102,6 +102,23 @@ fn chunked_post(s: &TestServer, path: &str, body: &[u8]) -> crate::support::Resp
 }
 
 #[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let s = TestServer::start();
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let r = crate::support::parse_response(&raw);
+    assert_eq!((r.status, &r.json()["status"]), (200, &json!("ok")));
+}
+
+#[test]
 fn oversized_headers_are_431() {
     let s = TestServer::start();
     let big = "x".repeat(20 * 1024);

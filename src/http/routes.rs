@@ -78,6 +78,9 @@ pub struct Route {
     pub auth: Auth,
     /// How large a body it takes.
     pub body: BodyLimit,
+    /// The handler never blocks (no store, no network, no lock held for long): it runs on the
+    /// I/O thread, saving the hand-over to a handler thread and back.
+    pub inline: bool,
     /// The handler.
     pub handler: Handler,
 }
@@ -102,6 +105,20 @@ pub(crate) const fn row(
         auth,
         handler,
         body: BodyLimit::Standard,
+        inline: false,
+    }
+}
+
+/// A row whose handler answers from memory at once, run on the I/O thread.
+const fn inline_row(
+    method: Method,
+    path: &'static str,
+    mounts: &'static [Mount],
+    handler: Handler,
+) -> Route {
+    Route {
+        inline: true,
+        ..row(method, path, mounts, Auth::None, handler)
     }
 }
 
@@ -120,6 +137,7 @@ const fn lookup_row(
         auth,
         handler,
         body: BodyLimit::Lookup,
+        inline: false,
     }
 }
 
@@ -129,15 +147,15 @@ use Method::{Get, Post};
 /// Every endpoint of the server.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    row(Get,  "/_matrix/identity/versions",             ROOT, Open,  api::versions::get_supported_versions),
+    inline_row(Get, "/_matrix/identity/versions",       ROOT,        api::versions::get_supported_versions),
     row(Get,  "/health",                                ROOT, Open,  api::versions::get_health),
-    row(Get,  "/_matrix/identity/_oxisd/static/{name}", ROOT, Open,  api::assets::get_static_asset),
+    inline_row(Get, "/_matrix/identity/_oxisd/static/{name}", ROOT,  api::assets::get_static_asset),
     row(Get,  "/_matrix/identity/_oxisd/remote/start",  ROOT, Open,  api::remote::start_remote_session),
     row(Get,  "/_matrix/identity/_oxisd/remote/check",  ROOT, Open,  api::remote::check_remote_session),
-    row(Get,  "",                                       BOTH, Open,  api::versions::get_server_status),
-    row(Get,  "/pubkey/isvalid",                        BOTH, Open,  api::pubkey::check_public_key_validity),
+    inline_row(Get, "",                                 BOTH,        api::versions::get_server_status),
+    inline_row(Get, "/pubkey/isvalid",                  BOTH,        api::pubkey::check_public_key_validity),
     row(Get,  "/pubkey/ephemeral/isvalid",              BOTH, Open,  api::pubkey::validate_ephemeral_key),
-    row(Get,  "/pubkey/{keyId}",                        BOTH, Open,  api::pubkey::get_public_key),
+    inline_row(Get, "/pubkey/{keyId}",                  BOTH,        api::pubkey::get_public_key),
     row(Post, "/account/register",                      V2,   Open,  api::account::register),
     row(Get,  "/account",                               V2,   Terms, api::account::get_account_information),
     // ruma up to 0.15 sent POST for whoami.

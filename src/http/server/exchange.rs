@@ -1,7 +1,8 @@
 //! One request, end to end: route it, apply the checks that need only its head (admin token,
 //! v1 switch, body size from `Content-Length`), read the body under its size limit and
 //! deadline, run the handler on the blocking pool inside the panic boundary, then count and log
-//! the answer. Everything before the handler runs on the I/O thread and never blocks.
+//! the answer. Everything before the handler runs on the I/O thread and never blocks; so do
+//! the few handlers marked `inline`, which answer from memory.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -153,6 +154,9 @@ async fn answer(
         user: None,
     };
     let route = matched.route;
+    if route.inline {
+        return (run_handler(&site.app, route, req, id), false);
+    }
     let app = site.app.clone();
     match tokio::task::spawn_blocking(move || run_handler(&app, route, req, id)).await {
         Ok(reply) => (reply, false),

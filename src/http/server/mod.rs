@@ -364,6 +364,8 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .keep_alive(true)
+        // A client may shut down its sending side after its request and still read the answer.
+        .half_close(true)
         .max_header_size(limits.max_header)
         // The read buffer holds a head (bounded above) and then body bytes as they come.
         .max_buf_size(limits.max_header.max(8192) + 8192)
