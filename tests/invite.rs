@@ -34,7 +34,8 @@ fn config(sink: &SmtpSink, extra: Value) -> Value {
         &mut c,
         &json!({
             "server": {"publicUrl": PUBLIC_URL},
-            "invite": {"registerUrl": REGISTER_URL, "delivery": {"initialBackoff": 1, "maxBackoff": 2}},
+            // Most tests call the unauthenticated v1 store-invite, which is off by default.
+            "invite": {"registerUrl": REGISTER_URL, "v1StoreInvite": true, "delivery": {"initialBackoff": 1, "maxBackoff": 2}},
         }),
     );
     merge(&mut c, &extra);
@@ -198,16 +199,38 @@ fn mime_part(mail: &ReceivedMail, content_type: &str) -> String {
 /// The ephemeral private key from the built-in invite mail's link (`private_key=` in the
 /// text/plain part), URL-decoded.
 fn private_key_in(mail: &ReceivedMail) -> String {
+    let sign_url = sign_url_in(mail);
+    let (_, query) = sign_url.split_once('?').expect("a query in the sign URL");
+    oxisd::http::parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k == "private_key")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no private_key in the sign URL {sign_url}"))
+}
+
+/// The web client's room link in the plain-text part of an invite mail.
+fn room_link_in(mail: &ReceivedMail) -> String {
     let text = mime_part(mail, "text/plain");
-    let at = text
-        .find("private_key=")
-        .unwrap_or_else(|| panic!("no private_key= in the invite mail:\n{text}"))
-        + "private_key=".len();
-    let raw: String = text[at..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && !matches!(c, '&' | '"' | '<' | '>'))
-        .collect();
-    oxisd::http::percent_decode(&raw, true)
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http") && l.contains("/#/room/"))
+        .unwrap_or_else(|| panic!("no room link in the invite mail:\n{text}"))
+        .to_string()
+}
+
+/// A query parameter of the room link, decoded.
+fn room_link_param(link: &str, name: &str) -> Option<String> {
+    let (_, query) = link.split_once('?')?;
+    oxisd::http::parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// The sign URL the room link carries (`signurl`), decoded.
+fn sign_url_in(mail: &ReceivedMail) -> String {
+    let link = room_link_in(mail);
+    room_link_param(&link, "signurl").unwrap_or_else(|| panic!("no signurl in {link}"))
 }
 
 /// Requests a token for `email` through the sink, opens the link, returns the sid.
@@ -647,6 +670,176 @@ fn the_invite_mail_names_the_inviter_and_room_and_carries_the_links() {
         "{}",
         mail.data
     );
+}
+
+/// The link a person opens is the web client's room link (as in sydent's stock template); the
+/// client posts its user id to the `signurl` it carries and joins with the signature. No link
+/// in the mail is our POST-only sign URL.
+#[test]
+fn the_mail_links_to_the_room_in_the_web_client_with_a_sign_url_that_signs() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let invite = invite_ok(
+        &s,
+        &invite_body_with(
+            "hank@example.test",
+            "!club:example.org",
+            "@alice:example.org",
+            json!({
+                "room_name": "Book club & friends",
+                "sender_display_name": "Alice Smith",
+                "room_avatar_url": "mxc://example.org/avatar",
+                "room_type": "m.space",
+                "org.matrix.web_client_location": "https://chat.example.org/",
+            }),
+        ),
+    );
+    let token = token_of(&invite);
+    let mail = invite_mail(&sink, &token);
+    let link = room_link_in(&mail);
+    assert!(
+        link.starts_with("https://chat.example.org/#/room/%21club%3Aexample.org?"),
+        "{link}"
+    );
+    let param = |name: &str| room_link_param(&link, name);
+    assert_eq!(param("email").as_deref(), Some("hank@example.test"));
+    assert_eq!(param("room_name").as_deref(), Some("Book club & friends"));
+    assert_eq!(param("inviter_name").as_deref(), Some("Alice Smith"));
+    assert_eq!(
+        param("room_avatar_url").as_deref(),
+        Some("mxc://example.org/avatar")
+    );
+    assert_eq!(param("room_type").as_deref(), Some("m.space"));
+    // The HTML part's button is the same link.
+    let html = mime_part(&mail, "text/html");
+    assert!(
+        html.contains(&format!("href=\"{}\"", link.replace('&', "&amp;"))),
+        "{html}"
+    );
+    // No link for people points at the sign URL (it answers POST only).
+    for part in [mime_part(&mail, "text/plain"), html] {
+        assert!(!part.contains("sign-ed25519?"), "{part}");
+    }
+
+    // What Element does with the link: POST {mxid} to the signurl.
+    let sign_url = param("signurl").unwrap();
+    let path = sign_url
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("the sign URL is ours: {sign_url}"));
+    assert!(
+        path.starts_with(&format!("{V1}/sign-ed25519?token={token}&private_key=")),
+        "{path}"
+    );
+    let r = s.post_json(path, &json!({"mxid": "@hank:example.org"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let signed = r.json();
+    assert_eq!(signed["token"], json!(token));
+    assert_eq!(signed["mxid"], json!("@hank:example.org"));
+    assert!(
+        verify_json(
+            &signed,
+            "id.test",
+            "ed25519:0",
+            &key_bytes(&ephemeral_of(&invite))
+        )
+        .is_ok(),
+        "{signed}"
+    );
+
+    // Without a usable web client from the homeserver, the configured one.
+    for location in [
+        None,
+        Some("javascript:alert(1)"),
+        Some("https://evil.example/?x#y"),
+    ] {
+        let mut extra = json!({});
+        if let Some(l) = location {
+            extra = json!({"org.matrix.web_client_location": l});
+        }
+        let other = invite_ok(
+            &s,
+            &invite_body_with(
+                "ivy@example.test",
+                "!room:example.org",
+                "@bob:example.org",
+                extra,
+            ),
+        );
+        let link = room_link_in(&invite_mail(&sink, &token_of(&other)));
+        assert!(
+            link.starts_with("https://app.element.io/#/room/"),
+            "{location:?}: {link}"
+        );
+    }
+}
+
+#[test]
+fn v1_store_invite_is_off_unless_configured() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({"invite": {"v1StoreInvite": false}}));
+    let body = invite_body(
+        "olga@example.test",
+        "!room:example.org",
+        "@mallory:evil.example",
+    );
+    store_invite(&s, &body).assert_error(403, "M_FORBIDDEN");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.mails().is_empty(), "no mail without v1StoreInvite");
+    // The default config has it off too.
+    let plain = TestServer::start();
+    plain
+        .post_json(&format!("{V1}/store-invite"), &body)
+        .assert_error(403, "M_FORBIDDEN");
+}
+
+/// Made-up senders cannot turn the server into a mail relay: one address gets at most its
+/// per-recipient share, and one client at most its per-client share, whatever senders they name.
+#[test]
+fn invite_mails_are_limited_per_recipient_and_per_client_whatever_the_sender() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({"invite": {"rateLimit": {"perRecipient": {"burst": 3, "refill": 3600}}}}),
+    );
+    let mut accepted = 0;
+    for n in 0..30 {
+        let body = invite_body(
+            "victim@example.test",
+            "!room:example.org",
+            &format!("@sender{n}:server{n}.example"),
+        );
+        let r = store_invite(&s, &body);
+        match r.status {
+            200 => accepted += 1,
+            _ => {
+                r.assert_error(429, "M_LIMIT_EXCEEDED");
+            }
+        }
+    }
+    assert_eq!(accepted, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let to_victim = sink
+        .mails()
+        .iter()
+        .filter(|m| m.to == vec!["victim@example.test".to_string()])
+        .count();
+    assert_eq!(to_victim, 3);
+
+    let s = start(
+        &sink,
+        json!({"invite": {"rateLimit": {"perClient": {"burst": 4, "refill": 3600}}}}),
+    );
+    let statuses: Vec<u16> = (0..6)
+        .map(|n| {
+            let body = invite_body(
+                &format!("person{n}@example.test"),
+                "!room:example.org",
+                &format!("@sender{n}:server{n}.example"),
+            );
+            store_invite(&s, &body).status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
 }
 
 #[test]

@@ -5,14 +5,15 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{Reply, Req};
+use crate::http::{Mount, Reply, Req};
 use crate::service::invites::NewInvite;
 
 /// `POST /store-invite`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2store-invite))
 ///
-/// - v1 (no auth, JSON or form) and v2 (token and terms; `sender` must be the token's user).
-///   Extra keys (Synapse sends some) are accepted.
+/// - v2 (token and terms; `sender` must be the token's user); v1 (no auth, JSON or form) only
+///   with `invite.v1StoreInvite`, else 403 `M_FORBIDDEN`. Extra keys (Synapse sends some) are
+///   accepted.
 /// - 200 `{token, public_keys: [long-term, ephemeral], public_key, display_name}`; the invite
 ///   email goes to `address`.
 /// - 400 `M_UNRECOGNIZED` (medium not `email`), `M_INVALID_EMAIL`, `M_INVALID_PARAM`,
@@ -20,11 +21,19 @@ use crate::service::invites::NewInvite;
 ///   not the token's user), `M_FORBIDDEN` (blocked room or homeserver, invites disabled); 429;
 ///   500 `M_EMAIL_SEND_ERROR`.
 pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
+    if req.mount == Mount::V1 && !app.config.invite.v1_store_invite {
+        // Unauthenticated, it would let anyone have us email anyone under any sender's name.
+        return Err(Error::new(
+            ErrorKind::Forbidden,
+            "store-invite is offered on /_matrix/identity/v2 only (invite.v1StoreInvite)",
+        ));
+    }
     let body: NewInvite = req.params()?;
     let answer = app.invites.store_invite(
         &app.invite_context(),
         &body,
         req.user.as_deref(),
+        &format!("ip:{}", req.client_ip),
         app.now_ms(),
     )?;
     Ok(Reply::ok(answer))

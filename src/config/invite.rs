@@ -14,6 +14,14 @@ pub struct InviteConfig {
     /// Link in the invite email where the invitee can create an account (`%REGISTER_URL%`).
     #[serde(alias = "register_url")]
     pub register_url: String,
+    /// The web client whose room link the invite email carries (`%ROOM_LINK%`) when the
+    /// homeserver names none (`org.matrix.web_client_location`).
+    #[serde(alias = "web_client")]
+    pub web_client: String,
+    /// Serve store-invite on the v1 API too, without authentication (homeservers older than
+    /// the v2 API). Off: 403 `M_FORBIDDEN` there.
+    #[serde(alias = "v1_store_invite")]
+    pub v1_store_invite: bool,
     /// `invite.expiration.*`
     pub expiration: InviteExpiration,
     /// `invite.resolution.*`
@@ -35,6 +43,8 @@ impl Default for InviteConfig {
         InviteConfig {
             enabled: true,
             register_url: "https://app.element.io/#/register".into(),
+            web_client: "https://app.element.io".into(),
+            v1_store_invite: false,
             expiration: InviteExpiration::default(),
             resolution: InviteResolution::default(),
             display_name: InviteDisplayName::default(),
@@ -125,6 +135,12 @@ pub struct InviteRateLimits {
     /// Invites sent by all users of one homeserver.
     #[serde(alias = "per_server")]
     pub per_server: RateLimit,
+    /// Invite emails to one address, whoever sends them.
+    #[serde(alias = "per_recipient")]
+    pub per_recipient: RateLimit,
+    /// Invites from one client address (the homeserver calling us), whatever sender it names.
+    #[serde(alias = "per_client")]
+    pub per_client: RateLimit,
 }
 
 impl Default for InviteRateLimits {
@@ -135,6 +151,14 @@ impl Default for InviteRateLimits {
                 refill: 360,
             },
             per_server: RateLimit {
+                burst: 100,
+                refill: 36,
+            },
+            per_recipient: RateLimit {
+                burst: 5,
+                refill: 3600,
+            },
+            per_client: RateLimit {
                 burst: 100,
                 refill: 36,
             },
@@ -193,7 +217,22 @@ impl InviteConfig {
         if self.delivery.give_up_after == 0 {
             return e("invite.delivery.giveUpAfter: must be at least 1 day");
         }
-        if self.rate_limit.per_sender.refill == 0 || self.rate_limit.per_server.refill == 0 {
+        let web = self.web_client.trim_end_matches('/');
+        if !(web.starts_with("https://") || web.starts_with("http://"))
+            || web.contains(['\r', '\n', ' ', '#', '?'])
+        {
+            return e("invite.webClient: must be an http(s) URL without query or fragment");
+        }
+        let limits = &self.rate_limit;
+        if [
+            limits.per_sender,
+            limits.per_server,
+            limits.per_recipient,
+            limits.per_client,
+        ]
+        .iter()
+        .any(|l| l.refill == 0)
+        {
             return e("invite.rateLimit: refill must be at least 1 second");
         }
         if self.blocked.rooms.iter().any(|r| !r.starts_with('!')) {

@@ -144,6 +144,7 @@ impl Notifier {
             .text("INVITE_TOKEN", invite.token)
             .text("EPHEMERAL_PRIVATE_KEY", invite.ephemeral_private_key)
             .text("SIGN_URL", invite.sign_url)
+            .text("ROOM_LINK", invite.room_link)
             .text("REGISTER_URL", invite.register_url);
         self.email.send_invite(invite.address, vars)
     }
@@ -189,8 +190,11 @@ pub struct InviteMessage<'a> {
     pub token: &'a str,
     /// The ephemeral private key (unpadded URL-safe base64 of the seed).
     pub ephemeral_private_key: &'a str,
-    /// Our sign-ed25519 URL with the token and private key, for clients' invitation links.
+    /// Our sign-ed25519 URL with the token and private key, for clients' invitation links
+    /// (answers POST only: not a link for people).
     pub sign_url: &'a str,
+    /// The web client's room link that joins through the invite: the link for people.
+    pub room_link: &'a str,
     /// Where to create an account.
     pub register_url: &'a str,
 }

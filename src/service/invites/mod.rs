@@ -57,18 +57,27 @@ pub struct NewInvite {
     pub sender_display_name: Option<String>,
     /// The inviter's avatar (mxc URL).
     pub sender_avatar_url: Option<String>,
+    /// The web client the inviter uses (Synapse sends it), for the room link in the email.
+    #[serde(rename = "org.matrix.web_client_location")]
+    pub web_client_location: Option<String>,
 }
+
+/// Longest room link in the invite email (a mail line holds at most 998 characters).
+const MAX_LINK: usize = 900;
 
 /// The invite service.
 pub struct Invites {
     enabled: bool,
     lifetime_ms: Option<u64>,
     register_url: String,
+    web_client: String,
     public_url: String,
     server_name: String,
     display_name: InviteDisplayName,
     per_sender: RateLimiter,
     per_server: RateLimiter,
+    per_recipient: RateLimiter,
+    per_client: RateLimiter,
     blocked_rooms: Vec<String>,
     blocked_servers: Vec<String>,
     /// Retry policy of `onbind` calls.
@@ -99,11 +108,14 @@ impl Invites {
             enabled: c.enabled,
             lifetime_ms: c.expiration.lifetime_ms(),
             register_url: c.register_url.clone(),
+            web_client: c.web_client.trim_end_matches('/').to_string(),
             public_url: config.server.public_url().trim_end_matches('/').to_string(),
             server_name: config.server.name.clone(),
             display_name: c.display_name.clone(),
             per_sender: RateLimiter::new("invites from this user", c.rate_limit.per_sender),
             per_server: RateLimiter::new("invites from this homeserver", c.rate_limit.per_server),
+            per_recipient: RateLimiter::new("invites to this address", c.rate_limit.per_recipient),
+            per_client: RateLimiter::new("invites from this client", c.rate_limit.per_client),
             blocked_rooms: c.blocked.rooms.clone(),
             blocked_servers: c
                 .blocked
@@ -131,12 +143,14 @@ impl Invites {
 
     /// store-invite: checks the request, stores the invite with a fresh ephemeral key, emails
     /// the invitee and answers `{token, public_keys, public_key, display_name}`.
-    /// `requester` is the token's user on v2.
+    /// `requester` is the token's user on v2; `client` the caller's address (a rate-limit key:
+    /// whatever sender a caller names, its invites count against its own address).
     pub fn store_invite(
         &self,
         cx: &InviteContext<'_>,
         req: &NewInvite,
         requester: Option<&str>,
+        client: &str,
         now_ms: u64,
     ) -> Result<Value> {
         self.check_enabled()?;
@@ -172,6 +186,8 @@ impl Invites {
         }
         self.per_sender.check(&req.sender, now_ms)?;
         self.per_server.check(&sender_server, now_ms)?;
+        self.per_recipient.check(&address, now_ms)?;
+        self.per_client.check(client, now_ms)?;
 
         let token = random::alphanumeric(TOKEN_CHARS)?;
         let ephemeral = KeyPair::generate("ed25519:0")
@@ -209,6 +225,12 @@ impl Invites {
             text(&req.room_type, MAX_OTHER),
             text(&req.sender_avatar_url, MAX_OTHER),
         );
+        let room_link = self.room_link(
+            req,
+            &address,
+            &sign_url,
+            (&room_name, &room_avatar_url, &sender_name, &room_type),
+        );
         let message = InviteMessage {
             address: &address,
             sender: &req.sender,
@@ -223,6 +245,7 @@ impl Invites {
             token: &token,
             ephemeral_private_key: &private_key,
             sign_url: &sign_url,
+            room_link: &room_link,
             register_url: &self.register_url,
         };
         if let Err(e) = cx.notifier.send_invite(&message) {
@@ -237,6 +260,8 @@ impl Invites {
         crate::metrics::METRICS.invites_stored.inc();
         self.per_sender.consume(&req.sender, now_ms);
         self.per_server.consume(&sender_server, now_ms);
+        self.per_recipient.consume(&address, now_ms);
+        self.per_client.consume(client, now_ms);
         log::info!("stored an invite to {} from {}", req.room_id, req.sender);
 
         let long_term = cx
@@ -263,6 +288,54 @@ impl Invites {
                 self.display_name.domain,
             ),
         }))
+    }
+
+    /// The link a person opens from the invite email: the web client's room link, as sydent's
+    /// stock template builds it, carrying what the client needs to join through the invite
+    /// (the invited address, our sign URL with the token and ephemeral key, and what to show:
+    /// room name and avatar, inviter, room type). The client posts its user id to the sign URL
+    /// and joins with the signature. The web client is the one the homeserver names, when it
+    /// is an http(s) URL, else `invite.webClient`.
+    fn room_link(
+        &self,
+        req: &NewInvite,
+        address: &str,
+        sign_url: &str,
+        (room_name, room_avatar_url, inviter_name, room_type): (&str, &str, &str, &str),
+    ) -> String {
+        let named = req
+            .web_client_location
+            .as_deref()
+            .map(|w| w.trim().trim_end_matches('/'))
+            .filter(|w| {
+                (w.starts_with("https://") || w.starts_with("http://"))
+                    && w.len() <= MAX_OTHER
+                    && !w.contains(|c: char| {
+                        c.is_whitespace() || c.is_control() || c == '#' || c == '?'
+                    })
+            });
+        let web = named.unwrap_or(&self.web_client);
+        let enc = crate::threepid::params::url_encode;
+        let mut link = format!(
+            "{web}/#/room/{}?email={}&signurl={}",
+            enc(&req.room_id),
+            enc(address),
+            enc(sign_url),
+        );
+        // What the client shows while joining, most useful first, as long as the link stays
+        // on one line of a mail (RFC 5322 allows 998 characters).
+        for (name, value) in [
+            ("room_name", room_name),
+            ("inviter_name", inviter_name),
+            ("room_type", room_type),
+            ("room_avatar_url", room_avatar_url),
+        ] {
+            let param = format!("&{name}={}", enc(value));
+            if link.len() + param.len() <= MAX_LINK {
+                link.push_str(&param);
+            }
+        }
+        link
     }
 
     /// sign-ed25519: `{mxid, sender, token}` signed with the invite's ephemeral key, which the
