@@ -386,3 +386,68 @@ fn concurrent_requests_for_one_session_send_one_mail() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(sink.mails().len(), 1);
 }
+
+/// Enough handler threads that 16 requests really run at once, and a per-client limit out of
+/// the way (every test request comes from 127.0.0.1).
+fn concurrent_config(per_recipient_burst: u32) -> Value {
+    json!({
+        "server": {"workers": 32},
+        "session": {"rateLimit": {
+            "perRecipient": {"burst": per_recipient_burst, "refill": 3600},
+            "perClient": {"burst": 1000, "refill": 1}
+        }}
+    })
+}
+
+#[test]
+fn concurrent_requests_to_one_address_send_no_more_than_its_limit() {
+    let sink = SmtpSink::start();
+    let s = Arc::new(start(&sink, concurrent_config(5)));
+    let statuses = {
+        let s = s.clone();
+        crate::support::at_once(16, move |n| {
+            request_token(&s, V1, "quinn@example.org", &format!("sec{n}"), 1).status
+        })
+    };
+    // Every answer is in, so every send is done; wait a little anyway for stragglers.
+    let mails = sink.wait_for_mails(6, Duration::from_millis(500));
+    assert_eq!(mails.len(), 5, "mails delivered; statuses {statuses:?}");
+    assert_eq!(
+        (
+            statuses.iter().filter(|s| **s == 200).count(),
+            statuses.iter().filter(|s| **s == 429).count()
+        ),
+        (5, 11),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_failed_send_gives_its_tokens_back_under_concurrency() {
+    let sink = SmtpSink::start();
+    let s = Arc::new(start(&sink, concurrent_config(5)));
+    // The first three messages the sink sees are refused (554): M_EMAIL_SEND_ERROR.
+    sink.fail_next(3);
+    let statuses = {
+        let s = s.clone();
+        crate::support::at_once(16, move |n| {
+            request_token(&s, V1, "rita@example.org", &format!("a{n}"), 1).status
+        })
+    };
+    assert!(
+        statuses.iter().all(|s| [200, 429, 500].contains(s)),
+        "{statuses:?}"
+    );
+    // Then one at a time until the address is limited: the failed sends did not use up any
+    // of its 5 messages, so exactly 5 arrive in all, never more.
+    let mut last = 0;
+    for n in 0..10 {
+        last = request_token(&s, V1, "rita@example.org", &format!("b{n}"), 1).status;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "the address must end up limited");
+    let mails = sink.wait_for_mails(6, Duration::from_millis(500));
+    assert_eq!(mails.len(), 5, "concurrent statuses {statuses:?}");
+}

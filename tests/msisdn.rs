@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::twilio::TwilioStandIn;
-use crate::support::{Resp, TempDir, TestServer, merge, run_cli};
+use crate::support::{Resp, TempDir, TestServer, at_once, merge, run_cli};
 
 const V1: &str = "/_matrix/identity/api/v1";
 const WAIT: Duration = Duration::from_secs(10);
@@ -486,4 +486,164 @@ fn twilio_without_its_settings_is_a_start_up_error_naming_the_key() {
         assert_eq!(code, 1, "{yaml}");
         assert!(err.contains(key), "{key} not in: {err}");
     }
+}
+
+/// Enough handler threads that 16 requests really run at once, a per-client limit out of the
+/// way (every test request comes from 127.0.0.1), and `limits` as `...msisdn.rateLimit`. The
+/// stand-in takes 50 ms per SMS, as a real provider takes its time.
+fn concurrent(twilio: &TwilioStandIn, limits: Value) -> std::sync::Arc<TestServer> {
+    twilio.respond_after(Duration::from_millis(50));
+    std::sync::Arc::new(start(
+        twilio,
+        json!({
+            "server": {"workers": 32},
+            "session": {"rateLimit": {"perClient": {"burst": 1000, "refill": 1}}},
+            "threepid": {"medium": {"msisdn": {"rateLimit": limits}}}
+        }),
+    ))
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[test]
+fn concurrent_requests_to_one_number_send_no_more_than_its_limit() {
+    let twilio = TwilioStandIn::start(SID, TOKEN);
+    let s = concurrent(&twilio, json!({"perNumber": {"burst": 3, "refill": 3600}}));
+    let statuses = {
+        let s = s.clone();
+        at_once(16, move |n| {
+            request_token(&s, V1, "GB", "07911 123456", &format!("s{n}"), 1).status
+        })
+    };
+    let sms = twilio.wait_for_messages(4, Duration::from_millis(500));
+    assert_eq!(sms.len(), 3, "SMS delivered; statuses {statuses:?}");
+    assert_eq!(
+        (count(&statuses, 200), count(&statuses, 429)),
+        (3, 13),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn the_per_country_cap_holds_under_concurrent_requests() {
+    let twilio = TwilioStandIn::start(SID, TOKEN);
+    let s = concurrent(
+        &twilio,
+        json!({"perCountryCode": {"burst": 4, "refill": 3600}}),
+    );
+    let statuses = {
+        let s = s.clone();
+        at_once(16, move |n| {
+            request_token(&s, V1, "GB", &format!("07911 1234{n:02}"), "s", 1).status
+        })
+    };
+    let sms = twilio.wait_for_messages(5, Duration::from_millis(500));
+    assert_eq!(sms.len(), 4, "SMS delivered; statuses {statuses:?}");
+    assert_eq!(
+        (count(&statuses, 200), count(&statuses, 429)),
+        (4, 12),
+        "{statuses:?}"
+    );
+    // The cap is per calling code: France is not affected.
+    assert_eq!(
+        request_token(&s, V1, "FR", "06 12 34 56 78", "s", 1).status,
+        200
+    );
+}
+
+#[test]
+fn the_global_sms_cap_holds_under_concurrent_requests() {
+    let twilio = TwilioStandIn::start(SID, TOKEN);
+    // Only the global cap can refuse: one number each, a per-country cap out of the way. (One
+    // country: the phonenumber crate compiles each country's patterns under one global lock,
+    // which spreads requests for many countries out in time and hides the race.)
+    let s = concurrent(
+        &twilio,
+        json!({"globalPerHour": 3, "perCountryCode": {"burst": 100, "refill": 1}}),
+    );
+    let statuses = {
+        let s = s.clone();
+        at_once(16, move |n| {
+            request_token(&s, V1, "GB", &format!("07911 1234{n:02}"), "s", 1).status
+        })
+    };
+    let sms = twilio.wait_for_messages(4, Duration::from_millis(500));
+    assert_eq!(sms.len(), 3, "SMS delivered; statuses {statuses:?}");
+    assert_eq!(
+        (count(&statuses, 200), count(&statuses, 429)),
+        (3, 13),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_failed_sms_gives_its_tokens_back_under_concurrency() {
+    let twilio = TwilioStandIn::start(SID, TOKEN);
+    let s = concurrent(&twilio, json!({"perNumber": {"burst": 3, "refill": 3600}}));
+    // The first two requests Twilio sees fail: one is refused for the region, one is an outage.
+    twilio.fail_next_with(
+        400,
+        21408,
+        "Permission to send an SMS has not been enabled for the region",
+    );
+    twilio.fail_next_with(500, 20500, "Internal Server Error");
+    let statuses = {
+        let s = s.clone();
+        at_once(16, move |n| {
+            request_token(&s, V1, "GB", "07911 123456", &format!("a{n}"), 1).status
+        })
+    };
+    assert!(
+        statuses.iter().all(|s| [200, 400, 429, 500].contains(s)),
+        "{statuses:?}"
+    );
+    // Then one at a time until the number is limited: the failed sends did not use up any of
+    // its 3 SMS, so exactly 3 arrive in all, never more.
+    let mut last = 0;
+    for n in 0..10 {
+        last = request_token(&s, V1, "GB", "07911 123456", &format!("b{n}"), 1).status;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "the number must end up limited");
+    let sms = twilio.wait_for_messages(4, Duration::from_millis(500));
+    assert_eq!(sms.len(), 3, "concurrent statuses {statuses:?}");
+    assert_eq!(twilio.requests(), 5, "two failed requests and three SMS");
+}
+
+#[test]
+fn premium_rate_numbers_are_refused_unless_allowed() {
+    let twilio = TwilioStandIn::start(SID, TOKEN);
+    // allowedCountries is empty: every country, but not every kind of number.
+    let s = start(&twilio, json!({}));
+    for (country, number) in [
+        ("GB", "0909 879 0000"), // premium rate (Ofcom's drama range)
+        ("GB", "+44 901 234 5678"),
+        ("FR", "08 91 12 34 56"), // premium rate
+        ("FR", "08 84 01 23 45"), // shared cost
+        ("GB", "0300 123 4567"),  // UAN
+    ] {
+        request_token(&s, V1, country, number, "a", 1).assert_error(400, "M_DESTINATION_REJECTED");
+    }
+    assert_eq!(twilio.requests(), 0);
+    // Also when the country is allowed.
+    let s = start(
+        &twilio,
+        json!({"threepid": {"medium": {"msisdn": {"allowedCountries": ["GB"]}}}}),
+    );
+    request_token(&s, V1, "GB", "0909 879 0000", "a", 1)
+        .assert_error(400, "M_DESTINATION_REJECTED");
+    // The operator can allow premium-rate numbers, and only those.
+    let s = start(
+        &twilio,
+        json!({"threepid": {"medium": {"msisdn": {"allowNumberTypes": ["premiumRate"]}}}}),
+    );
+    let r = request_token(&s, V1, "GB", "0909 879 0000", "a", 1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(twilio.wait_for_messages(1, WAIT)[0].to, "+449098790000");
+    request_token(&s, V1, "GB", "0300 123 4567", "a", 1)
+        .assert_error(400, "M_DESTINATION_REJECTED");
 }

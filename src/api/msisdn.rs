@@ -34,8 +34,9 @@ struct MsisdnTokenRequest {
 ///   SMS is sent again only when `send_attempt` is higher than the last one sent.
 /// - 403 `M_FORBIDDEN` when validation is disabled; 400 `M_INVALID_ADDRESS` (not a valid
 ///   number), 400 `M_INVALID_PARAM` (country, client_secret, send_attempt, next_link), 400
-///   `M_MISSING_PARAMS`; 400 `M_DESTINATION_REJECTED` (country not allowed, or refused by the
-///   provider); 429 `M_LIMIT_EXCEEDED`; 500 `M_SEND_ERROR`.
+///   `M_MISSING_PARAMS`; 400 `M_DESTINATION_REJECTED` (country not allowed, a premium-rate,
+///   shared-cost or UAN number not allowed by `allowNumberTypes`, or refused by the provider);
+///   429 `M_LIMIT_EXCEEDED`; 500 `M_SEND_ERROR`.
 pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: MsisdnTokenRequest = req.params()?;
@@ -46,11 +47,24 @@ pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     if let Some(link) = &body.next_link {
         params::check_next_link(link, &app.config.session.next_link.allowed_hosts)?;
     }
-    let allowed = &app.config.threepid.medium.msisdn.allowed_countries;
+    let config = &app.config.threepid.medium.msisdn;
+    let allowed = &config.allowed_countries;
     if !allowed.is_empty() && !number.region.as_ref().is_some_and(|r| allowed.contains(r)) {
         return Err(Error::new(
             ErrorKind::DestinationRejected,
             "This server does not send SMS to that country",
+        ));
+    }
+    // SMS pumping: texts to these numbers earn their owner money, whatever the country.
+    if let Some(kind) = number.costly
+        && !config.allow_number_types.contains(&kind)
+    {
+        return Err(Error::new(
+            ErrorKind::DestinationRejected,
+            format!(
+                "This server does not send SMS to {} numbers",
+                kind.describe()
+            ),
         ));
     }
     let requester = req.requester();

@@ -257,6 +257,10 @@ pub struct MsisdnConfig {
     /// ISO 3166 alpha-2 codes of the countries SMS may be sent to; empty allows all.
     #[serde(alias = "allowed_countries")]
     pub allowed_countries: Vec<String>,
+    /// Kinds of numbers refused by default (premium rate, shared cost, UAN) that SMS may be
+    /// sent to anyway.
+    #[serde(alias = "allow_number_types")]
+    pub allow_number_types: Vec<CostlyNumberType>,
     /// `threepid.medium.msisdn.rateLimit.*`
     #[serde(alias = "rate_limit")]
     pub rate_limit: SmsRateLimits,
@@ -272,9 +276,37 @@ impl Default for MsisdnConfig {
             connector: SmsConnector::Log,
             token_length: 6,
             allowed_countries: Vec::new(),
+            allow_number_types: Vec::new(),
             rate_limit: SmsRateLimits::default(),
             connectors: SmsConnectors::default(),
             generators: SmsGenerators::default(),
+        }
+    }
+}
+
+/// Kinds of phone numbers (as libphonenumber types them) that no SMS goes to unless
+/// `threepid.medium.msisdn.allowNumberTypes` lists them: a message to them costs more than a
+/// normal one or pays whoever runs the number, which is what SMS pumping fraud is after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CostlyNumberType {
+    /// Premium-rate numbers (UK 09 and 0871, French 0891, German 0900, ...).
+    #[serde(alias = "premium_rate")]
+    PremiumRate,
+    /// Shared-cost numbers (French 0884, German 01801, ...).
+    #[serde(alias = "shared_cost")]
+    SharedCost,
+    /// Universal access (company) numbers (UK 0300, French 0806, ...).
+    Uan,
+}
+
+impl CostlyNumberType {
+    /// How people call these numbers, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CostlyNumberType::PremiumRate => "premium-rate",
+            CostlyNumberType::SharedCost => "shared-cost",
+            CostlyNumberType::Uan => "universal access (UAN)",
         }
     }
 }

@@ -313,11 +313,12 @@ impl Bindings {
                 return;
             }
         }
+        // At most one warning a day per 3PID, counted when tried: a failed send is not retried
+        // sooner, so a stranger cannot make us hammer the mail server or SMS provider.
         let key = format!("{medium}:{address}");
-        if self.warnings.check(&key, now_ms).is_err() {
+        let Ok(_counted) = self.warnings.take(&key, now_ms) else {
             return;
-        }
-        self.warnings.consume(&key, now_ms);
+        };
         if let Err(e) = cx.notifier.send_unbind(true, medium, address) {
             log::warn!("could not warn the owner about a refused unbind: {e}");
         }

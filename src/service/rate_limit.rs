@@ -1,9 +1,21 @@
 //! In-memory token-bucket rate limits, keyed by a string (a recipient, a client address, an
 //! account). Used for everything that sends a message, so nobody can turn the server into a
 //! spam or SMS-fraud relay.
+//!
+//! A request that sends a message usually counts against several limits at once (the client,
+//! the recipient, a country, the whole server). [`take`] takes one token from each of them
+//! atomically, before anything is sent: either every limit has a token and all are taken, or
+//! none is taken and the answer is the refusing limit's 429. There is no window between the
+//! check and the take, so concurrent requests cannot all pass a check before any of them
+//! counts. The [`Taken`] guard keeps the tokens when dropped (the message went out); a failed
+//! send calls [`Taken::give_back`], so it uses up nobody's quota.
+//!
+//! Locking: each limiter has its own mutex; [`take`] locks the limiters it needs in one fixed
+//! order (by address) and holds them all while it checks and takes, so two takes over the same
+//! limiters cannot deadlock. Nothing else holds two of these locks.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::config::RateLimit;
 use crate::error::{Error, ErrorKind, Result};
@@ -25,6 +37,73 @@ struct Bucket {
     updated_ms: u64,
 }
 
+type Buckets = HashMap<String, Bucket>;
+
+/// Tokens taken by [`take`]. Dropping it keeps them (the event happened); [`Taken::give_back`]
+/// returns them (it did not).
+#[must_use = "dropping the guard keeps the tokens; call give_back() when nothing was sent"]
+pub struct Taken<'a> {
+    taken: Vec<(&'a RateLimiter, String)>,
+}
+
+impl Taken<'_> {
+    /// Returns the tokens: one to each bucket they were taken from (never above its burst).
+    /// For an event that did not happen after all, such as a message that could not be sent.
+    pub fn give_back(self) {
+        for (limiter, key) in &self.taken {
+            let mut buckets = limiter.lock();
+            // A bucket forgotten since (make_room) counts as full already.
+            if let Some(b) = buckets.get_mut(key.as_str()) {
+                // Its own timestamp stays: the refill since then is still owed.
+                b.tokens = (b.tokens + 1.0).min(limiter.burst);
+            }
+        }
+    }
+}
+
+/// Takes one token of each `(limiter, key)` in `limits`, all or none: 429 `M_LIMIT_EXCEEDED`
+/// (with `retry_after_ms`) from the first limit that has none left, and then nothing is taken.
+/// The same limiter may appear several times (with different keys, or the same key, which then
+/// needs as many tokens).
+pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> Result<Taken<'a>> {
+    // Each distinct limiter locked once, in address order.
+    let mut order: Vec<&'a RateLimiter> = limits.iter().map(|(l, _)| *l).collect();
+    order.sort_by_key(|l| *l as *const RateLimiter as usize);
+    order.dedup_by_key(|l| *l as *const RateLimiter as usize);
+    let mut guards: Vec<MutexGuard<'a, Buckets>> = order.iter().map(|l| l.lock()).collect();
+    let slot = |l: &RateLimiter| {
+        order
+            .iter()
+            .position(|o| std::ptr::eq(*o, l))
+            .expect("every limiter is locked")
+    };
+    // Check everything first, so a refusal changes nothing.
+    for (i, (limiter, key)) in limits.iter().enumerate() {
+        let key = key.as_ref();
+        let needed = limits[..=i]
+            .iter()
+            .filter(|(l, k)| std::ptr::eq(*l, *limiter) && k.as_ref() == key)
+            .count() as f64;
+        let tokens = limiter.level(&guards[slot(limiter)], key, now_ms);
+        if tokens < needed {
+            let wait = ((needed - tokens) * limiter.refill_ms).ceil() as u64;
+            crate::metrics::METRICS.rate_limited(limiter.what);
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("Too many {}; try again later", limiter.what),
+            )
+            .with_extra("retry_after_ms", wait));
+        }
+    }
+    let mut taken = Vec::with_capacity(limits.len());
+    for (limiter, key) in limits {
+        let key = key.as_ref();
+        limiter.take_one(&mut guards[slot(limiter)], key, now_ms);
+        taken.push((*limiter, key.to_string()));
+    }
+    Ok(Taken { taken })
+}
+
 impl RateLimiter {
     /// A limiter allowing `rate.burst` events at once and one more every `rate.refill` seconds.
     /// `what` names the limit in error messages ("messages to this address").
@@ -37,38 +116,35 @@ impl RateLimiter {
         }
     }
 
+    /// Takes one token of `key`: [`take`] with this one limit.
+    pub fn take(&self, key: &str, now_ms: u64) -> Result<Taken<'_>> {
+        take(&[(self, key)], now_ms)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buckets> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn refilled(&self, b: Bucket, now_ms: u64) -> Bucket {
         let earned = now_ms.saturating_sub(b.updated_ms) as f64 / self.refill_ms;
         Bucket {
             tokens: (b.tokens + earned).min(self.burst),
-            updated_ms: now_ms,
+            // Never backwards: a request that read its clock earlier must not be paid twice.
+            updated_ms: now_ms.max(b.updated_ms),
         }
     }
 
-    /// Fails with 429 `M_LIMIT_EXCEEDED` (and `retry_after_ms`) when `key` has no event left;
-    /// does not use one up.
-    pub fn check(&self, key: &str, now_ms: u64) -> Result<()> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(b) = buckets.get(key).map(|b| self.refilled(*b, now_ms)) else {
-            return Ok(());
-        };
-        if b.tokens >= 1.0 {
-            return Ok(());
-        }
-        let wait = ((1.0 - b.tokens) * self.refill_ms).ceil() as u64;
-        crate::metrics::METRICS.rate_limited(self.what);
-        Err(Error::new(
-            ErrorKind::LimitExceeded,
-            format!("Too many {}; try again later", self.what),
-        )
-        .with_extra("retry_after_ms", wait))
+    /// The tokens `key` has at `now_ms` (an unknown key is full).
+    fn level(&self, buckets: &Buckets, key: &str, now_ms: u64) -> f64 {
+        buckets
+            .get(key)
+            .map_or(self.burst, |b| self.refilled(*b, now_ms).tokens)
     }
 
-    /// Uses one event of `key`.
-    pub fn consume(&self, key: &str, now_ms: u64) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+    /// Uses one token of `key`; the caller checked that there is one.
+    fn take_one(&self, buckets: &mut Buckets, key: &str, now_ms: u64) {
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
-            self.make_room(&mut buckets, now_ms);
+            self.make_room(buckets, now_ms);
         }
         let b = buckets.get(key).map(|b| self.refilled(*b, now_ms));
         let mut b = b.unwrap_or(Bucket {
@@ -105,46 +181,128 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    fn limiter(burst: u32, refill: u64) -> RateLimiter {
+        RateLimiter::new("messages", RateLimit { burst, refill })
+    }
 
     #[test]
     fn burst_then_refill() {
-        let l = RateLimiter::new(
-            "messages",
-            RateLimit {
-                burst: 2,
-                refill: 10,
-            },
-        );
+        let l = limiter(2, 10);
         for _ in 0..2 {
-            l.check("a", 0).unwrap();
-            l.consume("a", 0);
+            let _ = l.take("a", 0).unwrap();
         }
-        let e = l.check("a", 0).unwrap_err();
+        let e = l.take("a", 0).err().unwrap();
         assert_eq!(e.status(), 429);
         assert_eq!(e.body()["retry_after_ms"], 10_000);
-        assert!(l.check("b", 0).is_ok(), "keys are independent");
-        assert!(l.check("a", 9_999).is_err());
-        assert!(l.check("a", 10_000).is_ok());
+        assert!(l.take("b", 0).is_ok(), "keys are independent");
+        assert!(l.take("a", 9_999).is_err());
+        assert!(l.take("a", 10_000).is_ok());
+        assert!(l.take("a", 10_000).is_err(), "one token earned, one used");
+    }
+
+    #[test]
+    fn all_limits_or_none() {
+        let (client, recipient) = (limiter(5, 100), limiter(1, 30));
+        let _ = take(&[(&client, "c"), (&recipient, "r")], 0).unwrap();
+        let e = take(&[(&client, "c"), (&recipient, "r")], 0).err().unwrap();
+        assert_eq!(
+            e.body()["retry_after_ms"],
+            30_000,
+            "the refusing limit's wait"
+        );
+        assert_eq!(
+            client.level(&client.lock(), "c", 0),
+            4.0,
+            "a refused take takes nothing"
+        );
+        // A new key of the same recipient limit shows the client limit was left alone.
+        for n in 0..4 {
+            let _ = take(&[(&client, "c"), (&recipient, format!("r{n}").as_str())], 0).unwrap();
+        }
+        assert!(take(&[(&client, "c"), (&recipient, "r9")], 0).is_err());
+    }
+
+    #[test]
+    fn given_back_tokens_can_be_taken_again() {
+        let (a, b) = (limiter(1, 1000), limiter(3, 1000));
+        take(&[(&a, "k"), (&b, "k")], 0).unwrap().give_back();
+        take(&[(&a, "k"), (&b, "k")], 0).unwrap().give_back();
+        let kept = take(&[(&a, "k"), (&b, "k")], 0).unwrap();
+        drop(kept);
+        assert!(a.take("k", 0).is_err(), "dropping the guard keeps them");
+        assert_eq!(b.level(&b.lock(), "k", 0), 2.0);
+        // The refill earned before the take is kept.
+        let t = b.take("k", 500_000).unwrap();
+        assert_eq!(b.level(&b.lock(), "k", 500_000), 1.5);
+        t.give_back();
+        assert_eq!(b.level(&b.lock(), "k", 500_000), 2.5);
+        let t = b.take("k", 2_000_000).unwrap();
+        let _ = b.take("k", 2_000_000).unwrap();
+        t.give_back();
+        assert_eq!(b.level(&b.lock(), "k", 2_000_000), 2.0);
+        b.take("k", 2_000_000).unwrap().give_back();
+        assert_eq!(b.level(&b.lock(), "k", 2_000_000), 2.0);
+    }
+
+    #[test]
+    fn a_limiter_named_twice_needs_two_tokens() {
+        let l = limiter(2, 1000);
+        let _ = take(&[(&l, "x"), (&l, "x")], 0).unwrap();
+        assert!(l.take("x", 0).is_err());
+        let _ = l.take("y", 0).unwrap();
+        assert!(
+            take(&[(&l, "y"), (&l, "y")], 0).is_err(),
+            "one token left, two needed"
+        );
+        assert_eq!(l.level(&l.lock(), "y", 0), 1.0);
+    }
+
+    #[test]
+    fn concurrent_takes_never_exceed_the_burst_nor_deadlock() {
+        let (a, b) = (Arc::new(limiter(5, 1_000_000)), Arc::new(limiter(1000, 1)));
+        let threads: Vec<_> = (0..16)
+            .map(|n| {
+                let (a, b) = (a.clone(), b.clone());
+                std::thread::spawn(move || {
+                    let mut kept = 0;
+                    for i in 0..200 {
+                        // Both orders, so a lock order by position would deadlock.
+                        let limits = if (n + i) % 2 == 0 {
+                            vec![(&*a, "k"), (&*b, "k")]
+                        } else {
+                            vec![(&*b, "k"), (&*a, "k")]
+                        };
+                        if let Ok(t) = take(&limits, 0) {
+                            if i % 3 == 0 {
+                                t.give_back();
+                            } else {
+                                kept += 1;
+                            }
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let kept: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(kept, 5);
     }
 
     #[test]
     fn the_map_stays_bounded_and_keeps_exhausted_keys() {
-        let l = RateLimiter::new(
-            "messages",
-            RateLimit {
-                burst: 2,
-                refill: 1_000_000,
-            },
-        );
-        l.consume("victim", 0);
-        l.consume("victim", 0);
+        let l = limiter(2, 1_000_000);
+        let _ = l.take("victim", 0).unwrap();
+        let _ = l.take("victim", 0).unwrap();
         for n in 0..(3 * MAX_KEYS) {
-            l.consume(&format!("k{n}"), 0);
+            let _ = l.take(&format!("k{n}"), 0).unwrap();
         }
-        assert!(l.buckets.lock().unwrap().len() <= MAX_KEYS);
+        assert!(l.lock().len() <= MAX_KEYS);
         assert!(
-            l.check("victim", 0).is_err(),
+            l.take("victim", 0).is_err(),
             "an exhausted key must stay limited"
         );
     }

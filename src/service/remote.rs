@@ -181,7 +181,8 @@ impl RemoteSessions {
     ) -> Result<Step> {
         let session = sessions.validated(store, sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
-        self.starts.check(&session.sid, now_ms)?;
+        // Counted when tried, even if the upstream then fails: it may have sent its message.
+        let _counted = self.starts.take(&session.sid, now_ms)?;
         let previous = session.remote.clone().filter(|r| r.server == name);
         let remote_secret = match &previous {
             Some(r) => r.client_secret.clone(),
@@ -201,7 +202,6 @@ impl RemoteSessions {
             "{url}/_matrix/identity/api/v1/validate/{}/requestToken",
             session.medium
         );
-        self.starts.consume(&session.sid, now_ms);
         let answer = client
             .post_url_json(&endpoint, &body)
             .map_err(|e| upstream_error(&name, e))?;

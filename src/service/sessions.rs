@@ -6,6 +6,10 @@
 //!   same sid and token.
 //! - A message is sent only when `send_attempt` is greater than the highest attempt already sent,
 //!   and that attempt is recorded only after the send succeeded.
+//! - A message counts against every rate limit that applies to it (client, recipient, and for
+//!   SMS the number, its country calling code and the global hourly cap): their tokens are taken
+//!   together before sending, so concurrent requests cannot exceed any of them, and given back
+//!   when the send fails. A repeated `send_attempt` sends nothing and takes nothing.
 //! - A session expires `session.ttl` after its last modification (creation, a message sent,
 //!   validation). Expired or locked sessions are replaced by a fresh one on the next request.
 //! - After `session.maxTokenAttempts` wrong tokens a session is locked for good.
@@ -24,7 +28,7 @@ use crate::store::sessions::SessionRecord;
 use crate::threepid::Medium;
 use crate::threepid::params::{is_opaque_id, url_encode};
 
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{self, RateLimiter};
 
 /// Lock stripes: requests for one session are serialised, different sessions rarely wait.
 const STRIPES: usize = 256;
@@ -152,17 +156,16 @@ impl Sessions {
         if !should_send {
             return Ok(record);
         }
-        let limits = self.limits_for(req);
-        for (limiter, key) in &limits {
-            limiter.check(key, now_ms)?;
-        }
+        // Every limit's token is taken before the send, all at once (concurrent requests for
+        // other sessions cannot slip through between a check and a count), and given back when
+        // nothing went out.
+        let taken = rate_limit::take(&self.limits_for(req), now_ms)?;
         let link = self.validation_link(&record);
-        notifier
-            .send_validation(req.medium, req.address, &record.token, &link)
-            .map_err(|e| send_error(req.medium, e))?;
-        for (limiter, key) in &limits {
-            limiter.consume(key, now_ms);
+        if let Err(e) = notifier.send_validation(req.medium, req.address, &record.token, &link) {
+            taken.give_back();
+            return Err(send_error(req.medium, e));
         }
+        drop(taken);
         record.send_attempt = Some(req.send_attempt);
         if let Some(link) = req.next_link {
             record.next_link = Some(link.to_string());

@@ -3,8 +3,9 @@
 
 use std::str::FromStr;
 
-use phonenumber::{Mode, PhoneNumber, country};
+use phonenumber::{Mode, PhoneNumber, Type, country};
 
+use crate::config::CostlyNumberType;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A checked phone number.
@@ -18,6 +19,8 @@ pub struct Msisdn {
     pub calling_code: u16,
     /// The ISO 3166 alpha-2 region of the number, when the metadata knows it.
     pub region: Option<String>,
+    /// Whether it is a premium-rate, shared-cost or UAN number (SMS pumping targets them).
+    pub costly: Option<CostlyNumberType>,
 }
 
 /// Longest accepted `phone_number` input.
@@ -51,11 +54,18 @@ pub fn normalise(country: &str, phone_number: &str) -> Result<Msisdn> {
         return Err(bad("it is not a number in use"));
     }
     let e164 = number.format().mode(Mode::E164).to_string();
+    let costly = match number.number_type(&phonenumber::metadata::DATABASE) {
+        Type::PremiumRate => Some(CostlyNumberType::PremiumRate),
+        Type::SharedCost => Some(CostlyNumberType::SharedCost),
+        Type::Uan => Some(CostlyNumberType::Uan),
+        _ => None,
+    };
     Ok(Msisdn {
         digits: e164.trim_start_matches('+').to_string(),
         international: number.format().mode(Mode::International).to_string(),
         calling_code: number.code().value(),
         region: number.country().id().map(|id| format!("{id:?}")),
+        costly,
     })
 }
 
@@ -95,6 +105,30 @@ mod tests {
         }
         let fr = normalise("GB", "+33612345678").unwrap();
         assert_eq!((fr.calling_code, fr.region.as_deref()), (33, Some("FR")));
+    }
+
+    #[test]
+    fn premium_rate_shared_cost_and_uan_numbers_are_recognised() {
+        use CostlyNumberType::*;
+        for (country, input, costly) in [
+            ("GB", "0909 879 0000", Some(PremiumRate)), // Ofcom's drama range for 09
+            ("GB", "+44 901 234 5678", Some(PremiumRate)),
+            ("GB", "0871 234 5678", Some(PremiumRate)),
+            ("FR", "08 91 12 34 56", Some(PremiumRate)),
+            ("DE", "0900 1234567", Some(PremiumRate)),
+            ("FR", "08 84 01 23 45", Some(SharedCost)),
+            ("DE", "01801 2345", Some(SharedCost)),
+            ("GB", "0300 123 4567", Some(Uan)),
+            ("FR", "08 06 12 34 56", Some(Uan)),
+            ("GB", "07911 123456", None),
+            ("GB", "020 7946 0000", None),
+            ("US", "(415) 555-2671", None),
+            ("FR", "06 12 34 56 78", None),
+            ("GB", "0800 123 4567", None), // toll free: costs the sender nothing extra
+        ] {
+            let m = normalise(country, input).unwrap_or_else(|e| panic!("{country} {input}: {e}"));
+            assert_eq!(m.costly, costly, "{country} {input}");
+        }
     }
 
     #[test]

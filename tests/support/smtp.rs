@@ -63,6 +63,8 @@ struct Shared {
     mails: Mutex<Vec<ReceivedMail>>,
     arrived: Condvar,
     behaviour: Mutex<Behaviour>,
+    /// Messages still to refuse after their DATA (554), whatever the behaviour.
+    fail_next: Mutex<usize>,
     tls: SinkTls,
 }
 
@@ -92,6 +94,7 @@ impl SmtpSink {
             mails: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             behaviour: Mutex::new(behaviour),
+            fail_next: Mutex::new(0),
             tls,
         });
         let s = shared.clone();
@@ -128,6 +131,12 @@ impl SmtpSink {
             mails = self.shared.arrived.wait_timeout(mails, left).unwrap().0;
         }
         mails.clone()
+    }
+
+    /// Refuses the next `n` messages with 554 after their DATA (on top of the behaviour);
+    /// calls add up.
+    pub fn fail_next(&self, n: usize) {
+        *self.shared.fail_next.lock().unwrap() += n;
     }
 
     /// Changes the behaviour for connections accepted from now on.
@@ -220,7 +229,13 @@ fn session(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
                     data.push_str("\r\n");
                 }
-                if behaviour == Behaviour::FailData {
+                let refuse_this = {
+                    let mut left = shared.fail_next.lock().unwrap();
+                    let refuse = *left > 0;
+                    *left = left.saturating_sub(1);
+                    refuse
+                };
+                if behaviour == Behaviour::FailData || refuse_this {
                     send(&mut r, "554 5.6.0 message refused")?;
                     continue;
                 }

@@ -49,6 +49,8 @@ struct State {
     requests: usize,
     /// Errors to answer the next requests with: (status, code, message).
     fail_next: VecDeque<(u16, u32, String)>,
+    /// How long each request takes before it is answered (requests are handled one by one).
+    delay: Duration,
 }
 
 struct Shared {
@@ -128,6 +130,12 @@ impl TwilioStandIn {
             .push_back((status, code, message.to_string()));
     }
 
+    /// Makes every request from now on take `delay` before it is answered, like a slow
+    /// provider; requests are handled one at a time.
+    pub fn respond_after(&self, delay: Duration) {
+        self.shared.state.lock().unwrap().delay = delay;
+    }
+
     /// How many requests arrived, failed ones included.
     pub fn requests(&self) -> usize {
         self.shared.state.lock().unwrap().requests
@@ -153,6 +161,8 @@ fn handle(shared: &Shared, mut request: tiny_http::Request) {
         .as_reader()
         .take(MAX_REQUEST_BYTES)
         .read_to_end(&mut body);
+    let delay = shared.state.lock().unwrap().delay;
+    std::thread::sleep(delay);
     let (status, answer) = {
         let mut state = shared.state.lock().unwrap();
         state.requests += 1;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::bindings::check_user_id;
 use super::lookup::Lookups;
-use super::rate_limit::RateLimiter;
+use super::rate_limit::{self, RateLimiter};
 use crate::config::{Config, InviteDelivery, InviteDisplayName};
 use crate::crypto::base64;
 use crate::crypto::random;
@@ -184,10 +184,16 @@ impl Invites {
             )
             .with_extra("mxid", bound.mxid));
         }
-        self.per_sender.check(&req.sender, now_ms)?;
-        self.per_server.check(&sender_server, now_ms)?;
-        self.per_recipient.check(&address, now_ms)?;
-        self.per_client.check(client, now_ms)?;
+        // Taken now, all together; given back below if the invite cannot be stored or mailed.
+        let taken = rate_limit::take(
+            &[
+                (&self.per_sender, req.sender.as_str()),
+                (&self.per_server, sender_server.as_str()),
+                (&self.per_recipient, address.as_str()),
+                (&self.per_client, client),
+            ],
+            now_ms,
+        )?;
 
         let token = random::alphanumeric(TOKEN_CHARS)?;
         let ephemeral = KeyPair::generate("ed25519:0")
@@ -205,8 +211,14 @@ impl Invites {
                 .lifetime_ms
                 .map_or(u64::MAX, |l| now_ms.saturating_add(l)),
         };
-        cx.store.put_invite(&record)?;
-        cx.store.durable()?;
+        if let Err(e) = cx
+            .store
+            .put_invite(&record)
+            .and_then(|()| cx.store.durable())
+        {
+            taken.give_back();
+            return Err(e);
+        }
 
         let private_key = base64::encode_url(&ephemeral.seed());
         let sign_url = format!(
@@ -250,6 +262,7 @@ impl Invites {
         };
         if let Err(e) = cx.notifier.send_invite(&message) {
             // No email, no invite: the room would wait for an answer nobody was asked for.
+            taken.give_back();
             cx.store.delete_invite(&record)?;
             log::warn!("invite email to an address of {sender_server}'s user not sent: {e}");
             return Err(Error::new(
@@ -258,10 +271,7 @@ impl Invites {
             ));
         }
         crate::metrics::METRICS.invites_stored.inc();
-        self.per_sender.consume(&req.sender, now_ms);
-        self.per_server.consume(&sender_server, now_ms);
-        self.per_recipient.consume(&address, now_ms);
-        self.per_client.consume(client, now_ms);
+        drop(taken);
         log::info!("stored an invite to {} from {}", req.room_id, req.sender);
 
         let long_term = cx
