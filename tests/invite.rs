@@ -842,6 +842,52 @@ fn invite_mails_are_limited_per_recipient_and_per_client_whatever_the_sender() {
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
 }
 
+/// 16 invites at once from one sender: no more mails than its burst, whatever the timing.
+#[test]
+fn concurrent_invites_never_exceed_the_burst() {
+    let sink = SmtpSink::start();
+    let s = start(
+        &sink,
+        json!({
+            "server": {"workers": 32},
+            "invite": {"rateLimit": {"perSender": {"burst": 4, "refill": 3600}}},
+        }),
+    );
+    let addr = s.addr;
+    let statuses = crate::support::at_once(16, move |n| {
+        let body = invite_body(
+            &format!("crowd{n}@example.test"),
+            "!room:example.org",
+            "@alice:example.org",
+        )
+        .to_string();
+        crate::support::http(
+            addr,
+            "POST",
+            &format!("{V1}/store-invite"),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .status
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let crowd = sink
+        .mails()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t.starts_with("crowd")))
+        .count();
+    assert_eq!(crowd, 4);
+}
+
 #[test]
 fn hostile_invite_fields_are_escaped_cut_and_kept_out_of_headers() {
     let sink = SmtpSink::start();
