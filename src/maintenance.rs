@@ -1,7 +1,8 @@
 //! Background upkeep on one thread: removing expired sessions and invites, rotating the lookup
 //! pepper on its interval, syncing the Synapse identity store, checking pending invites against
 //! the identity stores, writing memtables out while idle, and handing freed memory back. A
-//! second thread, the courier, delivers claimed invites (`onbind`).
+//! second thread, the courier, delivers claimed invites (`onbind`) through a few worker
+//! threads, one per destination.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
+use crate::service::invites::outbox;
 
 /// Starts the maintenance thread; it stops when `stop` becomes true (unpark it to wake it).
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
@@ -97,28 +99,42 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
 
 /// Starts the courier: it delivers queued `onbind` calls when they are due, woken early when a
 /// bind queues a new one, until `stop` becomes true (call `app.invites.wake()` to wake it).
+/// It hands each destination with due calls to a worker thread of its own
+/// ([`outbox::Courier`]), so one slow homeserver delays only its own invites: half of
+/// `outbound.maxConcurrent` workers (the rest is left to request handlers), at least 2 and at
+/// most [`outbox::MAX_WORKERS`]. It ends when its workers have.
 pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("courier".into())
         .spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let now = app.now_ms();
-                let wait = match crate::service::invites::outbox::deliver_due(
-                    &app.store,
-                    &app.homeserver,
-                    &app.invites.delivery,
-                    now,
-                ) {
-                    Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now)),
-                    Ok(None) => Duration::from_secs(60),
-                    Err(e) => {
-                        log::error!("delivering invites failed: {e}");
-                        Duration::from_secs(10)
-                    }
-                };
-                app.invites
-                    .wait_for_work(wait.clamp(Duration::from_millis(50), Duration::from_secs(60)));
-            }
+            let clock = || app.now_ms();
+            let wake = || app.invites.wake();
+            let workers = (app.config.outbound.max_concurrent / 2).clamp(2, outbox::MAX_WORKERS);
+            let courier = outbox::Courier::new(
+                &app.store,
+                &app.homeserver,
+                &app.invites.delivery,
+                workers,
+                &clock,
+                &wake,
+                &stop,
+            );
+            std::thread::scope(|scope| {
+                while !stop.load(Ordering::SeqCst) {
+                    let now = app.now_ms();
+                    let wait = match courier.dispatch(scope, now) {
+                        Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now)),
+                        Ok(None) => Duration::from_secs(60),
+                        Err(e) => {
+                            log::error!("delivering invites failed: {e}");
+                            Duration::from_secs(10)
+                        }
+                    };
+                    app.invites.wait_for_work(
+                        wait.clamp(Duration::from_millis(50), Duration::from_secs(60)),
+                    );
+                }
+            });
         });
     match spawned {
         Ok(handle) => Some(handle),

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub onbind_delivered: Counter,
     /// onbind attempts that failed (retried later).
     pub onbind_failed: Counter,
+    /// onbind calls refused for good (a 4xx answer, a destination the guard refuses): dropped.
+    pub onbind_refused: Counter,
     /// Binds forwarded to an upstream identity server.
     pub remote_binds: Counter,
     /// Binds an upstream identity server did not take.
@@ -93,6 +95,7 @@ impl Metrics {
             invites_stored: Counter::new(),
             onbind_delivered: Counter::new(),
             onbind_failed: Counter::new(),
+            onbind_refused: Counter::new(),
             remote_binds: Counter::new(),
             remote_bind_failures: Counter::new(),
         }
@@ -239,8 +242,13 @@ impl Metrics {
             ),
             (
                 "oxisd_onbind_failed_total",
-                "Invite delivery attempts that failed.",
+                "Invite delivery attempts that failed (retried).",
                 &self.onbind_failed,
+            ),
+            (
+                "oxisd_onbind_refused_total",
+                "Invite deliveries refused for good (4xx, refused destination), not retried.",
+                &self.onbind_refused,
             ),
             (
                 "oxisd_remote_binds_total",

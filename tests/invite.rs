@@ -1056,10 +1056,11 @@ fn sign_ed25519_signs_with_the_ephemeral_key_from_the_mail() {
 // onbind
 // ---------------------------------------------------------------------------------------------
 
-/// Two invites for one address arrive in one onbind, each signed with the long-term key; after
-/// delivery the ephemeral keys are gone and nothing is sent again.
+/// Two invites for one address arrive in two onbind calls, one invite each (a homeserver that
+/// refuses one invite must not make us send the other again), each signed with the long-term
+/// key; after delivery the ephemeral keys are gone and nothing is sent again.
 #[test]
-fn binding_an_invited_address_delivers_its_invites_in_one_onbind() {
+fn binding_an_invited_address_delivers_each_invite_in_its_own_onbind() {
     let hs = FakeHomeserver::start();
     hs.respond("POST", ONBIND, 200, json!({}));
     let sink = SmtpSink::start();
@@ -1076,25 +1077,20 @@ fn binding_an_invited_address_delivers_its_invites_in_one_onbind() {
     let mxid = user_on(&hs, "olive");
     validate_and_bind(&s, &sink, address, &mxid);
 
-    let got = hs.wait_for_requests(ONBIND, 1, DELIVERY_WAIT);
-    assert_eq!(
-        got.len(),
-        1,
-        "no onbind; oxisd log:\n{}",
-        s.logs().join("\n")
-    );
-    assert_eq!(got[0].method, "POST");
-    let body = got[0].json();
-    assert_eq!(
-        (&body["medium"], &body["address"], &body["mxid"]),
-        (&json!("email"), &json!(address), &json!(mxid)),
-        "{body}"
-    );
-    let invites = body["invites"].as_array().expect("invites array");
-    assert_eq!(invites.len(), 2, "{body}");
+    let got = hs.wait_for_requests(ONBIND, 2, DELIVERY_WAIT);
     let long_term = key_bytes(&long_term_key_b64(&s));
     let mut seen = Vec::new();
-    for invite in invites {
+    for call in &got {
+        assert_eq!(call.method, "POST");
+        let body = call.json();
+        assert_eq!(
+            (&body["medium"], &body["address"], &body["mxid"]),
+            (&json!("email"), &json!(address), &json!(mxid)),
+            "{body}"
+        );
+        let invites = body["invites"].as_array().expect("invites array");
+        assert_eq!(invites.len(), 1, "one invite per onbind call: {body}");
+        let invite = &invites[0];
         assert_eq!(invite["medium"], "email", "{invite}");
         assert_eq!(invite["address"], address, "{invite}");
         assert_eq!(invite["mxid"], mxid.as_str(), "{invite}");
@@ -1120,7 +1116,7 @@ fn binding_an_invited_address_delivers_its_invites_in_one_onbind() {
         ),
     ];
     expected.sort();
-    assert_eq!(seen, expected);
+    assert_eq!(seen, expected, "oxisd log:\n{}", s.logs().join("\n"));
 
     for invite in [&first, &second] {
         assert!(
@@ -1131,7 +1127,7 @@ fn binding_an_invited_address_delivers_its_invites_in_one_onbind() {
     let key = private_key_in(&invite_mail(&sink, &token_of(&first)));
     sign(&s, &mxid, &token_of(&first), &key).assert_error(404, "M_UNRECOGNIZED");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(onbinds(&hs).len(), 1, "delivered more than once");
+    assert_eq!(onbinds(&hs).len(), 2, "delivered more than once");
 }
 
 /// Homeservers that only take PUT (404 or 405 to POST) get the same body by PUT.
@@ -1275,5 +1271,223 @@ fn expired_invites_are_forgotten() {
         onbinds(&hs).is_empty(),
         "an expired invite was delivered: {:?}",
         onbinds(&hs)
+    );
+}
+
+/// The oxisd log lines that contain every one of `needles`.
+fn log_lines(s: &TestServer, needles: &[&str]) -> Vec<String> {
+    s.logs()
+        .into_iter()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
+}
+
+/// A 4xx answer (Synapse's 403 for an invite the user can no longer take) is final: the call is
+/// not made again, and the answer is logged at warn. A 500 is retried.
+#[test]
+fn a_refused_onbind_is_not_retried_and_a_failed_one_is() {
+    let refusing = FakeHomeserver::start();
+    refusing.respond(
+        "POST",
+        ONBIND,
+        403,
+        json!({"errcode": "M_FORBIDDEN", "error": "You are not invited to this room."}),
+    );
+    let failing = FakeHomeserver::start();
+    failing.respond(
+        "POST",
+        ONBIND,
+        500,
+        json!({"errcode": "M_UNKNOWN", "error": "Internal server error"}),
+    );
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    for (hs, local) in [(&refusing, "uma"), (&failing, "vera")] {
+        let address = format!("{local}@example.test");
+        invite_ok(
+            &s,
+            &invite_body(&address, "!room:example.org", "@alice:example.org"),
+        );
+        validate_and_bind(&s, &sink, &address, &user_on(hs, local));
+    }
+    // initialBackoff is 1 s, maxBackoff 2 s: a retry would come within 2 s.
+    let retried = failing.wait_for_requests(ONBIND, 2, DELIVERY_WAIT);
+    assert!(
+        retried.len() >= 2,
+        "a 500 is retried; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+    assert!(
+        !refusing
+            .wait_for_requests(ONBIND, 1, DELIVERY_WAIT)
+            .is_empty(),
+        "no onbind to the refusing homeserver"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        onbinds(&refusing).len(),
+        1,
+        "a 403 was retried; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+    let refused = log_lines(
+        &s,
+        &[
+            "WARN",
+            &refusing.server_name(),
+            "403",
+            "M_FORBIDDEN",
+            "You are not invited to this room.",
+        ],
+    );
+    assert_eq!(
+        refused.len(),
+        1,
+        "one warn line with the homeserver's answer; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+    assert!(onbinds(&failing).len() >= 3, "the 500 is still retried");
+}
+
+/// A homeserver on an address the guard refuses gets no call, and the delivery is dropped at
+/// once instead of being retried for days.
+#[test]
+fn an_onbind_to_a_destination_the_guard_refuses_is_dropped_at_once() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let address = "wanda@example.test";
+    invite_ok(
+        &s,
+        &invite_body(address, "!room:example.org", "@alice:example.org"),
+    );
+    let server = "10.0.0.1:8448"; // private, not in outbound.allowedRanges
+    validate_and_bind(&s, &sink, address, &format!("@wanda:{server}"));
+    let dropped = s.wait_for_log("refused, not retried", DELIVERY_WAIT);
+    assert!(
+        dropped.as_deref().is_some_and(|l| l.contains(server)
+            && l.contains("WARN")
+            && l.contains("address guard")),
+        "no warn line about the refused destination: {dropped:?}; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+    // Past a few backoff periods: nothing tried again.
+    std::thread::sleep(Duration::from_secs(3));
+    let about = log_lines(&s, &["onbind to", server]);
+    assert_eq!(
+        about.len(),
+        1,
+        "the refused destination was tried again: {about:#?}"
+    );
+}
+
+/// An invite the invitee's client signed through sign-ed25519 is redeemed by joining with that
+/// signature: a later bind does not deliver it, and a delivery queued before the signature is
+/// dropped when its turn comes. sign-ed25519 keeps answering for it.
+#[test]
+fn an_invite_signed_through_sign_ed25519_is_not_delivered_by_onbind() {
+    let hs = FakeHomeserver::start();
+    hs.respond("POST", ONBIND, 200, json!({}));
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let address = "xena@example.test";
+    let mxid = user_on(&hs, "xena");
+    let signed_invite = invite_ok(
+        &s,
+        &invite_body(address, "!signed:example.org", "@alice:example.org"),
+    );
+    let other = invite_ok(
+        &s,
+        &invite_body(address, "!other:example.org", "@bob:example.org"),
+    );
+    let private_key = private_key_in(&invite_mail(&sink, &token_of(&signed_invite)));
+    let first = sign(&s, &mxid, &token_of(&signed_invite), &private_key);
+    assert_eq!(first.status, 200, "{}", first.text());
+
+    validate_and_bind(&s, &sink, address, &mxid);
+    let got = hs.wait_for_requests(ONBIND, 1, DELIVERY_WAIT);
+    assert!(!got.is_empty(), "the unsigned invite was not delivered");
+    std::thread::sleep(Duration::from_secs(2));
+    let tokens: Vec<String> = onbinds(&hs)
+        .iter()
+        .flat_map(|r| r.json()["invites"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["signed"]["token"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        tokens,
+        [token_of(&other)],
+        "only the unsigned invite is delivered; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+    // Asked again: the same kind of answer, and the ephemeral key stays valid (the homeserver
+    // checks it when the invitee joins).
+    let again = sign(&s, &mxid, &token_of(&signed_invite), &private_key);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json(), first.json());
+    assert!(ephemeral_valid(&s, V2, &ephemeral_of(&signed_invite)));
+
+    // Queued before the signature (the homeserver was down), signed, then due again: dropped.
+    let down = FakeHomeserver::start();
+    down.respond(
+        "POST",
+        ONBIND,
+        503,
+        json!({"errcode": "M_UNKNOWN", "error": "down"}),
+    );
+    let address = "yara@example.test";
+    let mxid = user_on(&down, "yara");
+    let queued = invite_ok(
+        &s,
+        &invite_body(address, "!queued:example.org", "@alice:example.org"),
+    );
+    let private_key = private_key_in(&invite_mail(&sink, &token_of(&queued)));
+    validate_and_bind(&s, &sink, address, &mxid);
+    assert_eq!(down.wait_for_requests(ONBIND, 1, DELIVERY_WAIT).len(), 1);
+    let r = sign(&s, &mxid, &token_of(&queued), &private_key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    down.respond("POST", ONBIND, 200, json!({}));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        onbinds(&down).len(),
+        1,
+        "a signed invite was delivered when its retry came; oxisd log:\n{}",
+        s.logs().join("\n")
+    );
+}
+
+/// One slow homeserver holds up only its own invites: while a call to it is in progress, an
+/// invite to another homeserver arrives at once.
+#[test]
+fn a_slow_homeserver_does_not_delay_invites_to_another() {
+    let slow = FakeHomeserver::start();
+    slow.respond("POST", ONBIND, 200, json!({}));
+    slow.set_delay(Duration::from_secs(4));
+    let fast = FakeHomeserver::start();
+    fast.respond("POST", ONBIND, 200, json!({}));
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let secret = "bindsecret";
+    let mut sids = Vec::new();
+    for local in ["zoe", "amy"] {
+        let address = format!("{local}@example.test");
+        invite_ok(
+            &s,
+            &invite_body(&address, "!room:example.org", "@alice:example.org"),
+        );
+        sids.push(validate_email(&s, &sink, &address, secret));
+    }
+    let r = bind(&s, &sids[0], secret, &user_on(&slow, "zoe"));
+    assert_eq!(r.status, 200, "bind: {}", r.text());
+    // The slow homeserver has the call and sits on it for 4 s.
+    assert_eq!(slow.wait_for_requests(ONBIND, 1, DELIVERY_WAIT).len(), 1);
+    let bound = Instant::now();
+    let r = bind(&s, &sids[1], secret, &user_on(&fast, "amy"));
+    assert_eq!(r.status, 200, "bind: {}", r.text());
+    let got = fast.wait_for_requests(ONBIND, 1, Duration::from_secs(10));
+    let took = bound.elapsed();
+    assert_eq!(got.len(), 1, "no onbind to the second homeserver");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the second homeserver's onbind waited {took:?} for the slow one; oxisd log:\n{}",
+        s.logs().join("\n")
     );
 }

@@ -41,7 +41,7 @@ pub fn session_json(s: &SessionRecord) -> Value {
 
 /// An invite as shown to operators.
 pub fn invite_json(i: &InviteRecord) -> Value {
-    json!({
+    let mut out = json!({
         "token": i.token,
         "medium": i.medium,
         "address": i.address,
@@ -49,7 +49,11 @@ pub fn invite_json(i: &InviteRecord) -> Value {
         "sender": i.sender,
         "created_ms": i.created_ms,
         "expires_ms": (i.expires_ms != u64::MAX).then_some(i.expires_ms),
-    })
+    });
+    if let Some(mxid) = &i.signed_for {
+        out["signed_for"] = json!(mxid);
+    }
+    out
 }
 
 /// Everything stored about a 3PID.

@@ -3,12 +3,23 @@
 //! Keyspaces:
 //! - `token_invite`: invite token -> [`InviteRecord`] as JSON.
 //! - `threepid_invite`: `medium 0x00 address 0x00 token` -> empty; the invites still waiting for
-//!   their 3PID to be bound. An invite leaves this index when it is queued for delivery.
+//!   their 3PID to be bound. An invite leaves this index when it is queued for delivery, or
+//!   when sign-ed25519 signs it (the invitee redeems it by joining, see
+//!   [`InviteRecord::signed_for`]).
 //! - `ephemeral_invite`: the 32 raw bytes of an invite's ephemeral public key -> token.
 //! - `expiry_invite`: `expires_ms (u64 big-endian) token` -> empty; the sweeper reads it from
 //!   its start up to "now".
 //! - `onbind_outbox`: `created_ms (u64 BE) random (8 bytes)` -> [`OutboxEntry`] as JSON: an
-//!   `onbind` call to make, complete with its signed body, until the homeserver accepts it.
+//!   `onbind` call to make, complete with its signed body, until the homeserver accepts or
+//!   refuses it. Entries queued together share their first 14 bytes and end with their
+//!   position (u16 BE), so they sort in the order they were queued. Since one invite is
+//!   delivered per call, an entry carries one invite; entries written by earlier versions may
+//!   carry several and are delivered as they are.
+//!
+//! Changes of an invite record that read it first (sign-ed25519 marking it, delivery removing
+//! it) are serialised by one lock, so neither undoes the other.
+
+use std::sync::{Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
@@ -34,20 +45,28 @@ pub struct InviteRecord {
     /// The long-term key named in the answer (and so in the room): it signs the delivery.
     #[serde(default)]
     pub key_id: String,
+    /// The first user sign-ed25519 signed this invite for. The invitee's client joins the room
+    /// with that signature (`third_party_signed`), so the invite is never delivered by
+    /// `onbind`: a 3PID invite event would take the joined user back to `invite`. The record
+    /// stays until it expires, so that a repeated sign-ed25519 is answered and the ephemeral
+    /// key stays valid for the homeserver's check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_for: Option<String>,
     /// When it was stored, ms since the epoch.
     pub created_ms: u64,
     /// When it is removed unless claimed (`u64::MAX`: never).
     pub expires_ms: u64,
 }
 
-/// An `onbind` call waiting to be made.
+/// An `onbind` call waiting to be made: one invite (several in entries of earlier versions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     /// The homeserver (server name of the bound user).
     pub server: String,
     /// The request body, signed.
     pub body: serde_json::Value,
-    /// The invite tokens it delivers (removed once delivered).
+    /// The invite tokens it delivers (removed once delivered), in the order of
+    /// `body.invites`.
     pub tokens: Vec<String>,
     /// Failed attempts so far.
     pub attempts: u32,
@@ -64,6 +83,8 @@ pub(super) struct Keyspaces {
     by_ephemeral: Keyspace,
     by_expiry: Keyspace,
     outbox: Keyspace,
+    /// Held by the read-modify-writes of invite records.
+    records: Mutex<()>,
 }
 
 impl Keyspaces {
@@ -74,6 +95,7 @@ impl Keyspaces {
             by_ephemeral: open_keyspace(db, "ephemeral_invite")?,
             by_expiry: open_keyspace(db, "expiry_invite")?,
             outbox: open_keyspace(db, "onbind_outbox")?,
+            records: Mutex::new(()),
         })
     }
 
@@ -105,6 +127,12 @@ fn expiry_key(expires_ms: u64, token: &str) -> Vec<u8> {
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::internal(format_args!("corrupt {what}: {e}")))
+}
+
+impl Keyspaces {
+    fn lock_records(&self) -> MutexGuard<'_, ()> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Store {
@@ -187,14 +215,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Queues `entry` and takes its invites out of the pending index, in one write; durable
-    /// when this returns.
-    pub fn queue_onbind(&self, entry: &OutboxEntry, invites: &[InviteRecord]) -> Result<()> {
-        let mut id = entry.created_ms.to_be_bytes().to_vec();
-        id.extend_from_slice(&crate::crypto::random::bytes(8)?);
-        let json = serde_json::to_vec(entry).map_err(Error::internal)?;
+    /// Queues `entries` (in this order) and takes `invites` out of the pending index, in one
+    /// write; durable when this returns.
+    pub fn queue_onbinds(&self, entries: &[OutboxEntry], invites: &[InviteRecord]) -> Result<()> {
+        let mut prefix = Vec::with_capacity(14);
+        let created_ms = entries.first().map_or(0, |e| e.created_ms);
+        prefix.extend_from_slice(&created_ms.to_be_bytes());
+        prefix.extend_from_slice(&crate::crypto::random::bytes(6)?);
         let mut batch = self.db.batch();
-        batch.insert(&self.invites.outbox, id, json);
+        for (n, entry) in entries.iter().enumerate() {
+            let position = u16::try_from(n)
+                .map_err(|_| Error::internal("more than 65 536 onbind calls at once"))?;
+            let id = [&prefix[..], &position.to_be_bytes()].concat();
+            let json = serde_json::to_vec(entry).map_err(Error::internal)?;
+            batch.insert(&self.invites.outbox, id, json);
+        }
         for invite in invites {
             batch.remove(
                 &self.invites.by_threepid,
@@ -215,32 +250,83 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a failed attempt (the new attempt count and time); durable when this returns.
+    /// The queued `onbind` call `id`, unless it left the outbox.
+    pub fn outbox_entry(&self, id: &[u8]) -> Result<Option<OutboxEntry>> {
+        self.invites
+            .outbox
+            .get(id)?
+            .map(|v| decode(&v, "outbox entry"))
+            .transpose()
+    }
+
+    /// Records a failed attempt (the new attempt count and time), or an entry with fewer
+    /// invites; durable when this returns.
     pub fn update_outbox(&self, id: &[u8], entry: &OutboxEntry) -> Result<()> {
         let json = serde_json::to_vec(entry).map_err(Error::internal)?;
         self.invites.outbox.insert(id, json)?;
         self.durable()
     }
 
-    /// Removes a delivered (or abandoned) `onbind` call and the invites it carried; durable when
-    /// this returns.
+    /// Removes a delivered (or refused, or abandoned) `onbind` call and the invites it carried;
+    /// durable when this returns.
     pub fn finish_onbind(&self, id: &[u8], entry: &OutboxEntry) -> Result<()> {
-        let mut batch = self.db.batch();
-        batch.remove(&self.invites.outbox, id.to_vec());
-        for token in &entry.tokens {
-            if let Some(invite) = self.invite(token)? {
-                self.remove_invite_into(&mut batch, &invite);
+        {
+            let _records = self.invites.lock_records();
+            let mut batch = self.db.batch();
+            batch.remove(&self.invites.outbox, id.to_vec());
+            for token in &entry.tokens {
+                if let Some(invite) = self.invite(token)? {
+                    self.remove_invite_into(&mut batch, &invite);
+                }
             }
+            batch.commit()?;
         }
-        batch.commit()?;
         self.durable()
+    }
+
+    /// Removes the `onbind` call `id` and nothing else (its invites were redeemed otherwise);
+    /// durable when this returns.
+    pub fn drop_onbind(&self, id: &[u8]) -> Result<()> {
+        self.invites.outbox.remove(id)?;
+        self.durable()
+    }
+
+    /// Records that sign-ed25519 signed the invite `token` for `mxid` (the first time only) and
+    /// takes it out of the pending index, so that no later bind queues it; durable when this
+    /// returns. False when the invite is gone or was signed before.
+    pub fn mark_invite_signed(&self, token: &str, mxid: &str) -> Result<bool> {
+        let changed = {
+            let _records = self.invites.lock_records();
+            match self.invite(token)? {
+                Some(mut invite) if invite.signed_for.is_none() => {
+                    invite.signed_for = Some(mxid.to_string());
+                    let json = serde_json::to_vec(&invite).map_err(Error::internal)?;
+                    let mut batch = self.db.batch();
+                    batch.insert(&self.invites.by_token, invite.token.as_bytes(), json);
+                    batch.remove(
+                        &self.invites.by_threepid,
+                        threepid_key(&invite.medium, &invite.address, &invite.token),
+                    );
+                    batch.commit()?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.durable()?;
+        }
+        Ok(changed)
     }
 
     /// Removes an invite (with its indexes); durable when this returns.
     pub fn delete_invite(&self, invite: &InviteRecord) -> Result<()> {
-        let mut batch = self.db.batch();
-        self.remove_invite_into(&mut batch, invite);
-        batch.commit()?;
+        {
+            let _records = self.invites.lock_records();
+            let mut batch = self.db.batch();
+            self.remove_invite_into(&mut batch, invite);
+            batch.commit()?;
+        }
         self.durable()
     }
 
@@ -268,13 +354,16 @@ impl Store {
         if expired.is_empty() {
             return Ok(0);
         }
-        let mut batch = self.db.batch();
-        for token in &expired {
-            if let Some(invite) = self.invite(token)? {
-                self.remove_invite_into(&mut batch, &invite);
+        {
+            let _records = self.invites.lock_records();
+            let mut batch = self.db.batch();
+            for token in &expired {
+                if let Some(invite) = self.invite(token)? {
+                    self.remove_invite_into(&mut batch, &invite);
+                }
             }
+            batch.commit()?;
         }
-        batch.commit()?;
         self.durable()?;
         Ok(expired.len())
     }
@@ -293,6 +382,7 @@ mod tests {
             sender: "@bob:example.org".into(),
             ephemeral_key: [token.as_bytes()[0]; 32],
             key_id: String::new(),
+            signed_for: None,
             created_ms: 1,
             expires_ms,
         }
@@ -324,7 +414,8 @@ mod tests {
         assert_eq!(store.invite("ccc").unwrap(), None);
         assert_eq!(store.invite_of_ephemeral_key(&[b'c'; 32]).unwrap(), None);
 
-        // Queued: no longer pending, still valid until delivered.
+        // Queued (an entry with two invites, as earlier versions wrote): no longer pending,
+        // still valid until delivered.
         let entry = OutboxEntry {
             server: "example.org".into(),
             body: serde_json::json!({}),
@@ -333,7 +424,9 @@ mod tests {
             next_attempt_ms: 0,
             created_ms: 5,
         };
-        store.queue_onbind(&entry, &[a.clone(), b.clone()]).unwrap();
+        store
+            .queue_onbinds(std::slice::from_ref(&entry), &[a.clone(), b.clone()])
+            .unwrap();
         assert!(
             store
                 .pending_invites("email", "alice@example.com")
@@ -349,5 +442,91 @@ mod tests {
         assert_eq!(store.invite_of_ephemeral_key(&[b'a'; 32]).unwrap(), None);
         drop(store);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn entries_queued_together_keep_their_order_and_signed_invites_stay_out() {
+        let dir = std::env::temp_dir().join(format!("oxisd-onbinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let invites: Vec<InviteRecord> = ["ttt", "uuu", "vvv", "www"]
+            .iter()
+            .map(|t| invite(t, "tina@example.com", u64::MAX))
+            .collect();
+        for i in &invites {
+            store.put_invite(i).unwrap();
+        }
+        // sign-ed25519 takes "www" out of the pending index, once; the record stays.
+        assert!(
+            store
+                .mark_invite_signed("www", "@tina:example.org")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_invite_signed("www", "@other:example.org")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_invite_signed("nosuch", "@tina:example.org")
+                .unwrap()
+        );
+        let www = store.invite("www").unwrap().unwrap();
+        assert_eq!(www.signed_for.as_deref(), Some("@tina:example.org"));
+        assert_eq!(
+            store.invite_of_ephemeral_key(&[b'w'; 32]).unwrap(),
+            Some(www)
+        );
+        let pending = store.pending_invites("email", "tina@example.com").unwrap();
+        assert_eq!(pending, invites[..3]);
+
+        let entries: Vec<OutboxEntry> = pending
+            .iter()
+            .map(|i| OutboxEntry {
+                server: "example.org".into(),
+                body: serde_json::json!({}),
+                tokens: vec![i.token.clone()],
+                attempts: 0,
+                next_attempt_ms: 0,
+                created_ms: 7,
+            })
+            .collect();
+        store.queue_onbinds(&entries, &pending).unwrap();
+        let queued = store.outbox().unwrap();
+        let tokens: Vec<&str> = queued.iter().map(|(_, e)| e.tokens[0].as_str()).collect();
+        assert_eq!(tokens, ["ttt", "uuu", "vvv"]);
+        assert_eq!(
+            store.outbox_entry(&queued[1].0).unwrap().as_ref(),
+            Some(&queued[1].1)
+        );
+        // Dropping an entry keeps its invite; finishing one removes it.
+        store.drop_onbind(&queued[0].0).unwrap();
+        assert!(store.invite("ttt").unwrap().is_some());
+        store.finish_onbind(&queued[1].0, &queued[1].1).unwrap();
+        assert_eq!(store.invite("uuu").unwrap(), None);
+        assert_eq!(store.outbox().unwrap().len(), 1);
+        assert_eq!(store.outbox_entry(&queued[0].0).unwrap(), None);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn records_written_by_earlier_versions_read() {
+        let record: InviteRecord = decode(
+            br#"{"token":"abc","medium":"email","address":"a@example.com","room_id":"!r:example.org","sender":"@b:example.org","ephemeral_key":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"key_id":"ed25519:0","created_ms":1,"expires_ms":2}"#,
+            "invite record",
+        )
+        .unwrap();
+        assert_eq!(record.signed_for, None);
+        // Unsigned records are written as before.
+        let json = serde_json::to_value(&record).unwrap();
+        assert!(json.get("signed_for").is_none(), "{json}");
+        let entry: OutboxEntry = decode(
+            br#"{"server":"example.org","body":{"invites":[{},{}]},"tokens":["a","b"],"attempts":3,"next_attempt_ms":9,"created_ms":5}"#,
+            "outbox entry",
+        )
+        .unwrap();
+        assert_eq!(entry.tokens, ["a", "b"]);
     }
 }

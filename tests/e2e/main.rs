@@ -356,6 +356,89 @@ impl World {
         )
     }
 
+    fn hs_put(&self, user: &User, path: &str, body: &Value) -> Resp {
+        let auth = bearer(&user.hs_token);
+        http(
+            self.synapse.client(),
+            "PUT",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// A private room of `owner`'s; its id.
+    fn create_room(&self, owner: &User, name: &str) -> String {
+        let room = ok(
+            self.hs_post(
+                Some(owner),
+                &format!("{CLIENT}/createRoom"),
+                &json!({"name": name, "preset": "private_chat"}),
+            ),
+            "createRoom",
+        );
+        room["room_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no room_id: {room}"))
+            .to_string()
+    }
+
+    /// `inviter` invites `address` to `room_id` through Synapse (a 3PID invite at oxisd);
+    /// returns the invite mail.
+    fn invite_by_email(&self, inviter: &User, room_id: &str, address: &str) -> ReceivedMail {
+        let token = self.is_token(inviter);
+        let before = self.sink.mails().len();
+        ok(
+            self.hs_post(
+                Some(inviter),
+                &format!("{CLIENT}/rooms/{}/invite", enc(room_id)),
+                &json!({"id_server": self.id_server, "id_access_token": token, "medium": "email", "address": address}),
+            ),
+            "3PID invite on Synapse",
+        );
+        self.wait_mail(before, &format!("invite mail to {address}"), |m| {
+            m.to.iter().any(|t| t == address) && subject(&m.data).contains("invited you")
+        })
+    }
+
+    /// `user`'s membership in `room_id`, as `asker` sees it (`None`: no member event).
+    fn membership(&self, asker: &User, room_id: &str, user: &User) -> Option<String> {
+        let r = self.hs_get(
+            asker,
+            &format!(
+                "{CLIENT}/rooms/{}/state/m.room.member/{}",
+                enc(room_id),
+                enc(&user.mxid)
+            ),
+        );
+        (r.status == 200).then(|| r.json()["membership"].as_str().unwrap_or("").to_string())
+    }
+
+    /// Waits until `user` is invited to `room_id` (through an onbind).
+    fn wait_membership(&self, asker: &User, room_id: &str, user: &User, want: &str) {
+        let deadline = Instant::now() + INVITE_WAIT;
+        loop {
+            if self.membership(asker, room_id, user).as_deref() == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} is not '{want}' in {room_id} after {INVITE_WAIT:?} (is {:?}); oxisd log lines: {:#?}",
+                user.mxid,
+                self.membership(asker, room_id, user),
+                self.oxisd
+                    .logs()
+                    .into_iter()
+                    .filter(|l| l.contains("invite") || l.contains("onbind"))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     fn hs_post(&self, user: Option<&User>, path: &str, body: &Value) -> Resp {
         let auth = user.map(|u| bearer(&u.hs_token));
         let mut headers = vec![("Content-Type", "application/json")];
@@ -873,9 +956,137 @@ fn s7_deactivate(w: &World) {
     }
 }
 
+/// 8. Two invites to henry's address, one revoked; henry binds it: the homeserver takes the
+/// other and refuses the revoked one. henry joins; the refusal is final, so no retry of the
+/// batch takes him back from "join" to "invite" (Synapse lets a 3PID invite replace a join).
+fn s8_revoked_invite_does_not_undo_a_join(w: &World) {
+    let (alice, henry) = (w.user("alice"), w.user("henry"));
+    let address = format!("henry.{}@e2e.test", random_suffix());
+    let kept = w.create_room(alice, "e2e kept");
+    let revoked = w.create_room(alice, "e2e revoked");
+    w.invite_by_email(alice, &kept, &address);
+    w.invite_by_email(alice, &revoked, &address);
+    // Revoking a 3PID invite: the inviter empties its m.room.third_party_invite state event.
+    let state = ok(
+        w.hs_get(alice, &format!("{CLIENT}/rooms/{}/state", enc(&revoked))),
+        "room state",
+    );
+    let invite_token = state
+        .as_array()
+        .and_then(|events| {
+            events
+                .iter()
+                .find(|e| e["type"] == "m.room.third_party_invite")
+        })
+        .and_then(|e| e["state_key"].as_str())
+        .unwrap_or_else(|| panic!("no third-party invite in {state}"))
+        .to_string();
+    ok(
+        w.hs_put(
+            alice,
+            &format!(
+                "{CLIENT}/rooms/{}/state/m.room.third_party_invite/{}",
+                enc(&revoked),
+                enc(&invite_token)
+            ),
+            &json!({}),
+        ),
+        "revoke the 3PID invite",
+    );
+    w.validate_and_bind(henry, &address);
+    w.wait_membership(alice, &kept, henry, "invite");
+    ok(
+        w.hs_post(
+            Some(henry),
+            &format!("{CLIENT}/join/{}", enc(&kept)),
+            &json!({}),
+        ),
+        "henry joins",
+    );
+    assert_eq!(w.membership(alice, &kept, henry).as_deref(), Some("join"));
+    // Past the courier's retry window (initialBackoff 1 s, maxBackoff 2 s).
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        w.membership(alice, &kept, henry).as_deref(),
+        Some("join"),
+        "henry's join was undone; oxisd log: {:#?}",
+        w.oxisd
+            .logs()
+            .into_iter()
+            .filter(|l| l.contains("onbind"))
+            .collect::<Vec<_>>()
+    );
+    assert_ne!(
+        w.membership(alice, &revoked, henry).as_deref(),
+        Some("join")
+    );
+}
+
+/// 9. grace opens the room link of her invite mail as Element does: the link is the web
+/// client's room link whose `signurl`, POSTed with her user id, signs the invite; she joins with
+/// `third_party_signed`. When she binds her address later, the invite is not delivered again,
+/// so her join stands.
+fn s9_join_through_the_mail_link(w: &World) {
+    let (alice, grace) = (w.user("alice"), w.user("grace"));
+    let address = format!("grace.{}@e2e.test", random_suffix());
+    let room = w.create_room(alice, "e2e link room");
+    let mail = w.invite_by_email(alice, &room, &address);
+    let link = mail
+        .data
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http") && l.contains("/#/room/"))
+        .unwrap_or_else(|| panic!("no room link in the mail:\n{}", mail.data))
+        .to_string();
+    let (page, query) = link.split_once('?').unwrap();
+    assert!(
+        page.ends_with(&format!("/#/room/{}", enc(&room))),
+        "the link opens another room: {link}"
+    );
+    let param = |name: &str| {
+        oxisd::http::parse_query(query)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no {name} in {link}"))
+    };
+    assert_eq!(param("email"), address);
+    let sign_url = param("signurl");
+    let path = sign_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_else(|| panic!("not a URL: {sign_url}"));
+    let signed = ok(
+        w.is_post(&path, None, &json!({"mxid": grace.mxid})),
+        "sign-ed25519 through the mail's signurl",
+    );
+    let third_party_signed = json!({
+        "sender": signed["sender"],
+        "mxid": signed["mxid"],
+        "token": signed["token"],
+        "signatures": signed["signatures"],
+    });
+    ok(
+        w.hs_post(
+            Some(grace),
+            &format!("{CLIENT}/rooms/{}/join", enc(&room)),
+            &json!({"third_party_signed": third_party_signed}),
+        ),
+        "grace joins with third_party_signed",
+    );
+    assert_eq!(w.membership(alice, &room, grace).as_deref(), Some("join"));
+    w.validate_and_bind(grace, &address);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        w.membership(alice, &room, grace).as_deref(),
+        Some("join"),
+        "grace's join was undone by a later onbind"
+    );
+}
+
 type Scenario = (&'static str, fn(&World));
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 9] = [
     (
         "register with an OpenID token and accept the terms",
         s1_register,
@@ -894,6 +1105,14 @@ const SCENARIOS: [Scenario; 7] = [
     (
         "deactivation on Synapse unbinds the account's 3PIDs",
         s7_deactivate,
+    ),
+    (
+        "a revoked 3PID invite does not undo a join",
+        s8_revoked_invite_does_not_undo_a_join,
+    ),
+    (
+        "the invite mail's room link signs and joins; a later bind does not undo it",
+        s9_join_through_the_mail_link,
     ),
 ];
 
@@ -962,7 +1181,7 @@ fn setup() -> World {
         synapse.server_name
     );
     let mut users = Vec::new();
-    for localpart in ["alice", "bob", "carol", "dave"] {
+    for localpart in ["alice", "bob", "carol", "dave", "henry", "grace"] {
         let password = format!("{localpart}-pass-e2e");
         synapse.register(localpart, &password);
         let login = http(

@@ -1,6 +1,12 @@
 //! 3PID room invites: store-invite (a pending invite, its ephemeral key and the invite email),
 //! sign-ed25519, ephemeral key validity, and turning pending invites into `onbind` deliveries
 //! once their 3PID is bound here or becomes known to an identity store.
+//!
+//! Each invite is delivered by its own `onbind` call: a homeserver that refuses one invite
+//! (Synapse answers the whole call with the last invite's error) never makes us send another
+//! again, which would take a user who joined back from `join` to `invite`. For the same reason
+//! an invite signed through sign-ed25519 (the invitee's client joins with that signature) is
+//! never delivered.
 
 pub mod outbox;
 pub mod redact;
@@ -206,6 +212,7 @@ impl Invites {
             sender: req.sender.clone(),
             ephemeral_key: ephemeral.public_key(),
             key_id: cx.keys.signing().id().to_string(),
+            signed_for: None,
             created_ms: now_ms,
             expires_ms: self
                 .lifetime_ms
@@ -351,6 +358,11 @@ impl Invites {
     /// sign-ed25519: `{mxid, sender, token}` signed with the invite's ephemeral key, which the
     /// caller proves to hold by sending its private half. 404 `M_UNRECOGNIZED` for an unknown
     /// token or a key that is not the invite's.
+    ///
+    /// The invitee's client joins the room with this signature, so the first signature makes
+    /// the invite redeemed: no later bind queues it and a queued delivery of it is dropped (see
+    /// [`InviteRecord::signed_for`]). The invite stays until it expires, and a repeated request
+    /// is answered as the first.
     pub fn sign(&self, store: &Store, mxid: &str, token: &str, private_key: &str) -> Result<Value> {
         self.check_enabled()?;
         check_user_id(mxid)?;
@@ -368,6 +380,12 @@ impl Invites {
         }
         let mut signed = json!({ "mxid": mxid, "sender": invite.sender, "token": invite.token });
         sign_json(&mut signed, &self.server_name, &key).map_err(Error::internal)?;
+        if invite.signed_for.is_none() && store.mark_invite_signed(&invite.token, mxid)? {
+            log::info!(
+                "signed an invite to {} for {mxid} (sign-ed25519): it is redeemed by joining, not delivered by onbind",
+                invite.room_id
+            );
+        }
         Ok(signed)
     }
 
@@ -381,7 +399,8 @@ impl Invites {
     }
 
     /// Queues the `onbind` delivery of the pending invites of (medium, address), now bound to
-    /// `mxid`; returns how many invites were queued. Durable when this returns.
+    /// `mxid`, one call per invite; returns how many invites were queued. Invites signed
+    /// through sign-ed25519 are redeemed already and left out. Durable when this returns.
     pub fn claim(
         &self,
         store: &Store,
@@ -394,45 +413,44 @@ impl Invites {
         let invites: Vec<InviteRecord> = store
             .pending_invites(medium, address)?
             .into_iter()
-            .filter(|i| i.expires_ms > now_ms)
+            .filter(|i| i.expires_ms > now_ms && i.signed_for.is_none())
             .collect();
         if invites.is_empty() {
             return Ok(0);
         }
         let server = check_user_id(mxid)?.to_string();
-        let mut signed_invites = Vec::with_capacity(invites.len());
+        let mut entries = Vec::with_capacity(invites.len());
         for invite in &invites {
             let mut signed = json!({ "mxid": mxid, "token": invite.token });
             // The key the invite was stored with: the room's invite event names its public key.
             let key = keys.get(&invite.key_id).unwrap_or_else(|| keys.signing());
             sign_json(&mut signed, &self.server_name, &key).map_err(Error::internal)?;
-            signed_invites.push(json!({
-                "medium": invite.medium,
-                "address": invite.address,
-                "mxid": mxid,
-                "room_id": invite.room_id,
-                "sender": invite.sender,
-                "signed": signed,
-            }));
+            entries.push(OutboxEntry {
+                server: server.clone(),
+                body: json!({
+                    "medium": medium,
+                    "address": address,
+                    "mxid": mxid,
+                    "invites": [{
+                        "medium": invite.medium,
+                        "address": invite.address,
+                        "mxid": mxid,
+                        "room_id": invite.room_id,
+                        "sender": invite.sender,
+                        "signed": signed,
+                    }],
+                }),
+                tokens: vec![invite.token.clone()],
+                attempts: 0,
+                next_attempt_ms: now_ms,
+                created_ms: now_ms,
+            });
         }
-        let entry = OutboxEntry {
-            server,
-            body: json!({
-                "medium": medium,
-                "address": address,
-                "mxid": mxid,
-                "invites": signed_invites,
-            }),
-            tokens: invites.iter().map(|i| i.token.clone()).collect(),
-            attempts: 0,
-            next_attempt_ms: now_ms,
-            created_ms: now_ms,
-        };
-        store.queue_onbind(&entry, &invites)?;
+        store.queue_onbinds(&entries, &invites)?;
         log::info!(
             "queued {} invite(s) for delivery to {}",
             invites.len(),
-            entry.server
+            server
         );
         self.wake();
         Ok(invites.len())
@@ -539,6 +557,7 @@ mod tests {
             sender: "@bob:example.org".into(),
             ephemeral_key: [token.as_bytes()[0]; 32],
             key_id: String::new(),
+            signed_for: None,
             created_ms: 1,
             expires_ms: u64::MAX,
         };
@@ -592,6 +611,93 @@ mod tests {
         assert_eq!(
             store.pending_invite_threepids().unwrap(),
             [("email".to_string(), "carol@example.com".to_string())]
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_claim_queues_one_call_per_invite_and_leaves_signed_invites_out() {
+        let dir = std::env::temp_dir().join(format!("oxisd-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("db")).unwrap();
+        let (keys, _) = KeyRing::load_or_generate(&dir.join("key"), "ed25519:0").unwrap();
+        let config = Config::default().validated().unwrap();
+        let invites = Invites::new(&config);
+        for (token, room) in [
+            ("aaa", "!a:x.org"),
+            ("bbb", "!b:x.org"),
+            ("ccc", "!c:x.org"),
+        ] {
+            let ephemeral = KeyPair::from_seed("ed25519:0", &[token.as_bytes()[0]; 32]);
+            store
+                .put_invite(&InviteRecord {
+                    token: token.into(),
+                    medium: "email".into(),
+                    address: "dora@example.com".into(),
+                    room_id: room.into(),
+                    sender: "@bob:x.org".into(),
+                    ephemeral_key: ephemeral.public_key(),
+                    key_id: String::new(),
+                    signed_for: None,
+                    created_ms: 1,
+                    expires_ms: u64::MAX,
+                })
+                .unwrap();
+        }
+        // The invitee's client signs "bbb" (twice: the same answer, one record).
+        let seed = base64::encode_url(&[b'b'; 32]);
+        let first = invites
+            .sign(&store, "@dora:example.org", "bbb", &seed)
+            .unwrap();
+        let again = invites
+            .sign(&store, "@dora:example.org", "bbb", &seed)
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(
+            store.invite("bbb").unwrap().unwrap().signed_for.as_deref(),
+            Some("@dora:example.org")
+        );
+
+        let n = invites
+            .claim(
+                &store,
+                &keys,
+                "email",
+                "dora@example.com",
+                "@dora:example.org",
+                5,
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        let queued = store.outbox().unwrap();
+        let calls: Vec<(Vec<String>, Vec<String>)> = queued
+            .iter()
+            .map(|(_, e)| {
+                let tokens = e.body["invites"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["signed"]["token"].as_str().unwrap().to_string())
+                    .collect();
+                (e.tokens.clone(), tokens)
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (vec!["aaa".to_string()], vec!["aaa".to_string()]),
+                (vec!["ccc".to_string()], vec!["ccc".to_string()]),
+            ]
+        );
+        assert_eq!(queued[0].1.body["mxid"], "@dora:example.org");
+        assert_eq!(queued[0].1.body["invites"][0]["room_id"], "!a:x.org");
+        // The signed invite stays for sign-ed25519, outside the pending index.
+        assert!(store.pending_invite_threepids().unwrap().is_empty());
+        assert!(
+            invites
+                .sign(&store, "@dora:example.org", "bbb", &seed)
+                .is_ok()
         );
         drop(store);
         std::fs::remove_dir_all(dir).ok();
