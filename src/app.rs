@@ -55,6 +55,8 @@ pub struct App {
     pub federation: Option<Federation>,
     /// Copies a Synapse's 3PIDs into the store, when `stores.synapse` is enabled.
     pub synapse_sync: Option<SynapseSync>,
+    /// The background tasks and when each last completed an iteration (read by `/health`).
+    pub tasks: crate::tasks::Tasks,
     /// When the server started.
     pub started: Instant,
 }
@@ -186,6 +188,7 @@ impl App {
             remote,
             federation,
             synapse_sync,
+            tasks: crate::tasks::Tasks::new(),
             started: Instant::now(),
         })
     }

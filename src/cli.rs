@@ -158,7 +158,7 @@ fn serve(path: Option<PathBuf>) -> i32 {
         );
     }
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sweeper = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
+    let maintenance = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
     let courier = crate::maintenance::spawn_courier(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
     // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
@@ -212,9 +212,11 @@ fn serve(path: Option<PathBuf>) -> i32 {
         admin.shutdown();
     }
     sweeper_stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Some(sweeper) = sweeper {
-        sweeper.thread().unpark();
-        let _ = sweeper.join();
+    for thread in &maintenance {
+        thread.thread().unpark();
+    }
+    for thread in maintenance {
+        let _ = thread.join();
     }
     if let Some(courier) = courier {
         // An onbind call in flight may take up to outbound.timeout; do not hold the shutdown

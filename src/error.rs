@@ -72,6 +72,8 @@ pub enum ErrorKind {
     BadGateway,
     /// `M_UNKNOWN` with 504: an upstream server could not be reached in time.
     GatewayTimeout,
+    /// `M_UNKNOWN` with 503: the server is up but not healthy (`/health`).
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -110,6 +112,7 @@ impl ErrorKind {
             NotOwnUser => (403, "M_UNAUTHORIZED"),
             BadGateway => (502, "M_UNKNOWN"),
             GatewayTimeout => (504, "M_UNKNOWN"),
+            Unavailable => (503, "M_UNKNOWN"),
         }
     }
 }

@@ -27,5 +27,6 @@ pub mod notify;
 pub mod outbound;
 pub mod service;
 pub mod store;
+pub mod tasks;
 pub mod threepid;
 pub mod views;

@@ -1,72 +1,105 @@
-//! Background upkeep on one thread: removing expired sessions and invites, rotating the lookup
-//! pepper on its interval, syncing the Synapse identity store, checking pending invites against
-//! the identity stores, writing memtables out while idle, and handing freed memory back. A
-//! second thread, the courier, delivers claimed invites (`onbind`) through a few worker
-//! threads, one per destination.
+//! Background upkeep, on a few threads so that a slow job never holds up another:
+//!
+//! - `maintenance`: removing expired sessions (task `sweeper`) and expired invites
+//!   (`invite-expiry`), writing memtables out while idle and handing freed memory back
+//!   (`memory`), every tick (half the session lifetime, between 1 s and 10 s);
+//! - `pepper-rotation`: rotating the lookup pepper every `lookup.pepper.rotateEvery` (when set);
+//! - `invite-resolution`: checking pending invites against the identity stores every
+//!   `invite.resolution.timer` (when set);
+//! - `store-sync`: syncing the Synapse identity store every `stores.synapse.interval` (when
+//!   enabled);
+//! - `courier`: delivering claimed invites (`onbind`) through a few worker threads, one per
+//!   destination.
+//!
+//! Every iteration of every task runs under the panic boundary of [`crate::tasks`], which also
+//! records when it last completed one, for `/health`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::app::App;
 use crate::service::invites::outbox;
 
-/// Starts the maintenance thread; it stops when `stop` becomes true (unpark it to wake it).
-pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
-    let rotate_every = app.config.lookup.pepper.rotate_every;
-    // Half the session lifetime, between 1 s and 10 s, and often enough for the pepper.
-    let mut tick_ms = (app.config.session.ttl * 500).clamp(1000, 10_000);
-    if rotate_every > 0 {
-        tick_ms = tick_ms.min((rotate_every * 500).max(500));
-    }
-    let sync_every = Duration::from_secs(app.config.stores.synapse.interval.max(1));
-    if app.synapse_sync.is_some() {
-        tick_ms = tick_ms.min(sync_every.as_millis() as u64);
-    }
-    let tick = Duration::from_millis(tick_ms);
-    let spawned = std::thread::Builder::new()
-        .name("maintenance".into())
-        .spawn(move || {
-            let mut last_rotation = Instant::now();
-            let mut last_sync: Option<Instant> = None;
-            let mut last_resolution = Instant::now();
-            while !stop.load(Ordering::SeqCst) {
-                match app.sessions.sweep(&app.store, app.now_ms()) {
+/// The maintenance tick for a session lifetime of `ttl` seconds: half of it, between 1 s and
+/// 10 s.
+pub fn tick(ttl: u64) -> Duration {
+    Duration::from_millis(ttl.saturating_mul(500).clamp(1000, 10_000))
+}
+
+/// Starts the maintenance threads that are needed; they stop when `stop` becomes true (unpark
+/// them to wake them).
+pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+    let mut threads = Vec::new();
+    let tick = tick(app.config.session.ttl);
+    let sweeper = app.tasks.register("sweeper", tick);
+    let invite_expiry = app.tasks.register("invite-expiry", tick);
+    let memory = app.tasks.register("memory", tick);
+    threads.extend(crate::tasks::spawn_periodic(
+        "maintenance",
+        tick,
+        true,
+        stop.clone(),
+        "expired sessions and invites stay on disk",
+        {
+            let app = app.clone();
+            move || {
+                sweeper.run(|| match app.sessions.sweep(&app.store, app.now_ms()) {
                     Ok(0) => {}
                     Ok(n) => log::debug!("removed {n} expired sessions"),
                     Err(e) => log::error!("removing expired sessions failed: {e}"),
-                }
-                if rotate_every > 0 && last_rotation.elapsed() >= Duration::from_secs(rotate_every)
-                {
+                });
+                invite_expiry.run(|| match app.store.sweep_invites(app.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("removed {n} expired invites nobody claimed"),
+                    Err(e) => log::error!("removing expired invites failed: {e}"),
+                });
+                memory.run(|| {
+                    match app.store.flush_when_idle(app.now_ms(), 10_000) {
+                        Ok(true) => log::debug!("idle: wrote memtables out to tables"),
+                        Ok(false) => {}
+                        Err(e) => log::warn!("writing memtables out failed: {e}"),
+                    }
+                    crate::memory::release_free_memory();
+                });
+            }
+        },
+    ));
+    let rotate_every = app.config.lookup.pepper.rotate_every;
+    if rotate_every > 0 {
+        let every = Duration::from_secs(rotate_every);
+        let task = app.tasks.register("pepper-rotation", every);
+        let app = app.clone();
+        // Not at start: the first rotation is one period after it.
+        threads.extend(crate::tasks::spawn_periodic(
+            "pepper-rotation",
+            every,
+            false,
+            stop.clone(),
+            "the lookup pepper is not rotated",
+            move || {
+                task.run(|| {
                     if let Err(e) = app.peppers.rotate(&app.store) {
                         log::error!(
                             "rotating the lookup pepper failed (lookups keep the current one): {e}"
                         );
                     }
-                    last_rotation = Instant::now();
-                }
-                if let Some(syncer) = &app.synapse_sync
-                    && last_sync.is_none_or(|t| t.elapsed() >= sync_every)
-                {
-                    // Held during the sync, so a pepper rotation cannot miss what it writes.
-                    let peppers = app.peppers.for_writes();
-                    match syncer.sync_once(&app.store, &peppers.all(), app.now_ms()) {
-                        Ok(report) => log::info!("synapse store synced: {report:?}"),
-                        Err(e) => log::warn!(
-                            "syncing the synapse store failed (lookups keep the last copy): {e}"
-                        ),
-                    }
-                    last_sync = Some(Instant::now());
-                }
-                match app.store.sweep_invites(app.now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => log::info!("removed {n} expired invites nobody claimed"),
-                    Err(e) => log::error!("removing expired invites failed: {e}"),
-                }
-                if let Some(every) = app.invites.resolve_every
-                    && last_resolution.elapsed() >= every
-                {
+                });
+            },
+        ));
+    }
+    if let Some(every) = app.invites.resolve_every {
+        let task = app.tasks.register("invite-resolution", every);
+        let app = app.clone();
+        threads.extend(crate::tasks::spawn_periodic(
+            "invite-resolution",
+            every,
+            false,
+            stop.clone(),
+            "pending invites are claimed only by binds here",
+            move || {
+                task.run(|| {
                     match app.invites.resolve_pending(
                         &app.store,
                         &app.keys,
@@ -77,25 +110,42 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
                         Ok(n) => log::info!("{n} pending invites found their user"),
                         Err(e) => log::warn!("checking pending invites failed: {e}"),
                     }
-                    last_resolution = Instant::now();
-                }
-                match app.store.flush_when_idle(app.now_ms(), 10_000) {
-                    Ok(true) => log::debug!("idle: wrote memtables out to tables"),
-                    Ok(false) => {}
-                    Err(e) => log::warn!("writing memtables out failed: {e}"),
-                }
-                crate::memory::release_free_memory();
-                std::thread::park_timeout(tick);
-            }
-        });
-    match spawned {
-        Ok(handle) => Some(handle),
-        Err(e) => {
-            log::warn!("cannot start the maintenance thread, expired sessions stay on disk: {e}");
-            None
-        }
+                });
+            },
+        ));
     }
+    if app.synapse_sync.is_some() {
+        let every = Duration::from_secs(app.config.stores.synapse.interval.max(1));
+        let task = app.tasks.register("store-sync", every);
+        let app = app.clone();
+        threads.extend(crate::tasks::spawn_periodic(
+            "store-sync",
+            every,
+            true,
+            stop,
+            "the synapse store is not synced",
+            move || {
+                let Some(syncer) = &app.synapse_sync else {
+                    return;
+                };
+                task.run(|| {
+                    // Held during the sync, so a pepper rotation cannot miss what it writes.
+                    let peppers = app.peppers.for_writes();
+                    match syncer.sync_once(&app.store, &peppers.all(), app.now_ms()) {
+                        Ok(report) => log::info!("synapse store synced: {report:?}"),
+                        Err(e) => log::warn!(
+                            "syncing the synapse store failed (lookups keep the last copy): {e}"
+                        ),
+                    }
+                });
+            },
+        ));
+    }
+    threads
 }
+
+/// The longest the courier waits between two dispatches when it is not woken.
+pub const COURIER_PERIOD: Duration = Duration::from_secs(60);
 
 /// Starts the courier: it delivers queued `onbind` calls when they are due, woken early when a
 /// bind queues a new one, until `stop` becomes true (call `app.invites.wake()` to wake it).
@@ -103,7 +153,11 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
 /// ([`outbox::Courier`]), so one slow homeserver delays only its own invites: half of
 /// `outbound.maxConcurrent` workers (the rest is left to request handlers), at least 2 and at
 /// most [`outbox::MAX_WORKERS`]. It ends when its workers have.
+///
+/// Each dispatch is an iteration of the task `courier`, which is expected at least every
+/// [`COURIER_PERIOD`]; a panic in a worker is caught and logged with the task's name too.
 pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let task = app.tasks.register("courier", COURIER_PERIOD);
     let spawned = std::thread::Builder::new()
         .name("courier".into())
         .spawn(move || {
@@ -122,17 +176,18 @@ pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<
             std::thread::scope(|scope| {
                 while !stop.load(Ordering::SeqCst) {
                     let now = app.now_ms();
-                    let wait = match courier.dispatch(scope, now) {
-                        Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now)),
-                        Ok(None) => Duration::from_secs(60),
-                        Err(e) => {
+                    let wait = match task.run(|| courier.dispatch(scope, now)) {
+                        Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
+                        Some(Ok(None)) => COURIER_PERIOD,
+                        Some(Err(e)) => {
                             log::error!("delivering invites failed: {e}");
                             Duration::from_secs(10)
                         }
+                        // Paused already; look again soon.
+                        None => Duration::from_millis(50),
                     };
-                    app.invites.wait_for_work(
-                        wait.clamp(Duration::from_millis(50), Duration::from_secs(60)),
-                    );
+                    app.invites
+                        .wait_for_work(wait.clamp(Duration::from_millis(50), COURIER_PERIOD));
                 }
             });
         });

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub remote_binds: Counter,
     /// Binds an upstream identity server did not take.
     pub remote_bind_failures: Counter,
+    /// Iterations of background tasks that panicked (caught; the task went on).
+    pub task_panics: Counter,
 }
 
 /// The process's metrics.
@@ -98,6 +100,7 @@ impl Metrics {
             onbind_refused: Counter::new(),
             remote_binds: Counter::new(),
             remote_bind_failures: Counter::new(),
+            task_panics: Counter::new(),
         }
     }
 
@@ -259,6 +262,11 @@ impl Metrics {
                 "oxisd_remote_bind_failures_total",
                 "Binds an upstream identity server did not take.",
                 &self.remote_bind_failures,
+            ),
+            (
+                "oxisd_task_panics_total",
+                "Iterations of background tasks that panicked (caught; the task went on).",
+                &self.task_panics,
             ),
         ] {
             counter(&mut out, name, help, c.get());

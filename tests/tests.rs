@@ -7,6 +7,8 @@ mod support;
 mod account;
 /// The admin listener and CLI: auth, bindings, export and erasure, keys, backups, metrics.
 mod admin;
+/// Background tasks: panics caught and survived, late tasks make /health answer 503.
+mod background;
 /// Bind, unbind (session, X-Matrix, forged), lookups v1 and v2, pepper rotation, static store.
 mod bind;
 /// Command line: check-config, --version, --help, defaults with no config.

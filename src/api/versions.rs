@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
 
 /// The spec versions this server conforms to.
@@ -30,13 +30,29 @@ pub fn get_server_status(_app: &App, _req: &Req) -> Result<Reply> {
 
 /// `GET /health`: for monitors and service managers.
 ///
-/// - no auth; 200 `{"status": "ok", "version", "uptime_seconds"}` when the store answers,
-///   500 `M_UNKNOWN` otherwise.
+/// - no auth; 200 `{"status": "ok", "version", "uptime_seconds", "tasks"}` (`tasks`: the
+///   names of the background tasks watched) when the store answers and every background task
+///   ([`crate::tasks`]) completed an iteration within its expected interval;
+/// - 500 `M_UNKNOWN` when the store does not answer;
+/// - 503 `M_UNKNOWN` with `late_tasks` (the names of the late tasks) when a background task is
+///   late: it panics in every iteration, or hangs.
 pub fn get_health(app: &App, _req: &Req) -> Result<Reply> {
     app.store.schema_version()?;
+    let late = app.tasks.late();
+    if !late.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "Background tasks have not completed their work in time: {}",
+                late.join(", ")
+            ),
+        )
+        .with_extra("late_tasks", late));
+    }
     Ok(Reply::ok(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
+        "tasks": app.tasks.names(),
     })))
 }

@@ -124,6 +124,7 @@ impl TestServer {
             .arg(&config_path)
             .env_remove("OXISD_CONFIG")
             .env_remove("OXISD_LOG")
+            .env_remove("OXISD_TEST_PANIC_TASK")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

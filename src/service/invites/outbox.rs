@@ -198,7 +198,17 @@ impl<'a> Courier<'a> {
                         destination,
                         rest_until: None,
                     };
-                    if let Err(e) = self.work(&ids) {
+                    let worked =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(&ids)));
+                    let failure = match worked {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => {
+                            crate::metrics::METRICS.task_panics.inc();
+                            Some("background task 'courier' panicked in its worker".to_string())
+                        }
+                    };
+                    if let Some(e) = failure {
                         log::error!(
                             "delivering invites to {} failed, trying again in {} s: {e}",
                             busy.destination,
