@@ -2,7 +2,8 @@
 //! pepper on its interval, syncing the Synapse identity store, checking pending invites against
 //! the identity stores, writing memtables out while idle, and handing freed memory back. A
 //! second thread, the courier, delivers claimed invites (`onbind`) through a few worker
-//! threads, one per destination.
+//! threads, one per destination. A third, the remote courier, forwards the binds and unbinds
+//! queued for upstream identity servers that could not be made at once (remote sessions).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,6 +141,41 @@ pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<
         Ok(handle) => Some(handle),
         Err(e) => {
             log::error!("cannot start the courier thread, invites are not delivered: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the remote courier: it makes the queued binds and unbinds of upstream identity
+/// servers (see [`crate::service::remote`]) when they are due, woken early when a request
+/// leaves one queued, until `stop` becomes true (call `app.remote.wake()` to wake it).
+pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("remote-courier".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let now = app.now_ms();
+                let wait = match app
+                    .remote
+                    .deliver_due(&app.store, &app.homeserver, &stop, now)
+                {
+                    Ok(Some(next)) => Duration::from_millis(next.saturating_sub(now)),
+                    Ok(None) => Duration::from_secs(60),
+                    Err(e) => {
+                        log::error!("forwarding binds and unbinds upstream failed: {e}");
+                        Duration::from_secs(10)
+                    }
+                };
+                app.remote
+                    .wait_for_work(wait.clamp(Duration::from_millis(50), Duration::from_secs(60)));
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            log::error!(
+                "cannot start the remote courier thread, failed upstream binds and unbinds are not retried: {e}"
+            );
             None
         }
     }

@@ -264,6 +264,12 @@ fn metrics(app: &App) -> Result<String> {
         .map(|(_, e)| now.saturating_sub(e.created_ms))
         .max()
         .unwrap_or(0);
+    let remote = app.store.remote_outbox()?;
+    let remote_oldest = remote
+        .iter()
+        .map(|(_, c)| now.saturating_sub(c.created_ms))
+        .max()
+        .unwrap_or(0);
     let disk = app.store.disk_bytes()?;
     Ok(METRICS.render(&[
         (
@@ -275,6 +281,16 @@ fn metrics(app: &App) -> Result<String> {
             "oxisd_onbind_outbox_oldest_seconds",
             "Age of the oldest waiting onbind call.",
             oldest as f64 / 1000.0,
+        ),
+        (
+            "oxisd_remote_outbox_depth",
+            "Binds and unbinds waiting to be forwarded to upstream identity servers.",
+            remote.len() as f64,
+        ),
+        (
+            "oxisd_remote_outbox_oldest_seconds",
+            "Age of the oldest bind or unbind waiting to be forwarded.",
+            remote_oldest as f64 / 1000.0,
         ),
         (
             "oxisd_store_disk_bytes",
