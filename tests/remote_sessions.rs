@@ -474,3 +474,36 @@ fn starting_the_upstream_session_is_rate_limited() {
     );
     assert_eq!(up_mail.wait_for_mails(3, WAIT).len(), 3);
 }
+
+#[test]
+fn an_erasure_here_unbinds_the_address_upstream_too() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let mut config = downstream_config(&down_mail, &format!("http://{}", up.addr), true);
+    merge(
+        &mut config,
+        &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
+    );
+    let down = TestServer::start_with(config);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "olga@example.org");
+    assert_eq!(bind(&down, &sid, "@olga:example.org").status, 200);
+    assert_eq!(lookup(&up, "olga@example.org")["mxid"], "@olga:example.org");
+
+    let (code, out, text) = admin(&down, &["export", "email", "olga@example.org"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        out["published_upstream"],
+        json!([{"server": "upstream", "mxid": "@olga:example.org"}]),
+        "{text}"
+    );
+    let (code, out, text) = admin(&down, &["erase", "email", "olga@example.org", "--yes"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(out["erased"]["upstream_unbinds"], 1, "{text}");
+    assert_eq!(
+        wait_for_lookup(&up, "olga@example.org", None),
+        json!({}),
+        "the upstream still has the address"
+    );
+    let (_, out, _) = admin(&down, &["export", "email", "olga@example.org"]);
+    assert_eq!(out["published_upstream"], json!([]));
+}

@@ -119,7 +119,21 @@ pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/threepid` (GDPR erasure).
 pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
+    let mut erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
+    // Published upstream through us: unbound there too (the outbox keeps the call until then).
+    let mut upstream = 0;
+    if let Some(b) = app.store.remote_binding(&medium, &address)?
+        && app.remote.forward_unbind(
+            &app.store,
+            &app.homeserver,
+            (&medium, &address, &b.mxid),
+            None,
+            app.now_ms(),
+        )?
+    {
+        upstream += 1;
+    }
+    erased["upstream_unbinds"] = json!(upstream);
     log::info!("admin: erased a {medium}: {erased}");
     Ok(done(json!({"erased": erased})))
 }
@@ -127,7 +141,21 @@ pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/user`.
 pub fn erase_user(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
+    let mut erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
+    // 3PIDs published upstream through us: unbound there too.
+    let mut upstream = 0;
+    for (medium, address, _) in app.store.remote_bindings_of_user(mxid)? {
+        if app.remote.forward_unbind(
+            &app.store,
+            &app.homeserver,
+            (&medium, &address, mxid),
+            None,
+            app.now_ms(),
+        )? {
+            upstream += 1;
+        }
+    }
+    erased["upstream_unbinds"] = json!(upstream);
     log::info!("admin: erased {mxid}: {erased}");
     Ok(done(json!({"erased": erased})))
 }

@@ -168,6 +168,30 @@ impl Store {
             .transpose()
     }
 
+    /// The 3PIDs whose binding to `mxid` was forwarded upstream, as (medium, address,
+    /// binding). Scans the keyspace.
+    pub fn remote_bindings_of_user(
+        &self,
+        mxid: &str,
+    ) -> Result<Vec<(String, String, RemoteBinding)>> {
+        let mut out = Vec::new();
+        for item in self.remote.bindings.iter() {
+            let (k, v) = item.into_inner()?;
+            let binding: RemoteBinding = decode(&v, "remote binding")?;
+            if binding.mxid != mxid {
+                continue;
+            }
+            if let Some(n) = k.iter().position(|b| *b == 0) {
+                out.push((
+                    String::from_utf8_lossy(&k[..n]).into_owned(),
+                    String::from_utf8_lossy(&k[n + 1..]).into_owned(),
+                    binding,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every queued call, as (id, call), in the order they were queued.
     pub fn remote_outbox(&self) -> Result<Vec<(Vec<u8>, RemoteCall)>> {
         let mut out = Vec::new();
@@ -239,6 +263,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((b.sid.as_str(), b.mxid.as_str()), ("sid", "@a:example.org"));
+        assert_eq!(
+            store.remote_bindings_of_user("@a:example.org").unwrap(),
+            [("email".to_string(), "b@example.org".to_string(), b)]
+        );
+        assert!(
+            store
+                .remote_bindings_of_user("@b:example.org")
+                .unwrap()
+                .is_empty()
+        );
 
         let (id, mut first) = store.remote_outbox().unwrap().remove(0);
         first.attempts = 1;
