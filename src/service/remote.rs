@@ -700,8 +700,10 @@ impl RemoteSessions {
             }
             self.deliver_threepid(store, client, &medium, &address)?;
         }
-        // Look again at once: what failed is due later, what was busy wakes us when done.
-        Ok(Some(now_ms))
+        // Look again soon: what failed is due a backoff (at least 1 s) later, and a 3PID another
+        // thread was on wakes us when it is done.
+        let soon = now_ms + 1000;
+        Ok(Some(next.map_or(soon, |n| n.min(soon))))
     }
 
     /// Tells the remote courier that the outbox has new work.
