@@ -367,6 +367,8 @@ fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
         "@mona:example.org",
         "the queued bind was not delivered"
     );
+    // Recorded here once the upstream's answer is in.
+    assert!(down.wait_for_log("forwarded the bind", WAIT).is_some());
     let (_, _, metrics) = admin(&down, &["metrics"]);
     for line in ["oxisd_remote_outbox_depth 0", "oxisd_remote_binds_total 1"] {
         assert!(

@@ -412,8 +412,7 @@ impl RemoteSessions {
             next_attempt_ms: now_ms,
             created_ms: now_ms,
         };
-        store.queue_remote(&call)?;
-        self.deliver_threepid(store, client, &session.medium, &session.address)?;
+        self.queue_and_deliver(store, client, &call)?;
         Ok(true)
     }
 
@@ -453,8 +452,7 @@ impl RemoteSessions {
             next_attempt_ms: now_ms,
             created_ms: now_ms,
         };
-        store.queue_remote(&call)?;
-        self.deliver_threepid(store, client, medium, address)?;
+        self.queue_and_deliver(store, client, &call)?;
         Ok(true)
     }
 
@@ -526,6 +524,23 @@ impl RemoteSessions {
             remote: self,
             key: key.to_string(),
         })
+    }
+
+    /// Queues `call` and makes its 3PID's due calls at once, unless another thread is making
+    /// them (the courier is woken when that one ends, and makes this one). The 3PID is taken
+    /// before the call is queued, so that the courier cannot take it in between.
+    fn queue_and_deliver(
+        &self,
+        store: &Store,
+        client: &HomeserverClient,
+        call: &RemoteCall,
+    ) -> Result<()> {
+        let busy = self.take(&format!("{}\0{}", call.medium, call.address));
+        store.queue_remote(call)?;
+        if busy.is_some() {
+            self.deliver_locked(store, client, &call.medium, &call.address, false)?;
+        }
+        Ok(())
     }
 
     /// Makes the due calls of one 3PID in order, unless another thread is making them (the
