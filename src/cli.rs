@@ -160,6 +160,8 @@ fn serve(path: Option<PathBuf>) -> i32 {
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let maintenance = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
     let courier = crate::maintenance::spawn_courier(app.clone(), sweeper_stop.clone());
+    let remote_courier =
+        crate::maintenance::spawn_remote_courier(app.clone(), sweeper_stop.clone());
     let (events, wake) = mpsc::channel::<String>();
     // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
     if let Err(e) = spawn_signal_watch(events.clone()) {
@@ -218,11 +220,12 @@ fn serve(path: Option<PathBuf>) -> i32 {
     for thread in maintenance {
         let _ = thread.join();
     }
-    if let Some(courier) = courier {
-        // An onbind call in flight may take up to outbound.timeout; do not hold the shutdown
-        // on it for long (what it has not recorded as delivered is sent again after a start).
-        app.invites.wake();
-        let deadline = Instant::now() + Duration::from_secs(3);
+    // An onbind or upstream call in flight may take up to outbound.timeout; do not hold the
+    // shutdown on it for long (what is not recorded as made is made again after a start).
+    app.invites.wake();
+    app.remote.wake();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for courier in [courier, remote_courier].into_iter().flatten() {
         while !courier.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -9,7 +9,9 @@
 //! - `store-sync`: syncing the Synapse identity store every `stores.synapse.interval` (when
 //!   enabled);
 //! - `courier`: delivering claimed invites (`onbind`) through a few worker threads, one per
-//!   destination.
+//!   destination;
+//! - `remote-courier`: forwarding the binds and unbinds queued for upstream identity servers
+//!   that could not be made at once (remote sessions).
 //!
 //! Every iteration of every task runs under the panic boundary of [`crate::tasks`], which also
 //! records when it last completed one, for `/health`.
@@ -195,6 +197,45 @@ pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<
         Ok(handle) => Some(handle),
         Err(e) => {
             log::error!("cannot start the courier thread, invites are not delivered: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the remote courier: it makes the queued binds and unbinds of upstream identity
+/// servers (see [`crate::service::remote`]) when they are due, woken early when a request
+/// leaves one queued, until `stop` becomes true (call `app.remote.wake()` to wake it).
+pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let task = app.tasks.register("remote-courier", COURIER_PERIOD);
+    let spawned = std::thread::Builder::new()
+        .name("remote-courier".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let now = app.now_ms();
+                let delivered = task.run(|| {
+                    app.remote
+                        .deliver_due(&app.store, &app.homeserver, &stop, now)
+                });
+                let wait = match delivered {
+                    Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
+                    Some(Ok(None)) => COURIER_PERIOD,
+                    Some(Err(e)) => {
+                        log::error!("forwarding binds and unbinds upstream failed: {e}");
+                        Duration::from_secs(10)
+                    }
+                    // Paused already; look again soon.
+                    None => Duration::from_millis(50),
+                };
+                app.remote
+                    .wait_for_work(wait.clamp(Duration::from_millis(50), COURIER_PERIOD));
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            log::error!(
+                "cannot start the remote courier thread, failed upstream binds and unbinds are not retried: {e}"
+            );
             None
         }
     }

@@ -62,12 +62,18 @@ pub struct Metrics {
     pub onbind_failed: Counter,
     /// onbind calls refused for good (a 4xx answer, a destination the guard refuses): dropped.
     pub onbind_refused: Counter,
-    /// Binds forwarded to an upstream identity server.
+    /// Binds forwarded to an upstream identity server (taken there).
     pub remote_binds: Counter,
-    /// Binds an upstream identity server did not take.
+    /// Attempts to forward a bind that failed (retried, unless final).
     pub remote_bind_failures: Counter,
     /// Iterations of background tasks that panicked (caught; the task went on).
     pub task_panics: Counter,
+    /// Unbinds forwarded to an upstream identity server (taken there).
+    pub remote_unbinds: Counter,
+    /// Attempts to forward an unbind that failed (retried, unless final).
+    pub remote_unbind_failures: Counter,
+    /// Forwarded binds and unbinds dropped: refused for good by the upstream, or given up.
+    pub remote_dropped: Counter,
 }
 
 /// The process's metrics.
@@ -101,6 +107,9 @@ impl Metrics {
             remote_binds: Counter::new(),
             remote_bind_failures: Counter::new(),
             task_panics: Counter::new(),
+            remote_unbinds: Counter::new(),
+            remote_unbind_failures: Counter::new(),
+            remote_dropped: Counter::new(),
         }
     }
 
@@ -260,13 +269,28 @@ impl Metrics {
             ),
             (
                 "oxisd_remote_bind_failures_total",
-                "Binds an upstream identity server did not take.",
+                "Attempts to forward a bind upstream that failed (retried unless refused for good).",
                 &self.remote_bind_failures,
             ),
             (
                 "oxisd_task_panics_total",
                 "Iterations of background tasks that panicked (caught; the task went on).",
                 &self.task_panics,
+            ),
+            (
+                "oxisd_remote_unbinds_total",
+                "Unbinds forwarded to an upstream identity server.",
+                &self.remote_unbinds,
+            ),
+            (
+                "oxisd_remote_unbind_failures_total",
+                "Attempts to forward an unbind upstream that failed (retried unless refused for good).",
+                &self.remote_unbind_failures,
+            ),
+            (
+                "oxisd_remote_dropped_total",
+                "Forwarded binds and unbinds refused for good by the upstream, or given up.",
+                &self.remote_dropped,
             ),
         ] {
             counter(&mut out, name, help, c.get());

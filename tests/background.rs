@@ -129,6 +129,7 @@ fn health_is_200_with_its_tasks_when_they_run_on_time() {
             "invite-resolution",
             "memory",
             "pepper-rotation",
+            "remote-courier",
             "sweeper"
         ],
         "{body}"

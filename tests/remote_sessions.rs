@@ -1,11 +1,16 @@
 //! Remote 3PID sessions with two real servers: a 3PID validated here is validated and bound at
-//! an upstream oxisd through our pages, and binds are forwarded there.
+//! an upstream oxisd through our pages, and binds and unbinds are forwarded there (through a
+//! durable outbox, retried while the upstream is down).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::admin::{TOKEN, admin, free_port};
 use crate::support::sessions::{V1, WAIT, link_in, path_of, request_token, smtp_config};
 use crate::support::smtp::SmtpSink;
-use crate::support::{TestServer, merge};
+use crate::support::{TempDir, TestServer, merge};
 
 const SECRET: &str = "downstreamsecret";
 
@@ -18,6 +23,10 @@ fn upstream(sink: &SmtpSink) -> TestServer {
 
 /// Our server, publishing remote 3PIDs (`forRemote`) at `upstream_url`; `to_local` as given.
 fn downstream(sink: &SmtpSink, upstream_url: &str, to_local: bool) -> TestServer {
+    TestServer::start_with(downstream_config(sink, upstream_url, to_local))
+}
+
+fn downstream_config(sink: &SmtpSink, upstream_url: &str, to_local: bool) -> Value {
     let mut config = smtp_config(sink);
     merge(
         &mut config,
@@ -28,9 +37,10 @@ fn downstream(sink: &SmtpSink, upstream_url: &str, to_local: bool) -> TestServer
                 "toRemote": {"enabled": true, "server": "upstream"},
             }}}},
             "outbound": {"allowedRanges": ["127.0.0.1/32"]},
+            "invite": {"delivery": {"initialBackoff": 1, "maxBackoff": 1}},
         }),
     );
-    TestServer::start_with(config)
+    config
 }
 
 /// Requests a token here and opens the link from the mail: the page that follows.
@@ -62,6 +72,51 @@ fn bind(s: &TestServer, sid: &str, mxid: &str) -> crate::support::Resp {
 fn lookup(s: &TestServer, email: &str) -> Value {
     s.get(&format!("{V1}/lookup?medium=email&address={email}"))
         .json()
+}
+
+fn unbind(s: &TestServer, sid: &str, email: &str, mxid: &str) -> crate::support::Resp {
+    s.post_json(
+        &format!("{V1}/3pid/unbind"),
+        &json!({"sid": sid, "client_secret": SECRET, "mxid": mxid,
+                "threepid": {"medium": "email", "address": email}}),
+    )
+}
+
+/// Waits up to `WAIT` for the lookup of `email` at `s` to answer `want` (the mxid, or None).
+fn wait_for_lookup(s: &TestServer, email: &str, want: Option<&str>) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = lookup(s, email);
+        if found["mxid"].as_str() == want || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Validates `email` here and publishes it at the upstream through our pages, up to
+/// "Verified at upstream": the sid here, and the check link.
+fn publish_upstream(
+    down: &TestServer,
+    down_mail: &SmtpSink,
+    up: &TestServer,
+    up_mail: &SmtpSink,
+    email: &str,
+) -> (String, String) {
+    let (sid, page) = validate_here(down, down_mail, email);
+    let before = up_mail.mails().len();
+    let started = down.get(&path_of(&button(&page)));
+    assert_eq!(started.status, 200, "{}", started.text());
+    let check = button(&started.text());
+    let mail = up_mail.wait_for_mails(before + 1, WAIT).pop().unwrap();
+    assert_eq!(up.get(&path_of(&link_in(&mail))).status, 200);
+    let done = down.get(&path_of(&check));
+    assert!(
+        done.text().contains("Verified at upstream"),
+        "{}",
+        done.text()
+    );
+    (sid, check)
 }
 
 #[test]
@@ -195,6 +250,187 @@ fn remote_only_3pids_are_bound_at_the_upstream_only() {
         "@frank:example.org"
     );
     assert_eq!(lookup(&down, "frank@example.org"), json!({}));
+
+    // An unbind through us removes it there.
+    let r = unbind(&down, &sid, "frank@example.org", "@frank:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        wait_for_lookup(&up, "frank@example.org", None),
+        json!({}),
+        "the upstream still has the address"
+    );
+}
+
+#[test]
+fn an_unbind_here_is_forwarded_upstream() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let down = downstream(&down_mail, &format!("http://{}", up.addr), true);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "ivan@example.org");
+    let r = bind(&down, &sid, "@ivan:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lookup(&up, "ivan@example.org")["mxid"], "@ivan:example.org");
+
+    let r = unbind(&down, &sid, "ivan@example.org", "@ivan:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lookup(&down, "ivan@example.org"), json!({}));
+    assert_eq!(
+        wait_for_lookup(&up, "ivan@example.org", None),
+        json!({}),
+        "the upstream still has the address"
+    );
+    assert!(down.wait_for_log("forwarded the unbind", WAIT).is_some());
+}
+
+#[test]
+fn reopening_the_start_page_keeps_the_forwarding() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let down = downstream(&down_mail, &format!("http://{}", up.addr), true);
+    let (sid, check) = publish_upstream(&down, &down_mail, &up, &up_mail, "judy@example.org");
+    // Back to the start page (a reload, the browser's back button): the same upstream session.
+    let start = check.replace("/remote/check?", "/remote/start?");
+    let again = down.get(&path_of(&start));
+    assert_eq!(again.status, 200, "{}", again.text());
+    // Bound without checking again: still forwarded.
+    let r = bind(&down, &sid, "@judy:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        wait_for_lookup(&up, "judy@example.org", Some("@judy:example.org"))["mxid"],
+        "@judy:example.org",
+        "the bind was not forwarded"
+    );
+}
+
+#[test]
+fn a_bind_that_is_not_forwarded_is_logged_at_warn() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let down = downstream(&down_mail, &format!("http://{}", up.addr), true);
+    let (sid, page) = validate_here(&down, &down_mail, "kim@example.org");
+    // Started at the upstream, never confirmed there.
+    assert_eq!(down.get(&path_of(&button(&page))).status, 200);
+    let r = bind(&down, &sid, "@kim:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let line = down
+        .wait_for_log("bind was not forwarded", WAIT)
+        .expect("no log line");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("not verified at upstream"), "{line}");
+    assert_eq!(lookup(&up, "kim@example.org"), json!({}));
+}
+
+#[test]
+fn the_check_page_before_a_start_offers_the_start() {
+    let down_mail = SmtpSink::start();
+    let down = downstream(&down_mail, "http://127.0.0.1:9", true);
+    let (_, page) = validate_here(&down, &down_mail, "lena@example.org");
+    let check = button(&page).replace("/remote/start?", "/remote/check?");
+    let r = down.get(&path_of(&check));
+    let text = r.text();
+    assert!(!text.contains("Verify your address here first"), "{text}");
+    assert!(text.contains("Publish at upstream"), "{text}");
+}
+
+#[test]
+fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up_dir = Arc::new(TempDir::new("upstream"));
+    let mut up_config = smtp_config(&up_mail);
+    merge(
+        &mut up_config,
+        &json!({"server": {"name": "upstream.test"}}),
+    );
+    let up = TestServer::start_in(up_dir.clone(), up_config.clone());
+    let up_addr = up.addr;
+    let mut config = downstream_config(&down_mail, &format!("http://{up_addr}"), true);
+    merge(
+        &mut config,
+        &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
+    );
+    let down = TestServer::start_with(config);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "mona@example.org");
+
+    up.stop();
+    let r = bind(&down, &sid, "@mona:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        lookup(&down, "mona@example.org")["mxid"],
+        "@mona:example.org"
+    );
+
+    // Back on the same port and data: the bind arrives.
+    merge(&mut up_config, &json!({"server": {"port": up_addr.port()}}));
+    let up = TestServer::start_in(up_dir, up_config);
+    assert_eq!(
+        wait_for_lookup(&up, "mona@example.org", Some("@mona:example.org"))["mxid"],
+        "@mona:example.org",
+        "the queued bind was not delivered"
+    );
+    // Recorded here once the upstream's answer is in.
+    assert!(down.wait_for_log("forwarded the bind", WAIT).is_some());
+    let (_, _, metrics) = admin(&down, &["metrics"]);
+    for line in ["oxisd_remote_outbox_depth 0", "oxisd_remote_binds_total 1"] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line} in\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l == "oxisd_remote_bind_failures_total 0"),
+        "{metrics}"
+    );
+    assert!(down.logs().iter().any(|l| l.contains("retrying in")));
+}
+
+#[test]
+fn a_bind_and_an_unbind_queued_while_the_upstream_is_down_arrive_in_order() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up_dir = Arc::new(TempDir::new("upstream"));
+    let mut up_config = smtp_config(&up_mail);
+    merge(
+        &mut up_config,
+        &json!({"server": {"name": "upstream.test"}}),
+    );
+    let up = TestServer::start_in(up_dir.clone(), up_config.clone());
+    let up_addr = up.addr;
+    let mut config = downstream_config(&down_mail, &format!("http://{up_addr}"), true);
+    merge(
+        &mut config,
+        &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
+    );
+    let down = TestServer::start_with(config);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "nina@example.org");
+
+    up.stop();
+    assert_eq!(bind(&down, &sid, "@nina:example.org").status, 200);
+    let r = unbind(&down, &sid, "nina@example.org", "@nina:example.org");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, _, metrics) = admin(&down, &["metrics"]);
+    assert!(
+        metrics.lines().any(|l| l == "oxisd_remote_outbox_depth 2"),
+        "{metrics}"
+    );
+
+    merge(&mut up_config, &json!({"server": {"port": up_addr.port()}}));
+    let up = TestServer::start_in(up_dir, up_config);
+    assert!(down.wait_for_log("forwarded the unbind", WAIT).is_some());
+    assert_eq!(lookup(&up, "nina@example.org"), json!({}));
+    // The upstream saw the bind, then the unbind.
+    let logs = up.logs();
+    let bound = logs
+        .iter()
+        .position(|l| l.contains("bound a email to @nina"));
+    let unbound = logs
+        .iter()
+        .position(|l| l.contains("unbound a email from @nina"));
+    assert!(
+        bound.is_some() && unbound.is_some() && bound < unbound,
+        "{}",
+        logs.join("\n")
+    );
 }
 
 #[test]
@@ -239,4 +475,37 @@ fn starting_the_upstream_session_is_rate_limited() {
         refused.text()
     );
     assert_eq!(up_mail.wait_for_mails(3, WAIT).len(), 3);
+}
+
+#[test]
+fn an_erasure_here_unbinds_the_address_upstream_too() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let up = upstream(&up_mail);
+    let mut config = downstream_config(&down_mail, &format!("http://{}", up.addr), true);
+    merge(
+        &mut config,
+        &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
+    );
+    let down = TestServer::start_with(config);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "olga@example.org");
+    assert_eq!(bind(&down, &sid, "@olga:example.org").status, 200);
+    assert_eq!(lookup(&up, "olga@example.org")["mxid"], "@olga:example.org");
+
+    let (code, out, text) = admin(&down, &["export", "email", "olga@example.org"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        out["published_upstream"],
+        json!([{"server": "upstream", "mxid": "@olga:example.org"}]),
+        "{text}"
+    );
+    let (code, out, text) = admin(&down, &["erase", "email", "olga@example.org", "--yes"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(out["erased"]["upstream_unbinds"], 1, "{text}");
+    assert_eq!(
+        wait_for_lookup(&up, "olga@example.org", None),
+        json!({}),
+        "the upstream still has the address"
+    );
+    let (_, out, _) = admin(&down, &["export", "email", "olga@example.org"]);
+    assert_eq!(out["published_upstream"], json!([]));
 }

@@ -119,7 +119,21 @@ pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/threepid` (GDPR erasure).
 pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
+    let mut erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
+    // Published upstream through us: unbound there too (the outbox keeps the call until then).
+    let mut upstream = 0;
+    if let Some(b) = app.store.remote_binding(&medium, &address)?
+        && app.remote.forward_unbind(
+            &app.store,
+            &app.homeserver,
+            (&medium, &address, &b.mxid),
+            None,
+            app.now_ms(),
+        )?
+    {
+        upstream += 1;
+    }
+    erased["upstream_unbinds"] = json!(upstream);
     log::info!("admin: erased a {medium}: {erased}");
     Ok(done(json!({"erased": erased})))
 }
@@ -127,7 +141,21 @@ pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/user`.
 pub fn erase_user(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
+    let mut erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
+    // 3PIDs published upstream through us: unbound there too.
+    let mut upstream = 0;
+    for (medium, address, _) in app.store.remote_bindings_of_user(mxid)? {
+        if app.remote.forward_unbind(
+            &app.store,
+            &app.homeserver,
+            (&medium, &address, mxid),
+            None,
+            app.now_ms(),
+        )? {
+            upstream += 1;
+        }
+    }
+    erased["upstream_unbinds"] = json!(upstream);
     log::info!("admin: erased {mxid}: {erased}");
     Ok(done(json!({"erased": erased})))
 }
@@ -264,6 +292,12 @@ fn metrics(app: &App) -> Result<String> {
         .map(|(_, e)| now.saturating_sub(e.created_ms))
         .max()
         .unwrap_or(0);
+    let remote = app.store.remote_outbox()?;
+    let remote_oldest = remote
+        .iter()
+        .map(|(_, c)| now.saturating_sub(c.created_ms))
+        .max()
+        .unwrap_or(0);
     let disk = app.store.disk_bytes()?;
     Ok(METRICS.render(&[
         (
@@ -275,6 +309,16 @@ fn metrics(app: &App) -> Result<String> {
             "oxisd_onbind_outbox_oldest_seconds",
             "Age of the oldest waiting onbind call.",
             oldest as f64 / 1000.0,
+        ),
+        (
+            "oxisd_remote_outbox_depth",
+            "Binds and unbinds waiting to be forwarded to upstream identity servers.",
+            remote.len() as f64,
+        ),
+        (
+            "oxisd_remote_outbox_oldest_seconds",
+            "Age of the oldest bind or unbind waiting to be forwarded.",
+            remote_oldest as f64 / 1000.0,
         ),
         (
             "oxisd_store_disk_bytes",

@@ -140,6 +140,21 @@ pub fn check_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply>
                 false,
             ),
         ),
+        Ok((Step::NotStarted { server }, sid, secret)) => Reply::Html(
+            200,
+            app.views.remote_page(
+                &RemoteView {
+                    title: &format!("Not published at {server} yet"),
+                    message: &format!(
+                        "Your address is verified here. To publish it at the identity server {server}, start there first: it will send you its own message."
+                    ),
+                    hint: "Then come back to check.",
+                    action_url: &app.remote.start_link(sid, secret),
+                    action_label: &format!("Publish at {server}"),
+                },
+                false,
+            ),
+        ),
         Ok((other, _, _)) => failure(app, &unexpected(&other)),
         Err(e) => failure(app, &e),
     })

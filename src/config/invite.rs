@@ -176,7 +176,8 @@ pub struct InviteBlockLists {
     pub servers: Vec<String>,
 }
 
-/// `invite.delivery.*`: retries of the `onbind` call to the invitee's homeserver.
+/// `invite.delivery.*`: retries of the `onbind` call to the invitee's homeserver, and of binds
+/// and unbinds forwarded to an upstream identity server (remote sessions).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct InviteDelivery {

@@ -73,11 +73,17 @@ pub fn export_threepid(store: &Store, medium: &str, address: &str) -> Result<Val
         .iter()
         .map(invite_json)
         .collect();
+    let upstream: Vec<Value> = store
+        .remote_binding(medium, address)?
+        .iter()
+        .map(|b| json!({"server": b.server, "mxid": b.mxid}))
+        .collect();
     Ok(json!({
         "threepid": {"medium": medium, "address": address},
         "bindings": bindings,
         "sessions": sessions,
         "invites_received": invites,
+        "published_upstream": upstream,
     }))
 }
 
@@ -103,8 +109,14 @@ pub fn export_user(store: &Store, mxid: &str) -> Result<Value> {
         .iter()
         .map(invite_json)
         .collect();
+    let upstream: Vec<Value> = store
+        .remote_bindings_of_user(mxid)?
+        .iter()
+        .map(|(m, a, b)| json!({"medium": m, "address": a, "server": b.server}))
+        .collect();
     Ok(json!({
         "mxid": mxid,
+        "published_upstream": upstream,
         "bindings": bindings,
         "access_tokens": tokens,
         "accepted_terms": terms,

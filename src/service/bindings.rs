@@ -180,9 +180,11 @@ impl Bindings {
             .validated(cx.store, sid, client_secret, now_ms)?;
         if !cx.remote.binds_here(&session.medium, &session.address) {
             // Published upstream only: the upstream's answer is the association.
-            return match cx.remote.forward_bind(cx.homeserver, &session, mxid)? {
+            return match cx
+                .remote
+                .bind_upstream_only(cx.store, cx.homeserver, &session, mxid)?
+            {
                 Some(answer) => {
-                    crate::metrics::METRICS.remote_binds.inc();
                     log::info!("forwarded a {} bind to the upstream only", session.medium);
                     Ok(answer)
                 }
@@ -206,20 +208,16 @@ impl Bindings {
             cx.store.durable()?;
         }
         log::info!("bound a {} to {mxid}", record.medium);
-        // A validated upstream session: bind there too. Its failure does not undo ours.
-        match cx.remote.forward_bind(cx.homeserver, &session, mxid) {
-            Ok(Some(_)) => {
-                crate::metrics::METRICS.remote_binds.inc();
-                log::info!("forwarded the bind of a {} upstream", record.medium);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                crate::metrics::METRICS.remote_bind_failures.inc();
-                log::warn!(
-                    "forwarding a bind upstream failed (the bind here stands): {e} {}",
-                    e.log_detail().unwrap_or("")
-                );
-            }
+        // A validated upstream session: bind there too, through the outbox (retried when the
+        // upstream fails). Its failure does not undo ours.
+        if let Err(e) = cx
+            .remote
+            .forward_bind(cx.store, cx.homeserver, &session, mxid, now_ms)
+        {
+            log::error!(
+                "queueing the bind of a {} upstream failed: {e}",
+                record.medium
+            );
         }
         // The bind stands either way; invites left pending are claimed by the next resolution.
         if let Err(e) = cx.invites.claim(
@@ -241,10 +239,14 @@ impl Bindings {
     pub fn unbind(&self, cx: &Context<'_>, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
         let server = check_user_id(req.mxid)?;
         let (medium, address) = normalise_threepid(req.medium, req.address)?;
+        let mut proof = None;
         let refused = match (&req.session, &req.signed) {
             (Some((sid, secret)), _) => {
                 match cx.sessions.validated(cx.store, sid, secret, now_ms) {
-                    Ok(s) if s.medium == medium.as_str() && s.address == address => None,
+                    Ok(s) if s.medium == medium.as_str() && s.address == address => {
+                        proof = Some(s);
+                        None
+                    }
                     Ok(_) => Some("the session is for another 3PID".to_string()),
                     Err(e) => Some(format!("no valid session: {}", e.message())),
                 }
@@ -297,6 +299,17 @@ impl Bindings {
             {
                 log::warn!("could not tell the owner about an unbind: {e}");
             }
+        }
+        // Bound upstream through us: unbind there too (queued, retried when it fails), so
+        // that the address does not stay discoverable there.
+        if let Err(e) = cx.remote.forward_unbind(
+            cx.store,
+            cx.homeserver,
+            (medium.as_str(), &address, req.mxid),
+            proof.as_ref(),
+            now_ms,
+        ) {
+            log::error!("queueing the unbind of a {medium} upstream failed: {e}");
         }
         Ok(())
     }

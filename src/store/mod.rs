@@ -6,6 +6,10 @@
 //! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
 //! - `tokenhash_account`, `user_terms`: accounts and accepted terms (see [`accounts`]).
 //! - `threepid_binding`, `pephash_threepid`: bindings and lookup hashes (see [`bindings`]).
+//! - `token_invite`, `threepid_invite`, `ephemeral_invite`, `expiry_invite`, `onbind_outbox`:
+//!   3PID invites and their deliveries (see [`invites`]).
+//! - `remote_outbox`, `remote_binding`: binds and unbinds forwarded to upstream identity
+//!   servers (see [`remote`]).
 //!
 //! Writes that a response acknowledges must be on disk first: call [`Store::durable`] after
 //! writing. Concurrent callers share one `fdatasync` (see [`durability`]).
@@ -15,6 +19,7 @@ pub mod admin;
 pub mod bindings;
 mod durability;
 pub mod invites;
+pub mod remote;
 pub mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +44,7 @@ pub struct Store {
     accounts: accounts::Keyspaces,
     bindings: bindings::Keyspaces,
     invites: invites::Keyspaces,
+    remote: remote::Keyspaces,
     sync: GroupSync,
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
@@ -105,6 +111,7 @@ impl Store {
         let accounts = accounts::Keyspaces::open(&db)?;
         let bindings = bindings::Keyspaces::open(&db)?;
         let invites = invites::Keyspaces::open(&db)?;
+        let remote = remote::Keyspaces::open(&db)?;
         let store = Store {
             db,
             meta,
@@ -112,6 +119,7 @@ impl Store {
             accounts,
             bindings,
             invites,
+            remote,
             sync: GroupSync::default(),
             path,
             last_write_ms: AtomicU64::new(0),
@@ -248,6 +256,7 @@ impl Store {
         all.extend(self.accounts.all());
         all.extend(self.bindings.all());
         all.extend(self.invites.all());
+        all.extend(self.remote.all());
         all
     }
 }

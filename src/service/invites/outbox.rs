@@ -396,7 +396,7 @@ fn rooms_of(entry: &OutboxEntry) -> String {
 }
 
 /// The error for the log: a homeserver's answer as its status, errcode and error.
-fn describe(e: &HsError) -> String {
+pub(crate) fn describe(e: &HsError) -> String {
     match e {
         HsError::Status { status, body } => {
             let errcode = body["errcode"].as_str();
