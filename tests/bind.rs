@@ -388,6 +388,21 @@ fn static_mappings_are_found_by_plain_and_hashed_lookups() {
         &json!({"algorithm": "sha256", "pepper": pepper, "addresses": [hash]}),
     );
     assert_eq!(r.json()["mappings"][&hash], "@boss:example.org");
+    // Plain v2 lookups normalise as v1 does: any case finds the binding, keyed as sent.
+    let r = post_authed(
+        &s,
+        &format!("{V2}/lookup"),
+        &token,
+        &json!({"algorithm": "none", "pepper": pepper, "addresses": ["Boss@Example.org email", "BOSS@example.ORG email", "boss@example.org email"]}),
+    );
+    assert_eq!(
+        r.json()["mappings"],
+        json!({
+            "Boss@Example.org email": "@boss:example.org",
+            "BOSS@example.ORG email": "@boss:example.org",
+            "boss@example.org email": "@boss:example.org",
+        })
+    );
 }
 
 // ---- unbind ----
