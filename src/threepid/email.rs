@@ -1,7 +1,9 @@
 //! Email addresses: what we accept, and the normal form we store, hash and compare.
 //!
 //! We accept one bare address (`local@domain`): no display name, no angle brackets, no comments,
-//! no quoted local parts, no whitespace or control characters. The normal form is the Unicode
+//! no quoted local parts, no whitespace, control or format characters (Unicode category Cf:
+//! zero-width spaces, soft hyphens, bidirectional overrides, which make two addresses look alike
+//! or one look like another). The normal form is the Unicode
 //! full case folding of the whole address (MSC2265; `Strauß@Example.com` is
 //! `strauss@example.com`), as sydent stores it.
 
@@ -27,6 +29,11 @@ pub fn normalise(input: &str) -> Result<String> {
     }
     if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(bad("it contains spaces or control characters"));
+    }
+    if input.chars().any(is_format_char) {
+        return Err(bad(
+            "it contains invisible or direction-changing characters",
+        ));
     }
     let Some((local, domain)) = input.rsplit_once('@') else {
         return Err(bad("it has no '@'"));
@@ -54,6 +61,33 @@ pub fn normalise(input: &str) -> Result<String> {
         return Err(bad("the domain is not a valid host name"));
     }
     Ok(caseless::default_case_fold_str(input))
+}
+
+/// Unicode general category Cf (format characters), as of Unicode 16.0.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        c as u32,
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 #[cfg(test)]
@@ -94,6 +128,15 @@ mod tests {
             "a@example..org",
             "a@exa_mple.org",
             "a\u{7}@example.org",
+            // Format characters (category Cf): invisible or direction-changing.
+            "al\u{200B}ice@example.org",
+            "al\u{AD}ice@example.org",
+            "\u{202E}gro.elpmaxe@ecila",
+            "alice\u{2066}@example.org",
+            "a\u{200D}b@example.org",
+            "a\u{FEFF}@example.org",
+            "a\u{2060}@example.org",
+            "a\u{E0041}@example.org",
         ] {
             let e = normalise(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidEmail, "{bad:?}");
