@@ -76,6 +76,44 @@ fn register_refuses_a_user_of_another_server() {
 }
 
 #[test]
+fn register_refuses_a_user_id_outside_the_matrix_grammar() {
+    let hs = FakeHomeserver::start();
+    let s = start_with_homeserver(json!({}));
+    let server = hs.server_name();
+    for (i, sub) in [
+        format!("@a b\n<script>:{server}"),
+        format!("@:{server}"),
+        format!("@a\u{0}:{server}"),
+        format!("@a\u{e9}:{server}"),
+        format!("@{}:{server}", "a".repeat(256)),
+        format!("@a:{server}:1:2"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let token = format!("oidc-bad-{i}");
+        hs.add_openid_token(&token, sub);
+        s.post_json(
+            &format!("{V2}/account/register"),
+            &register_body(&token, &server),
+        )
+        .assert_error(401, "M_UNAUTHORIZED");
+    }
+    // The refusal is logged on one line: the newline forges nothing.
+    s.wait_for_log("which is not a user of", Duration::from_secs(5))
+        .unwrap();
+    let logs = s.logs();
+    assert!(!logs.iter().any(|l| l.starts_with("<script>")), "{logs:#?}");
+    // A historical user id (printable ASCII beyond today's lowercase set) still registers.
+    hs.add_openid_token("oidc-ok", &format!("@Old_User=1:{server}"));
+    let r = s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-ok", &server),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
 fn register_with_an_unknown_openid_token_is_unauthorized() {
     let hs = FakeHomeserver::start();
     let s = start_with_homeserver(json!({}));
