@@ -114,6 +114,41 @@ fn register_refuses_a_user_id_outside_the_matrix_grammar() {
 }
 
 #[test]
+fn redirects_from_https_to_http_are_not_followed() {
+    let hs = FakeHomeserver::start();
+    let plain = FakeHomeserver::start_plain();
+    let s = start_with_homeserver(json!({}));
+    // The homeserver's userinfo redirects to a plain-HTTP copy that would vouch for the user.
+    plain.add_openid_token("oidc-down", &user_on(&hs, "alice"));
+    hs.respond(
+        "GET",
+        "/_matrix/federation/v1/openid/userinfo",
+        302,
+        json!({"location": format!("{}/_matrix/federation/v1/openid/userinfo?access_token=oidc-down", plain.base_url())}),
+    );
+    s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-down", &hs.server_name()),
+    )
+    .assert_error(502, "M_UNKNOWN");
+    assert!(plain.requests().is_empty(), "the downgrade was followed");
+    // A redirect that stays on https is followed.
+    let other = FakeHomeserver::start();
+    other.add_openid_token("oidc-up", &user_on(&hs, "bob"));
+    hs.respond(
+        "GET",
+        "/_matrix/federation/v1/openid/userinfo",
+        302,
+        json!({"location": format!("{}/_matrix/federation/v1/openid/userinfo?access_token=oidc-up", other.base_url())}),
+    );
+    let r = s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-up", &hs.server_name()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
 fn register_with_an_unknown_openid_token_is_unauthorized() {
     let hs = FakeHomeserver::start();
     let s = start_with_homeserver(json!({}));
@@ -132,17 +167,26 @@ fn register_reports_a_homeserver_that_is_down_or_slow() {
     let s = start_with_homeserver(json!({"outbound": {"timeout": 1}}));
     s.post_json(
         &format!("{V2}/account/register"),
-        &register_body("x", &format!("127.0.0.1:{port}")),
+        &register_body("oidc-secret-down", &format!("127.0.0.1:{port}")),
     )
     .assert_error(502, "M_UNKNOWN");
     let hs = FakeHomeserver::start();
-    hs.add_openid_token("slow", &user_on(&hs, "slow"));
+    hs.add_openid_token("oidc-secret-slow", &user_on(&hs, "slow"));
     hs.set_delay(Duration::from_secs(3));
     s.post_json(
         &format!("{V2}/account/register"),
-        &register_body("slow", &hs.server_name()),
+        &register_body("oidc-secret-slow", &hs.server_name()),
     )
     .assert_error(504, "M_UNKNOWN");
+    // The failures are logged with their URL, but never with the OpenID token in it.
+    let down = s
+        .wait_for_log("unreachable", Duration::from_secs(5))
+        .unwrap();
+    assert!(down.contains("access_token=<redacted>"), "{down}");
+    s.wait_for_log("did not answer in time", Duration::from_secs(5))
+        .unwrap();
+    let logs = s.logs();
+    assert!(!logs.iter().any(|l| l.contains("oidc-secret")), "{logs:#?}");
 }
 
 #[test]
