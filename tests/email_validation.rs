@@ -30,6 +30,25 @@ fn link_with_next_link_redirects_there_with_the_sid() {
 }
 
 #[test]
+fn a_non_ascii_next_link_is_percent_encoded_in_the_redirect() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let r = s.post_json(
+        &format!("{V1}/validate/email/requestToken"),
+        &json!({"client_secret": "s", "email": "bob@example.org", "send_attempt": 0, "next_link": "https://app.example.org/caf\u{e9}?q=\u{2713}#/f\u{fc}r"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sid = r.json()["sid"].as_str().unwrap().to_string();
+    let link = link_in(&sink.wait_for_mails(1, WAIT)[0]);
+    let r = s.get(&path_of(&link));
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("Location").unwrap(),
+        format!("https://app.example.org/caf%C3%A9?q=%E2%9C%93&sid={sid}#/f%C3%BCr")
+    );
+}
+
+#[test]
 fn post_submit_token_validates_on_both_mounts() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));
