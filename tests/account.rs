@@ -76,6 +76,79 @@ fn register_refuses_a_user_of_another_server() {
 }
 
 #[test]
+fn register_refuses_a_user_id_outside_the_matrix_grammar() {
+    let hs = FakeHomeserver::start();
+    let s = start_with_homeserver(json!({}));
+    let server = hs.server_name();
+    for (i, sub) in [
+        format!("@a b\n<script>:{server}"),
+        format!("@:{server}"),
+        format!("@a\u{0}:{server}"),
+        format!("@a\u{e9}:{server}"),
+        format!("@{}:{server}", "a".repeat(256)),
+        format!("@a:{server}:1:2"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let token = format!("oidc-bad-{i}");
+        hs.add_openid_token(&token, sub);
+        s.post_json(
+            &format!("{V2}/account/register"),
+            &register_body(&token, &server),
+        )
+        .assert_error(401, "M_UNAUTHORIZED");
+    }
+    // The refusal is logged on one line: the newline forges nothing.
+    s.wait_for_log("which is not a user of", Duration::from_secs(5))
+        .unwrap();
+    let logs = s.logs();
+    assert!(!logs.iter().any(|l| l.starts_with("<script>")), "{logs:#?}");
+    // A historical user id (printable ASCII beyond today's lowercase set) still registers.
+    hs.add_openid_token("oidc-ok", &format!("@Old_User=1:{server}"));
+    let r = s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-ok", &server),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn redirects_from_https_to_http_are_not_followed() {
+    let hs = FakeHomeserver::start();
+    let plain = FakeHomeserver::start_plain();
+    let s = start_with_homeserver(json!({}));
+    // The homeserver's userinfo redirects to a plain-HTTP copy that would vouch for the user.
+    plain.add_openid_token("oidc-down", &user_on(&hs, "alice"));
+    hs.respond(
+        "GET",
+        "/_matrix/federation/v1/openid/userinfo",
+        302,
+        json!({"location": format!("{}/_matrix/federation/v1/openid/userinfo?access_token=oidc-down", plain.base_url())}),
+    );
+    s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-down", &hs.server_name()),
+    )
+    .assert_error(502, "M_UNKNOWN");
+    assert!(plain.requests().is_empty(), "the downgrade was followed");
+    // A redirect that stays on https is followed.
+    let other = FakeHomeserver::start();
+    other.add_openid_token("oidc-up", &user_on(&hs, "bob"));
+    hs.respond(
+        "GET",
+        "/_matrix/federation/v1/openid/userinfo",
+        302,
+        json!({"location": format!("{}/_matrix/federation/v1/openid/userinfo?access_token=oidc-up", other.base_url())}),
+    );
+    let r = s.post_json(
+        &format!("{V2}/account/register"),
+        &register_body("oidc-up", &hs.server_name()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
 fn register_with_an_unknown_openid_token_is_unauthorized() {
     let hs = FakeHomeserver::start();
     let s = start_with_homeserver(json!({}));
@@ -94,17 +167,26 @@ fn register_reports_a_homeserver_that_is_down_or_slow() {
     let s = start_with_homeserver(json!({"outbound": {"timeout": 1}}));
     s.post_json(
         &format!("{V2}/account/register"),
-        &register_body("x", &format!("127.0.0.1:{port}")),
+        &register_body("oidc-secret-down", &format!("127.0.0.1:{port}")),
     )
     .assert_error(502, "M_UNKNOWN");
     let hs = FakeHomeserver::start();
-    hs.add_openid_token("slow", &user_on(&hs, "slow"));
+    hs.add_openid_token("oidc-secret-slow", &user_on(&hs, "slow"));
     hs.set_delay(Duration::from_secs(3));
     s.post_json(
         &format!("{V2}/account/register"),
-        &register_body("slow", &hs.server_name()),
+        &register_body("oidc-secret-slow", &hs.server_name()),
     )
     .assert_error(504, "M_UNKNOWN");
+    // The failures are logged with their URL, but never with the OpenID token in it.
+    let down = s
+        .wait_for_log("unreachable", Duration::from_secs(5))
+        .unwrap();
+    assert!(down.contains("access_token=<redacted>"), "{down}");
+    s.wait_for_log("did not answer in time", Duration::from_secs(5))
+        .unwrap();
+    let logs = s.logs();
+    assert!(!logs.iter().any(|l| l.contains("oidc-secret")), "{logs:#?}");
 }
 
 #[test]

@@ -388,6 +388,21 @@ fn static_mappings_are_found_by_plain_and_hashed_lookups() {
         &json!({"algorithm": "sha256", "pepper": pepper, "addresses": [hash]}),
     );
     assert_eq!(r.json()["mappings"][&hash], "@boss:example.org");
+    // Plain v2 lookups normalise as v1 does: any case finds the binding, keyed as sent.
+    let r = post_authed(
+        &s,
+        &format!("{V2}/lookup"),
+        &token,
+        &json!({"algorithm": "none", "pepper": pepper, "addresses": ["Boss@Example.org email", "BOSS@example.ORG email", "boss@example.org email"]}),
+    );
+    assert_eq!(
+        r.json()["mappings"],
+        json!({
+            "Boss@Example.org email": "@boss:example.org",
+            "BOSS@example.ORG email": "@boss:example.org",
+            "boss@example.org email": "@boss:example.org",
+        })
+    );
 }
 
 // ---- unbind ----
@@ -500,8 +515,33 @@ fn unbind_signed_by_the_users_homeserver() {
         other_user.to_string().as_bytes(),
     )
     .assert_error(403, "M_FORBIDDEN");
+    // A key id the homeserver does not publish: a bad signature (403), not a gateway error.
+    let unknown = KeyPair::generate("ed25519:nope").unwrap();
+    let unknown = x_matrix(&hs.server_name(), &unknown, uri, "id.test", &body);
+    s.request(
+        "POST",
+        uri,
+        &[("Authorization", &unknown)],
+        body.to_string().as_bytes(),
+    )
+    .assert_error(403, "M_FORBIDDEN");
+    // The scheme needs a space after it.
+    let glued = x_matrix(&hs.server_name(), &key, uri, "id.test", &body).replacen(
+        "X-Matrix ",
+        "X-Matrix",
+        1,
+    );
+    s.request(
+        "POST",
+        uri,
+        &[("Authorization", &glued)],
+        body.to_string().as_bytes(),
+    )
+    .assert_error(403, "M_FORBIDDEN");
     assert!(bound(&s, "hal@example.org"));
-    let good = x_matrix(&hs.server_name(), &key, uri, "id.test", &body);
+    // The scheme is case-insensitive (RFC 9110, 11.1).
+    let good = x_matrix(&hs.server_name(), &key, uri, "id.test", &body)
+        .replacen("X-Matrix", "X-MATRIX", 1);
     let r = s.request(
         "POST",
         uri,

@@ -30,6 +30,62 @@ fn link_with_next_link_redirects_there_with_the_sid() {
 }
 
 #[test]
+fn a_non_ascii_next_link_is_percent_encoded_in_the_redirect() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    let r = s.post_json(
+        &format!("{V1}/validate/email/requestToken"),
+        &json!({"client_secret": "s", "email": "bob@example.org", "send_attempt": 0, "next_link": "https://app.example.org/caf\u{e9}?q=\u{2713}#/f\u{fc}r"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sid = r.json()["sid"].as_str().unwrap().to_string();
+    let link = link_in(&sink.wait_for_mails(1, WAIT)[0]);
+    let r = s.get(&path_of(&link));
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("Location").unwrap(),
+        format!("https://app.example.org/caf%C3%A9?q=%E2%9C%93&sid={sid}#/f%C3%BCr")
+    );
+}
+
+#[test]
+fn an_internationalised_domain_is_one_3pid_in_either_spelling() {
+    let sink = SmtpSink::start();
+    let s = start(&sink, json!({}));
+    // Requested with the ASCII spelling; mailed to it; stored in the Unicode form.
+    let sid = request_token(&s, V1, "Kim@XN--BCHER-KVA.example", "sec", 1).json()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mail = &sink.wait_for_mails(1, WAIT)[0];
+    assert_eq!(mail.to, vec!["kim@xn--bcher-kva.example".to_string()]);
+    assert_eq!(s.get(&path_of(&link_in(mail))).status, 200);
+    let r = s.get(&format!(
+        "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
+    ));
+    assert_eq!(r.json()["address"], "kim@bücher.example", "{}", r.text());
+    let r = s.post_json(
+        &format!("{V1}/3pid/bind"),
+        &json!({"sid": sid, "client_secret": "sec", "mxid": "@kim:example.org"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Found by either spelling.
+    for address in ["kim%40b%C3%BCcher.example", "KIM%40xn--bcher-kva.EXAMPLE"] {
+        let r = s.get(&format!("{V1}/lookup?medium=email&address={address}"));
+        assert_eq!(
+            r.json()["mxid"],
+            "@kim:example.org",
+            "{address}: {}",
+            r.text()
+        );
+    }
+    // Not Punycode of anything, or of an ASCII label: not an address.
+    for bad in ["kim@xn--bcher-kv!.example", "kim@xn--abc-.example"] {
+        request_token(&s, V1, bad, "sec", 1).assert_error(400, "M_INVALID_EMAIL");
+    }
+}
+
+#[test]
 fn post_submit_token_validates_on_both_mounts() {
     let sink = SmtpSink::start();
     let s = start(&sink, json!({}));

@@ -1025,6 +1025,26 @@ fn sign_ed25519_signs_with_the_ephemeral_key_from_the_mail() {
     // The private key is accepted in the standard alphabet as well.
     let standard = private_key.replace('-', "+").replace('_', "/");
     assert_eq!(sign(&s, "@mia:example.org", &token, &standard).status, 200);
+    // Everything in the query string and a JSON body of `null` (or nothing) works too.
+    let query = format!("mxid=%40mia%3Aexample.org&token={token}&private_key={private_key}");
+    for body in [&b"null"[..], b" null\n", b""] {
+        let r = s.request(
+            "POST",
+            &format!("{V1}/sign-ed25519?{query}"),
+            &[("Content-Type", "application/json")],
+            body,
+        );
+        assert_eq!(r.status, 200, "{:?}: {}", body, r.text());
+        assert_eq!(r.json()["mxid"], "@mia:example.org");
+    }
+    // Other bodies that are not objects stay refused.
+    let r = s.request(
+        "POST",
+        &format!("{V1}/sign-ed25519?{query}"),
+        &[("Content-Type", "application/json")],
+        b"[]",
+    );
+    r.assert_error(400, "M_BAD_JSON");
 
     // Unknown token, or a key that is not this invite's.
     sign(&s, "@mia:example.org", "nosuchtoken", &private_key).assert_error(404, "M_UNRECOGNIZED");

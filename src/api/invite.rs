@@ -53,12 +53,18 @@ struct SignRequest {
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2sign-ed25519))
 ///
 /// - v1 (no auth) and v2 (token and terms). `mxid`, `token`, `private_key` from the JSON body,
-///   or from the query string (the invitation link's `signurl`).
+///   or from the query string (the invitation link's `signurl`); the body may then be empty
+///   or JSON `null`.
 /// - 200 `{mxid, sender, token, signatures}` signed with the invite's ephemeral key.
 /// - 404 `M_UNRECOGNIZED` for an unknown token or a key that is not the invite's; 400
 ///   `M_MISSING_PARAMS`, `M_INVALID_PARAM`.
 pub fn sign_ed25519(app: &App, req: &Req) -> Result<Reply> {
-    let body: SignRequest = req.params()?;
+    // A JSON `null` body is no parameters (clients that put everything in the query send it).
+    let body: SignRequest = if req.body.trim_ascii() == b"null" {
+        SignRequest::default()
+    } else {
+        req.params()?
+    };
     let field = |value: Option<String>, name: &'static str| -> Result<String> {
         value
             .or_else(|| req.query(name).map(str::to_string))

@@ -2,6 +2,13 @@
 //! the guard accepts (and SRV pins), one deadline for each call (discovery included), a cap on
 //! every answer, and caps on the calls in progress ([`Slots`]).
 //! Configured overrides (`outbound.overrides`) are trusted and use a plain resolver.
+//!
+//! Redirects (at most 3) are followed through the same guarded resolver, so every hop passes
+//! the address guard; a call that starts on `https://` stays on it (`https_only` on each hop):
+//! a redirect to `http://` is an error, never a downgrade.
+//!
+//! Every URL that goes into an error (and so into the log) is redacted first ([`redact_url`]):
+//! the userinfo call carries an OpenID token in its query string.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -90,7 +97,13 @@ fn left(deadline: Instant, what: &str) -> Result<Duration, HsError> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| HsError::Timeout(what.to_string()))
+        .ok_or_else(|| HsError::Timeout(redact_url(what)))
+}
+
+/// Whether a call to `url` must stay on https through its redirects: it starts there.
+fn https_only(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
 /// The host (and port) of `url`, which names its destination for the caps.
@@ -189,6 +202,7 @@ impl HomeserverClient {
             .get(url)
             .config()
             .timeout_global(Some(left(deadline, url).ok()?))
+            .https_only(https_only(url))
             .build()
             .call()
             .ok()?;
@@ -225,6 +239,7 @@ impl HomeserverClient {
             .get(&url)
             .config()
             .timeout_global(Some(left(deadline, &url)?))
+            .https_only(https_only(&url))
             .build()
             .call()
             .map_err(|e| transport_error(&url, e))?;
@@ -243,6 +258,9 @@ impl HomeserverClient {
         let response = self
             .guarded
             .get(url)
+            .config()
+            .https_only(https_only(url))
+            .build()
             .call()
             .map_err(|e| transport_error(url, e))?;
         self.read_json(response, url, limit)
@@ -260,6 +278,9 @@ impl HomeserverClient {
         let response = self
             .guarded
             .post(url)
+            .config()
+            .https_only(https_only(url))
+            .build()
             .header("Content-Type", "application/json")
             .send(&bytes[..])
             .map_err(|e| transport_error(url, e))?;
@@ -286,6 +307,7 @@ impl HomeserverClient {
         let response = request
             .config()
             .timeout_global(Some(left(deadline, &url)?))
+            .https_only(https_only(&url))
             .build()
             .header("Content-Type", "application/json")
             .send(&bytes[..])
@@ -312,6 +334,7 @@ impl HomeserverClient {
                 body: parsed.unwrap_or(serde_json::Value::Null),
             });
         }
+        let url = redact_url(url);
         match (bytes, parsed) {
             (Ok(_), Some(v)) => Ok(v),
             (Err(e), _) => Err(HsError::BadResponse(format!("{url}: {e}"))),
@@ -322,16 +345,116 @@ impl HomeserverClient {
     }
 }
 
+/// Query parameters whose values are credentials, never logged.
+const SECRET_PARAMS: &[&str] = &["access_token", "token", "client_secret", "private_key"];
+
+/// `url` fit for the log: the values of credential query parameters ([`SECRET_PARAMS`]) and
+/// any userinfo (`user:password@`) replaced by `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, after)) => {
+            let end = after.find('/').unwrap_or(after.len());
+            let (authority, path) = after.split_at(end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://<redacted>@{host}{path}"),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                let decoded = name.replace("%5F", "_").replace("%5f", "_");
+                if SECRET_PARAMS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&decoded))
+                {
+                    format!("{name}=<redacted>")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
 fn transport_error(url: &str, e: ureq::Error) -> HsError {
-    let text = e.to_string();
+    let shown = redact_url(url);
+    // The text may name a redirect target too: every URL in it is redacted.
+    let text = e
+        .to_string()
+        .split(' ')
+        .map(|word| {
+            if word.contains("://") {
+                redact_url(word)
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let url = shown.as_str();
     if text.contains("address guard") {
         return HsError::Refused(format!("{url}: {text}"));
     }
     match e {
+        ureq::Error::RequireHttpsOnly(target) => HsError::Unreachable(format!(
+            "{url}: refused a redirect from https to {}",
+            redact_url(&target)
+        )),
         ureq::Error::Timeout(_) => HsError::Timeout(url.to_string()),
         ureq::Error::BodyExceedsLimit(_) => {
             HsError::BadResponse(format!("{url}: the answer is too large"))
         }
         _ => HsError::Unreachable(format!("{url}: {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_from_urls() {
+        for (url, shown) in [
+            (
+                "https://hs.example:8448/_matrix/federation/v1/openid/userinfo?access_token=s3cr3t",
+                "https://hs.example:8448/_matrix/federation/v1/openid/userinfo?access_token=<redacted>",
+            ),
+            (
+                "https://u:pw@is.example/x?a=1&token=t&client_secret=c&private_key=k&b=2#f",
+                "https://<redacted>@is.example/x?a=1&token=<redacted>&client_secret=<redacted>&private_key=<redacted>&b=2#f",
+            ),
+            (
+                "http://h/p?Access%5Ftoken=z&tokens=keep",
+                "http://h/p?Access%5Ftoken=<redacted>&tokens=keep",
+            ),
+            (
+                "http://h/p?access_token",
+                "http://h/p?access_token=<redacted>",
+            ),
+            ("http://h/a@b/c", "http://h/a@b/c"),
+            ("https://h.example/plain", "https://h.example/plain"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! What handlers answer ([`Reply`]) and how it becomes an HTTP response: JSON, HTML, a
 //! redirect, static bytes or nothing; errors become `{errcode, error}` bodies; every response
-//! carries the CORS headers the spec requires.
+//! carries the CORS headers the spec requires. A header value that HTTP cannot carry is a bug:
+//! it is logged and the reply becomes a 500, never a response with the header left out.
 
 use http_body_util::Full;
 use hyper::StatusCode;
@@ -118,8 +119,17 @@ pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
     for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            map.insert(name, value);
+        match HeaderValue::from_str(&value) {
+            Ok(value) => {
+                map.insert(name, value);
+            }
+            Err(_) => {
+                // A reply we cannot send as built (a redirect without its Location would leave
+                // the user on a blank page): a bug, answered as one.
+                log::error!("response header {name} has an invalid value {value:?}: answering 500");
+                let error = Error::internal(format_args!("invalid {name} header"));
+                return into_response(Reply::from(error), cors, close);
+            }
         }
     }
     if cors {
@@ -131,4 +141,35 @@ pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
         map.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_header_is_a_500_not_a_silent_drop() {
+        for url in [
+            "https://a.example/\r\nX: y",
+            "https://a.example/\u{7f}",
+            "https://a.example/\u{0}",
+        ] {
+            let response = into_response(Reply::Redirect(url.into()), true, false);
+            assert_eq!(response.status(), 500, "{url:?}");
+            assert!(response.headers().get("location").is_none());
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/json",
+                "the error body"
+            );
+            assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        }
+        let ok = into_response(
+            Reply::Redirect("https://a.example/x?y=%C3%A9".into()),
+            false,
+            false,
+        );
+        assert_eq!(ok.status(), 302);
+        assert_eq!(ok.headers()["location"], "https://a.example/x?y=%C3%A9");
+    }
 }

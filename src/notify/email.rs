@@ -108,7 +108,8 @@ impl EmailChannel {
         let raw = generator::render_email(template, &vars);
         self.deliver(Message::Email {
             from: self.from.clone(),
-            to: to.to_string(),
+            // The envelope names an internationalised domain in its ASCII form.
+            to: crate::threepid::email::to_ace(to),
             raw,
         })
     }

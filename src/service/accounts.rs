@@ -3,7 +3,8 @@
 //!
 //! Registration asks the user's homeserver (`/_matrix/federation/v1/openid/userinfo`) who the
 //! OpenID token belongs to and requires that user to live on exactly the server that was named
-//! (spec v1.18). Access tokens are random and stored hashed.
+//! (spec v1.18), and that answer (`sub`) to be a valid Matrix user id. Access tokens are random
+//! and stored hashed.
 
 use serde::Deserialize;
 
@@ -11,6 +12,7 @@ use crate::config::{AccountConfig, is_server_name};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::{HomeserverClient, HsError};
+use crate::service::bindings::check_user_id;
 use crate::store::Store;
 use crate::store::accounts::AccountRecord;
 use crate::threepid::params::url_encode;
@@ -84,12 +86,11 @@ pub fn register(
         .get_json(&server, &path, Some(USERINFO_LIMIT))
         .map_err(|e| homeserver_error(&server, e))?;
     let sub = answer.get("sub").and_then(|s| s.as_str()).unwrap_or("");
-    let sub_server = sub
-        .strip_prefix('@')
-        .and_then(|rest| rest.split_once(':'))
-        .map(|(_, server)| server);
-    if sub_server != Some(server.as_str()) || sub.len() > 255 {
-        log::info!("register: {server} vouched for '{sub}', which is not a user of {server}");
+    // The whole user id is checked against the Matrix grammar (non-empty localpart of printable
+    // ASCII, a valid server name, at most 255 bytes), not only its server part: it is stored,
+    // logged and signed into bindings. Logged escaped, as it may be anything.
+    if check_user_id(sub).ok() != Some(server.as_str()) {
+        log::info!("register: {server} vouched for {sub:?}, which is not a user of {server}");
         return Err(Error::new(
             ErrorKind::Unauthorized,
             "The homeserver's answer does not name a user of that homeserver",

@@ -155,7 +155,8 @@ impl Federation {
         if !self.enabled {
             return None;
         }
-        let Some(domain) = email_domain(address) else {
+        // An internationalised domain is stored in Unicode; DNS knows its ASCII form.
+        let Some(domain) = email_domain(&crate::threepid::email::to_ace(address)) else {
             log::debug!("federated lookup: no usable domain in '{address}'");
             return None;
         };

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::bindings::normalise_threepid;
 use super::pepper::Peppers;
 use super::stores::IdentityStore;
 use crate::crypto::base64;
@@ -106,7 +107,9 @@ impl Lookups {
         Ok(())
     }
 
-    /// v2 lookup: `{mappings}` keyed by the strings as sent.
+    /// v2 lookup: `{mappings}` keyed by the strings as sent. `none` entries are normalised as
+    /// every other path normalises a 3PID (emails case-folded), so `Alice@Example.org email`
+    /// finds what v1 finds.
     ///
     /// Errors: 400 `M_INVALID_PEPPER` (with the right `algorithm` and `lookup_pepper`), 400
     /// `M_INVALID_PARAM` (unknown algorithm), 413 `M_TOO_LARGE`.
@@ -167,9 +170,11 @@ impl Lookups {
                 .filter_map(|(i, entry)| {
                     let mut parts = entry.split(' ');
                     match (parts.next(), parts.next(), parts.next()) {
-                        (Some(a), Some(m), None) if !a.is_empty() => {
-                            Some((i, (m.to_string(), a.to_string())))
-                        }
+                        // Normalised as v1, binds and sessions do (`Alice@Example.org` is
+                        // `alice@example.org`); what cannot be a 3PID is simply not found.
+                        (Some(a), Some(m), None) if !a.is_empty() => normalise_threepid(m, a)
+                            .ok()
+                            .map(|(m, a)| (i, (m.as_str().to_string(), a))),
                         _ => None,
                     }
                 })

@@ -28,13 +28,16 @@ pub struct XMatrix {
     pub destination: Option<String>,
 }
 
-/// Parses `X-Matrix origin=...,key="...",sig="...",destination="..."` (names case-insensitive,
-/// values quoted or not).
+/// Parses `X-Matrix origin=...,key="...",sig="...",destination="..."`: the scheme in any case
+/// and followed by whitespace (RFC 9110, 11.1: `X-Matrixorigin=...` is not this scheme),
+/// parameter names case-insensitive, values quoted or not.
 pub fn parse_header(value: &str) -> Option<XMatrix> {
-    let rest = value
-        .trim()
-        .strip_prefix("X-Matrix")
-        .or_else(|| value.trim().strip_prefix("x-matrix"))?;
+    let value = value.trim();
+    let split = value.find([' ', '\t'])?;
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case("X-Matrix") {
+        return None;
+    }
     let mut params: HashMap<String, String> = HashMap::new();
     for part in rest.split(',') {
         let (k, v) = part.split_once('=')?;
@@ -65,6 +68,9 @@ pub enum XMatrixError {
     WrongDestination,
     /// The origin's key could not be fetched.
     KeyUnavailable(String),
+    /// The origin answered, and does not publish the key the request names: a signature that
+    /// cannot be checked is refused like a bad one (403), not as a gateway error.
+    UnknownKey(String),
     /// The signature does not verify.
     BadSignature,
 }
@@ -75,6 +81,7 @@ impl std::fmt::Display for XMatrixError {
             XMatrixError::Malformed => f.write_str("no valid X-Matrix authorization"),
             XMatrixError::WrongDestination => f.write_str("signed for another destination"),
             XMatrixError::KeyUnavailable(m) => write!(f, "cannot get the origin's key: {m}"),
+            XMatrixError::UnknownKey(k) => write!(f, "the origin publishes no key {k}"),
             XMatrixError::BadSignature => f.write_str("the signature does not verify"),
         }
     }
@@ -176,7 +183,7 @@ impl Verifier {
                 key_id.replace('~', "~0").replace('/', "~1")
             ))
             .and_then(Value::as_str)
-            .ok_or_else(|| XMatrixError::KeyUnavailable(format!("no key {key_id}")))?;
+            .ok_or_else(|| XMatrixError::UnknownKey(key_id.to_string()))?;
         let key: [u8; 32] = base64::decode(encoded)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| {
@@ -231,6 +238,14 @@ mod tests {
         );
         assert!(parse_header("Bearer abc").is_none());
         assert!(parse_header("X-Matrix origin=a").is_none());
+        // The scheme is case-insensitive, and a token of its own.
+        for scheme in ["X-MATRIX", "x-matrix", "x-MaTrIx"] {
+            let h = parse_header(&format!("{scheme} origin=hs.org,key=ed25519:a,sig=xyz")).unwrap();
+            assert_eq!(h.origin, "hs.org");
+        }
+        assert!(parse_header("X-Matrix\torigin=hs.org,key=ed25519:a,sig=xyz").is_some());
+        assert!(parse_header("X-Matrixorigin=hs.org,key=ed25519:a,sig=xyz").is_none());
+        assert!(parse_header("X-Matrix-Foo origin=hs.org,key=ed25519:a,sig=xyz").is_none());
     }
 
     /// The spec vector (vectors.md §3b): Synapse's unbind object signed with the appendix key.

@@ -4,6 +4,7 @@
 pub mod email;
 pub mod msisdn;
 pub mod params;
+pub mod punycode;
 
 use std::fmt;
 

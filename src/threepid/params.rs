@@ -88,17 +88,36 @@ pub fn check_next_link(link: &str, allowed_hosts: &[String]) -> Result<()> {
 }
 
 /// `next_link` with `sid=<sid>` added to its query (before any fragment), as sydent and
-/// Synapse do, because the client learns the sid only after the message went out.
+/// Synapse do, because the client learns the sid only after the message went out. Non-ASCII
+/// characters (which [`check_next_link`] lets through, as browsers do) are percent-encoded as
+/// UTF-8, since a `Location` header carries ASCII only.
 pub fn with_sid(next_link: &str, sid: &str) -> String {
+    let next_link = encode_non_ascii(next_link);
     let (base, fragment) = match next_link.split_once('#') {
         Some((b, f)) => (b, Some(f)),
-        None => (next_link, None),
+        None => (next_link.as_str(), None),
     };
     let sep = if base.contains('?') { '&' } else { '?' };
     let mut out = format!("{base}{sep}sid={}", url_encode(sid));
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
+    }
+    out
+}
+
+/// Percent-encodes the UTF-8 bytes of non-ASCII characters, leaving ASCII as it is.
+pub fn encode_non_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
     }
     out
 }

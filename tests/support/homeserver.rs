@@ -247,7 +247,8 @@ impl FakeHomeserver {
 
     /// A canned answer for (method, path without query). Overrides built-in routes. A query
     /// string given in `path` is ignored; the method matches in any case. Answers 204 and 304
-    /// are sent without a body.
+    /// are sent without a body. A 3xx answer whose body has a string `location` is sent with
+    /// that `Location` header (a redirect).
     pub fn respond(&self, method: &str, path: &str, status: u16, body: Value) {
         let key = (method.to_ascii_uppercase(), path_only(path).to_string());
         self.shared.lock().canned.insert(key, (status, body));
@@ -606,6 +607,11 @@ fn write_response(
 ) -> io::Result<()> {
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+    if let Some(location) = body.get("location").and_then(Value::as_str)
+        && (300..400).contains(&status)
+    {
+        out.extend_from_slice(format!("Location: {location}\r\n").as_bytes());
+    }
     if status == 204 || status == 304 {
         out.extend_from_slice(format!("Connection: {connection}\r\n\r\n").as_bytes());
     } else {
