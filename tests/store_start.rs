@@ -117,6 +117,50 @@ fn a_new_signing_key_on_purpose_gets_a_new_id_and_the_lost_key_stays_valid() {
 }
 
 #[test]
+fn keys_made_by_rotation_are_recorded_and_stay_valid_after_the_file_is_lost() {
+    let dir = Arc::new(TempDir::new("key-rotated"));
+    let admin = json!({"admin": {"enabled": true, "port": crate::admin::free_port(), "token": crate::admin::TOKEN}});
+    let s = TestServer::start_in(dir.clone(), admin.clone());
+    let (code, out, text) = crate::admin::admin(&s, &["keys", "rotate"]);
+    assert_eq!(
+        (code, &out["signing_key"]),
+        (0, &json!("ed25519:1")),
+        "{text}"
+    );
+    let (k0, k1) = (public_key(&s, "ed25519:0"), public_key(&s, "ed25519:1"));
+    assert!(s.stop().success());
+    std::fs::remove_file(dir.path().join("data/signing.key")).unwrap();
+    let s = TestServer::start_in_with(dir.clone(), admin, |c| {
+        c.arg("--new-signing-key");
+    });
+    let k2 = public_key(&s, "ed25519:2");
+    assert!(k2.is_string() && k2 != k0 && k2 != k1);
+    assert_eq!(public_key(&s, "ed25519:1"), k1);
+    assert_eq!(is_valid(&s, &k0), json!(true));
+    assert_eq!(is_valid(&s, &k1), json!(true));
+    let (_, out, _) = crate::admin::admin(&s, &["keys", "list"]);
+    let listed: Vec<(String, bool)> = out["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_string(),
+                k["lost"] == json!(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("ed25519:2".to_string(), false),
+            ("ed25519:0".to_string(), true),
+            ("ed25519:1".to_string(), true)
+        ]
+    );
+}
+
+#[test]
 fn a_new_store_still_gets_a_key_and_a_restored_key_file_starts() {
     let (dir, old) = used_store("key-restore");
     let key_file = dir.path().join("data/signing.key");
