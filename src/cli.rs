@@ -1,4 +1,6 @@
-//! The command line: `serve` (the default), `check-config`, `--version`, `--help`.
+//! The command line: `serve` (the default; `--new-signing-key` and `--accept-data-loss` are the
+//! operator's decisions after a lost key file or a damaged journal, see `App::build_with`),
+//! `check-config`, `admin`, `--version`, `--help`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

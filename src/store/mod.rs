@@ -2,10 +2,13 @@
 //! of record. Only this module (and its children) mention fjall.
 //!
 //! Keyspaces and their key layouts:
-//! - `meta`: `schema_version` -> u32 big-endian; `public_keys` -> JSON object of every signing
-//!   key's public half, `{"ed25519:0": {"public_key": "...", "lost": false}}` (see
-//!   [`Store::record_public_keys`]); `ack_mark` -> the mark of the last group commit (see
-//!   [`durability`]); other single values of the server.
+//! - `meta`: `schema_version` -> u32 big-endian; `public_keys` -> JSON list of every signing
+//!   key's public half, `[{"id": "ed25519:0", "public_key": "...", "lost": false}]` (see
+//!   [`Store::record_public_keys`]); `ack_mark` -> the mark of the last group commit (32 bytes,
+//!   see [`durability`]); other single values of the server.
+//!
+//! Next to fjall's files, `oxisd-acknowledged` holds the mark of the last acknowledged group
+//! commit; a store holding an older mark lost acknowledged writes (see [`durability`]).
 //! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
 //! - `tokenhash_account`, `user_terms`: accounts and accepted terms (see [`accounts`]).
 //! - `threepid_binding`, `pephash_threepid`: bindings and lookup hashes (see [`bindings`]).
@@ -292,10 +295,11 @@ impl Store {
                 // A key file that holds the key again (restored from a backup) revives it.
                 Some(r) if r.public_key == *public_key => r.lost = false,
                 Some(r) => {
-                    // The same id with another key: keep the old one answering under its id
-                    // only if it was lost; a key file never reuses a recorded id on purpose.
+                    // The same id with another key: the key file was replaced on purpose
+                    // (say, by the old server's key when migrating). The key file wins; the
+                    // replaced key answers no more.
                     log::warn!(
-                        "the key file's {id} is not the key the store recorded under that id; recording the key file's"
+                        "the key file's {id} is not the key the store recorded under that id; recording the key file's, the other one no longer answers /pubkey"
                     );
                     r.public_key = public_key.clone();
                     r.lost = false;
