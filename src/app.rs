@@ -23,6 +23,100 @@ use crate::service::terms::Terms;
 use crate::store::Store;
 use crate::views::Views;
 
+/// What the operator allowed at this start (`oxisd serve` flags).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StartOptions {
+    /// `--new-signing-key`: the key file is lost for good; make a new key with a new id.
+    pub new_signing_key: bool,
+    /// `--accept-data-loss`: start even though the store lost acknowledged writes.
+    pub accept_data_loss: bool,
+}
+
+/// Loads the signing keys. A missing key file is replaced by a new key only for a store created
+/// in this start, or with `--new-signing-key` (then under the next free id, and the keys the
+/// store recorded stay valid as lost keys). The public keys are recorded in the store.
+fn load_keys(config: &Config, store: &Store, new_signing_key: bool) -> Result<KeyRing, String> {
+    let key_path = config.key_path();
+    let recorded = store
+        .recorded_public_keys()
+        .map_err(|e| format!("cannot read the recorded public keys: {e}"))?;
+    let mut lost_now: Vec<String> = Vec::new();
+    let keys = match KeyRing::load(&key_path)? {
+        Some(keys) => {
+            if new_signing_key {
+                log::warn!(
+                    "--new-signing-key ignored: the key file {} exists (to add a signing key to it, use 'oxisd admin keys rotate')",
+                    key_path.display()
+                );
+            }
+            keys
+        }
+        None if store.created() => {
+            let keys = KeyRing::generate(&key_path, &config.key.id)?;
+            log::info!(
+                "generated a new signing key {} in {}",
+                keys.signing().id(),
+                key_path.display()
+            );
+            keys
+        }
+        None => {
+            let mut ids: Vec<&str> = recorded.iter().map(|r| r.id.as_str()).collect();
+            ids.push(&config.key.id);
+            let next = crate::keys::next_key_id(ids.iter().copied());
+            let known = if recorded.is_empty() {
+                "the store recorded no public key (it was written by an older oxisd), so the lost key will not answer /pubkey or isvalid and what it signed no longer verifies".to_string()
+            } else {
+                format!(
+                    "the store recorded the public keys of {}, which keep answering /pubkey and isvalid (so what they signed still verifies) but sign nothing more",
+                    recorded
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            if !new_signing_key {
+                return Err(format!(
+                    "the signing key file {} is missing, but the store at {} is not new: homeservers hold bindings and invites signed with that key. \
+                     Restore the key file from a backup ('oxisd admin backup' copies it as signing.key into the backup directory) and start again. \
+                     Only if the key is lost for good, start once with 'oxisd serve --new-signing-key': a new key {next} then signs, and {known}",
+                    key_path.display(),
+                    store.path().display()
+                ));
+            }
+            let keys = KeyRing::generate(&key_path, &next)?;
+            lost_now = recorded.iter().map(|r| r.id.clone()).collect();
+            log::warn!(
+                "--new-signing-key: the key file {} was missing; generated a new signing key {next}; {known}",
+                key_path.display()
+            );
+            keys
+        }
+    };
+    store
+        .record_public_keys(&keys.public_keys(), &lost_now)
+        .map_err(|e| format!("cannot record the public keys in the store: {e}"))?;
+    let lost: Vec<(String, String)> = store
+        .recorded_public_keys()
+        .map_err(|e| format!("cannot read the recorded public keys: {e}"))?
+        .into_iter()
+        .filter(|r| r.lost)
+        .map(|r| (r.id, r.public_key))
+        .collect();
+    if !lost.is_empty() {
+        log::info!(
+            "lost signing keys still answering isvalid: {}",
+            lost.iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    keys.add_lost(lost);
+    Ok(keys)
+}
+
 /// Everything a handler may use.
 pub struct App {
     /// The validated configuration.
@@ -103,20 +197,21 @@ impl App {
     /// views, syncs the static store. Errors say what to fix, naming the config key where
     /// there is one.
     pub fn build(config: Config) -> Result<App, String> {
+        App::build_with(config, StartOptions::default())
+    }
+
+    /// [`App::build`] with the operator's decisions of `oxisd serve`'s flags.
+    pub fn build_with(config: Config, options: StartOptions) -> Result<App, String> {
         let notifier = Notifier::new(&config)?;
         let brand_name = config.matrix.domain.clone().unwrap_or_default();
         let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
-        let store = Store::open_with_cache(config.data_dir(), config.storage.cache_size)
-            .map_err(|e| e.to_string())?;
-        let key_path = config.key_path();
-        let (keys, created) = KeyRing::load_or_generate(&key_path, &config.key.id)?;
-        if created {
-            log::info!(
-                "generated a new signing key {} in {}",
-                keys.signing().id(),
-                key_path.display()
-            );
-        }
+        let store = Store::open_with_options(
+            config.data_dir(),
+            config.storage.cache_size,
+            options.accept_data_loss,
+        )
+        .map_err(|e| e.to_string())?;
+        let keys = load_keys(&config, &store, options.new_signing_key)?;
         let sessions = Sessions::new(&config);
         let homeserver = HomeserverClient::new(&config.outbound)?;
         if config.outbound.insecure_skip_tls_verify {

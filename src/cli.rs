@@ -1,18 +1,21 @@
-//! The command line: `serve` (the default), `check-config`, `--version`, `--help`.
+//! The command line: `serve` (the default; `--new-signing-key` and `--accept-data-loss` are the
+//! operator's decisions after a lost key file or a damaged journal, see `App::build_with`),
+//! `check-config`, `admin`, `--version`, `--help`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::app::App;
+use crate::app::{App, StartOptions};
 use crate::config::{CONFIG_ENV, Config};
 
 const HELP: &str = "\
 oxisd - a Matrix identity server
 
 USAGE:
-    oxisd [serve] [--config FILE]     run the server (the default)
+    oxisd [serve] [--config FILE] [--new-signing-key] [--accept-data-loss]
+                                      run the server (the default)
     oxisd check-config [--config FILE]
                                       print the effective config (secrets masked) and exit;
                                       exits 1 with a message naming the key when it is invalid
@@ -26,10 +29,20 @@ The config file comes from --config, else from $OXISD_CONFIG. Without either, ox
 its embedded defaults: it listens on 127.0.0.1:8090 as 'localhost', keeps its data in
 ./oxisd-data, creates a signing key there on first run, and writes notifications to the log
 instead of sending them. See config.example.yaml for every setting.
+
+SERVE FLAGS (for one start after a loss; see docs/TROUBLESHOOTING.md):
+    --new-signing-key     the key file (key.path) is lost for good and cannot be restored from
+                          a backup: make a new signing key under the next free id
+                          (ed25519:N); the public keys the store recorded keep answering
+                          /pubkey/isvalid. Without it, oxisd refuses to start on a store that
+                          is not new when the key file is missing.
+    --accept-data-loss    start although the store lost writes it had acknowledged (a damaged
+                          journal); without it, oxisd logs what was lost and refuses to start,
+                          so that a backup can be restored first.
 ";
 
 enum Command {
-    Serve(Option<PathBuf>),
+    Serve(Option<PathBuf>, StartOptions),
     Admin(Option<PathBuf>, Vec<String>),
     CheckConfig(Option<PathBuf>),
     Version,
@@ -40,6 +53,8 @@ fn parse(args: Vec<String>) -> Result<Command, String> {
     let mut command: Option<&str> = None;
     let mut config = None;
     let mut admin_args: Vec<String> = Vec::new();
+    let mut options = StartOptions::default();
+    let mut serve_flag: Option<&str> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if command == Some("admin") {
@@ -65,14 +80,25 @@ fn parse(args: Vec<String>) -> Result<Command, String> {
             a if a.starts_with("--config=") => {
                 config = Some(PathBuf::from(&a["--config=".len()..]))
             }
+            "--new-signing-key" => {
+                options.new_signing_key = true;
+                serve_flag = Some(arg);
+            }
+            "--accept-data-loss" => {
+                options.accept_data_loss = true;
+                serve_flag = Some(arg);
+            }
             "serve" | "check-config" | "admin" if command.is_none() => command = Some(arg),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
+    if let (Some(flag), Some(other @ ("check-config" | "admin"))) = (serve_flag, command) {
+        return Err(format!("{flag} is a flag of 'serve', not of '{other}'"));
+    }
     Ok(match command {
         Some("check-config") => Command::CheckConfig(config),
         Some("admin") => Command::Admin(config, admin_args),
-        _ => Command::Serve(config),
+        _ => Command::Serve(config, options),
     })
 }
 
@@ -102,7 +128,7 @@ pub fn run(args: Vec<String>) -> i32 {
                 1
             }
         },
-        Ok(Command::Serve(path)) => serve(path),
+        Ok(Command::Serve(path, options)) => serve(path, options),
         Ok(Command::Admin(_, args)) if args.is_empty() || args[0] == "help" => {
             print!("{}", crate::admin::client::USAGE);
             0
@@ -117,7 +143,7 @@ pub fn run(args: Vec<String>) -> i32 {
     }
 }
 
-fn serve(path: Option<PathBuf>) -> i32 {
+fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
     let (config, source) = match Config::load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -140,7 +166,7 @@ fn serve(path: Option<PathBuf>) -> i32 {
         "oxisd {} starting; configuration: {source}",
         env!("CARGO_PKG_VERSION")
     );
-    let app = match App::build(config) {
+    let app = match App::build_with(config, options) {
         Ok(app) => Arc::new(app),
         Err(e) => {
             log::error!("cannot start: {e}");
@@ -283,10 +309,15 @@ mod tests {
 
     #[test]
     fn command_line_forms() {
-        assert!(matches!(parse(args(&[])), Ok(Command::Serve(None))));
+        assert!(matches!(parse(args(&[])), Ok(Command::Serve(None, _))));
         assert!(
-            matches!(parse(args(&["serve", "--config", "a.yaml"])), Ok(Command::Serve(Some(p))) if p.as_path() == std::path::Path::new("a.yaml"))
+            matches!(parse(args(&["serve", "--config", "a.yaml"])), Ok(Command::Serve(Some(p), o)) if p.as_path() == std::path::Path::new("a.yaml") && !o.new_signing_key && !o.accept_data_loss)
         );
+        assert!(matches!(
+            parse(args(&["serve", "--new-signing-key", "--accept-data-loss"])),
+            Ok(Command::Serve(None, o)) if o.new_signing_key && o.accept_data_loss
+        ));
+        assert!(parse(args(&["check-config", "--accept-data-loss"])).is_err());
         assert!(
             matches!(parse(args(&["check-config", "--config=b.yaml"])), Ok(Command::CheckConfig(Some(p))) if p.as_path() == std::path::Path::new("b.yaml"))
         );

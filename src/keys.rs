@@ -4,6 +4,12 @@
 //! Synapse and sydent use for their signing keys, so keys can be moved between them). The first
 //! line is the key that signs; later lines are older keys that still answer `/pubkey` and
 //! `/pubkey/isvalid`. The file is created with mode 0600 and written atomically.
+//!
+//! The public half of every key is also recorded in the store (see `App::build`), so a key
+//! whose file was lost can keep answering `/pubkey` and isvalid as a *lost* key: one that no
+//! longer signs and whose private half is gone. A missing key file is only replaced by a new
+//! key for a new store; otherwise the server refuses to start unless told to make a new key
+//! (`--new-signing-key`), which then gets the next free id, never the lost key's id.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,30 +21,78 @@ use crate::crypto::signing::KeyPair;
 /// The server's long-term keys. [`KeyRing::rotate`] adds a new signing key while serving.
 pub struct KeyRing {
     keys: RwLock<Arc<Vec<KeyPair>>>,
+    /// Keys whose private half is lost: `(id, unpadded base64 public key)`. They answer
+    /// `/pubkey` and isvalid, and their ids are never given out again.
+    lost: RwLock<Vec<(String, String)>>,
     path: PathBuf,
+}
+
+/// The id after the highest numbered `ed25519:N` among `ids` (`ed25519:0` for none), made
+/// unique against `ids`.
+pub fn next_key_id<'a>(ids: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    let next = ids
+        .clone()
+        .into_iter()
+        .filter_map(|id| id.strip_prefix("ed25519:")?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
+    let mut id = format!("ed25519:{next}");
+    while ids.clone().into_iter().any(|k| k == id) {
+        id.push('_');
+    }
+    id
 }
 
 impl KeyRing {
     /// Loads the key file at `path`, or creates it with a new key `id` when it does not exist.
     /// Returns the ring and whether a key was generated.
     pub fn load_or_generate(path: &Path, id: &str) -> Result<(KeyRing, bool), String> {
+        match KeyRing::load(path)? {
+            Some(ring) => Ok((ring, false)),
+            None => Ok((KeyRing::generate(path, id)?, true)),
+        }
+    }
+
+    /// Loads the key file at `path`; `None` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<KeyRing>, String> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok((KeyRing::new(Self::parse(&text, path)?, path), false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = KeyPair::generate(id)
-                    .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
-                save(path, std::slice::from_ref(&key))?;
-                Ok((KeyRing::new(vec![key], path), true))
-            }
+            Ok(text) => Ok(Some(KeyRing::new(Self::parse(&text, path)?, path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("key.path: cannot read {}: {e}", path.display())),
         }
+    }
+
+    /// Creates the key file at `path` with one new key `id`.
+    pub fn generate(path: &Path, id: &str) -> Result<KeyRing, String> {
+        let key = KeyPair::generate(id)
+            .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
+        save(path, std::slice::from_ref(&key))?;
+        Ok(KeyRing::new(vec![key], path))
     }
 
     fn new(keys: Vec<KeyPair>, path: &Path) -> KeyRing {
         KeyRing {
             keys: RwLock::new(Arc::new(keys)),
+            lost: RwLock::new(Vec::new()),
             path: path.to_path_buf(),
         }
+    }
+
+    /// Adds keys whose private half is lost, `(id, public key)`, to answer `/pubkey` and
+    /// isvalid. Ids the key file holds are skipped.
+    pub fn add_lost(&self, keys: Vec<(String, String)>) {
+        let have = self.current();
+        let mut lost = self.lost.write().unwrap_or_else(|p| p.into_inner());
+        for (id, public) in keys {
+            if !have.iter().any(|k| k.id() == id) && !lost.iter().any(|(i, _)| *i == id) {
+                lost.push((id, public));
+            }
+        }
+    }
+
+    /// The lost keys, `(id, public key)`.
+    pub fn lost(&self) -> Vec<(String, String)> {
+        self.lost.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn parse(text: &str, path: &Path) -> Result<Vec<KeyPair>, String> {
@@ -82,15 +136,13 @@ impl KeyRing {
     /// restart keeps the rotation. Returns the new key id.
     pub fn rotate(&self) -> Result<String, String> {
         let mut guard = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        let next = guard
+        let lost = self.lost();
+        let ids: Vec<&str> = guard
             .iter()
-            .filter_map(|k| k.id().strip_prefix("ed25519:")?.parse::<u64>().ok())
-            .max()
-            .map_or(0, |n| n + 1);
-        let mut id = format!("ed25519:{next}");
-        while guard.iter().any(|k| k.id() == id) {
-            id.push('_');
-        }
+            .map(|k| k.id())
+            .chain(lost.iter().map(|(id, _)| id.as_str()))
+            .collect();
+        let id = next_key_id(ids.iter().copied());
         let key = KeyPair::generate(&id)
             .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
         let mut keys = vec![key];
@@ -127,20 +179,39 @@ impl KeyRing {
         self.current().iter().find(|k| k.id() == id).cloned()
     }
 
+    /// The unpadded base64 public key of the key `id`, current, old or lost.
+    pub fn public_key(&self, id: &str) -> Option<String> {
+        if let Some(key) = self.get(id) {
+            return Some(key.public_key_base64());
+        }
+        self.lost()
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, public)| public)
+    }
+
     /// True when `public_key` (either base64 alphabet, padded or not) is one of our long-term
-    /// keys.
+    /// keys, lost ones included.
     pub fn is_valid_public_key(&self, public_key: &str) -> bool {
         let Some(bytes) = base64::decode(public_key) else {
             return false;
         };
-        self.current()
-            .iter()
-            .any(|k| base64::decode(&k.public_key_base64()).as_deref() == Some(&bytes))
+        let same = |k: &str| base64::decode(k).as_deref() == Some(&bytes);
+        self.current().iter().any(|k| same(&k.public_key_base64()))
+            || self.lost().iter().any(|(_, k)| same(k))
     }
 
     /// All keys, the signing key first.
     pub fn all(&self) -> Vec<KeyPair> {
         self.current().to_vec()
+    }
+
+    /// `(id, public key)` of the keys of the key file, the signing key first.
+    pub fn public_keys(&self) -> Vec<(String, String)> {
+        self.current()
+            .iter()
+            .map(|k| (k.id().to_string(), k.public_key_base64()))
+            .collect()
     }
 }
 
@@ -252,6 +323,29 @@ mod tests {
         assert!(!created);
         let ids: Vec<String> = again.all().iter().map(|k| k.id().to_string()).collect();
         assert_eq!(ids, ["ed25519:1", "ed25519:0"]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn lost_keys_answer_and_their_ids_are_not_given_out_again() {
+        let dir = temp("lost");
+        let path = dir.join("signing.key");
+        assert!(KeyRing::load(&path).unwrap().is_none());
+        let ring = KeyRing::generate(&path, "ed25519:1").unwrap();
+        let gone = KeyPair::generate("ed25519:0").unwrap();
+        let far = KeyPair::generate("ed25519:7").unwrap();
+        ring.add_lost(vec![
+            ("ed25519:0".into(), gone.public_key_base64()),
+            ("ed25519:7".into(), far.public_key_base64()),
+            ("ed25519:1".into(), "not this one".into()),
+        ]);
+        assert_eq!(ring.lost().len(), 2);
+        assert!(ring.is_valid_public_key(&gone.public_key_base64()));
+        assert_eq!(ring.public_key("ed25519:0"), Some(gone.public_key_base64()));
+        assert_eq!(ring.signing().id(), "ed25519:1");
+        assert_eq!(ring.rotate().unwrap(), "ed25519:8");
+        assert_eq!(next_key_id(["ed25519:0", "ed25519:abc"]), "ed25519:1");
+        assert_eq!(next_key_id(["ed25519:abc"]), "ed25519:0");
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -255,6 +255,33 @@ fn a_backup_taken_while_serving_starts_a_server_with_the_same_data() {
 }
 
 #[test]
+fn a_failed_backup_tells_the_operator_why() {
+    let s = start_admin(Arc::new(TempDir::new("admin-backup-fail")));
+    let backup = TempDir::new("admin-backup-fail-copy");
+    // The operator's mistake: a directory that holds a backup already is a 400 with the reason.
+    std::fs::create_dir_all(backup.path().join("taken/db")).unwrap();
+    let (code, _, text) = admin(
+        &s,
+        &["backup", backup.path().join("taken").to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("400 M_INVALID_PARAM") && text.contains("exists already"),
+        "{text}"
+    );
+    assert!(!text.contains("Internal server error"), "{text}");
+    // A file where the directory should be: the reason, not a bare 500.
+    std::fs::write(backup.path().join("file"), b"x").unwrap();
+    let (code, _, text) = admin(
+        &s,
+        &["backup", backup.path().join("file/copy").to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("cannot create"), "{text}");
+    assert!(!text.contains("Internal server error"), "{text}");
+}
+
+#[test]
 fn metrics_count_requests_sessions_and_lookups() {
     let s = start_admin(Arc::new(TempDir::new("admin-metrics")));
     bind(&s, "erin@example.org", "@erin:example.org");

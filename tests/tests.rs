@@ -35,6 +35,8 @@ mod remote_sessions;
 mod rest_store;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.
 mod smtp_connector;
+/// Starting after a loss: a missing signing key file, a damaged journal, store-open errors.
+mod store_start;
 /// The synapse identity store against the admin API stand-in: sync, reconcile, failures.
 mod synapse_store;
 /// Terms of service: listing, acceptance, versions, the gate on v2 endpoints.

@@ -228,16 +228,27 @@ pub fn run(config: &Config, args: &[String]) -> i32 {
             return 1;
         }
     };
-    let shown = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
+    let parsed = serde_json::from_str::<serde_json::Value>(&body).ok();
+    if !(200..300).contains(&status) {
+        eprintln!(
+            "oxisd admin: {}",
+            failure_text(status, parsed.as_ref(), &body)
+        );
+        return 1;
+    }
+    let shown = parsed
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(body);
-    if (200..300).contains(&status) {
-        println!("{shown}");
-        0
-    } else {
-        eprintln!("oxisd admin: {status}: {shown}");
-        1
+    println!("{shown}");
+    0
+}
+
+/// A failed call as the operator reads it: `400 M_INVALID_PARAM: <reason>` for a Matrix
+/// error body, else the status and the body as they came.
+fn failure_text(status: u16, parsed: Option<&serde_json::Value>, body: &str) -> String {
+    match parsed.map(|v| (v["errcode"].as_str(), v["error"].as_str())) {
+        Some((Some(code), Some(error))) => format!("{status} {code}: {error}"),
+        _ => format!("{status}: {}", body.trim()),
     }
 }
 
@@ -281,5 +292,16 @@ mod tests {
         assert_eq!(call("keys rotate").unwrap().0, "POST");
         assert!(call("export").is_err());
         assert!(call("frobnicate").is_err());
+    }
+
+    #[test]
+    fn failures_show_the_errcode_and_the_reason() {
+        let body = r#"{"errcode":"M_INVALID_PARAM","error":"/b/db exists already"}"#;
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            failure_text(400, Some(&v), body),
+            "400 M_INVALID_PARAM: /b/db exists already"
+        );
+        assert_eq!(failure_text(502, None, "bad gateway\n"), "502: bad gateway");
     }
 }

@@ -167,13 +167,22 @@ pub fn list_keys(app: &App, _req: &Req) -> Result<Reply> {
             "id": k.id(),
             "public_key": k.public_key_base64(),
             "signing": i == 0,
-        })).collect::<Vec<_>>()
+        })).chain(app.keys.lost().into_iter().map(|(id, public)| json!({
+            "id": id,
+            "public_key": public,
+            "signing": false,
+            "lost": true,
+        }))).collect::<Vec<_>>()
     })))
 }
 
 /// `POST /keys/rotate`.
 pub fn rotate_keys(app: &App, _req: &Req) -> Result<Reply> {
     let id = app.keys.rotate().map_err(Error::internal)?;
+    // Recorded so that a later loss of the key file can keep the key answering isvalid.
+    if let Err(e) = app.store.record_public_keys(&app.keys.public_keys(), &[]) {
+        log::error!("admin: cannot record the public key of {id} in the store: {e}");
+    }
     log::info!("admin: new signing key {id}; older keys still answer /pubkey");
     Ok(done(json!({"signing_key": id})))
 }
@@ -187,12 +196,31 @@ pub fn backup(app: &App, req: &Req) -> Result<Reply> {
             "'dir' must be an absolute path",
         ));
     }
-    let records = app.store.backup(&dir)?;
+    // The operator runs this command: a failure tells them why, not only the server log.
+    let failed = |e: Error| {
+        log::error!("admin: backup to {} failed: {e}", dir.display());
+        match (e.kind(), e.log_detail()) {
+            (ErrorKind::Internal, Some(detail)) => {
+                Error::new(ErrorKind::Internal, format!("backup failed: {detail}"))
+            }
+            _ => e,
+        }
+    };
+    let records = app.store.backup(&dir).map_err(failed)?;
+    let key_path = app.config.key_path();
     let key_copy = dir.join("signing.key");
-    let key_text = std::fs::read(app.config.key_path())
-        .map_err(|e| Error::internal(format_args!("cannot read the key file: {e}")))?;
-    crate::keys::write_private_file(&key_copy, &key_text)
-        .map_err(|e| Error::internal(format_args!("cannot copy the key file: {e}")))?;
+    let key_text = std::fs::read(&key_path).map_err(|e| {
+        failed(Error::new(
+            ErrorKind::Internal,
+            format!("cannot read the key file {}: {e}", key_path.display()),
+        ))
+    })?;
+    crate::keys::write_private_file(&key_copy, &key_text).map_err(|e| {
+        failed(Error::new(
+            ErrorKind::Internal,
+            format!("cannot copy the key file to {}: {e}", key_copy.display()),
+        ))
+    })?;
     log::info!("admin: backed up {records} records to {}", dir.display());
     Ok(done(json!({"records": records, "dir": dir})))
 }

@@ -11,17 +11,18 @@ use crate::http::{Reply, Req};
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeykeyid))
 ///
 /// - no auth; `keyId` is percent-decoded (`ed25519%3A0` works).
-/// - 200 `{"public_key": "<unpadded base64>"}` for current and old keys.
+/// - 200 `{"public_key": "<unpadded base64>"}` for current, old and lost keys (whose
+///   private half is gone, see [`crate::keys`]).
 /// - 404 `M_NOT_FOUND` for an unknown key id.
 pub fn get_public_key(app: &App, req: &Req) -> Result<Reply> {
     let key_id = req.param(0);
-    let key = app.keys.get(key_id).ok_or_else(|| {
+    let key = app.keys.public_key(key_id).ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
             format!("The public key '{key_id}' is not known"),
         )
     })?;
-    Ok(Reply::ok(json!({ "public_key": key.public_key_base64() })))
+    Ok(Reply::ok(json!({ "public_key": key })))
 }
 
 /// `GET /pubkey/isvalid?public_key=`

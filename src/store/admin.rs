@@ -10,7 +10,7 @@ use super::bindings::BindingRecord;
 use super::invites::InviteRecord;
 use super::sessions::SessionRecord;
 use super::{SCHEMA_VERSION, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::internal(format_args!("corrupt {what}: {e}")))
@@ -160,13 +160,25 @@ impl Store {
     pub fn backup(&self, dir: &std::path::Path) -> Result<u64> {
         let path = dir.join("db");
         if path.exists() {
-            return Err(Error::internal(format_args!(
-                "{} exists already: back up into a new directory",
-                path.display()
-            )));
+            return Err(Error::new(
+                ErrorKind::InvalidParam,
+                format!(
+                    "{} exists already: back up into a new directory",
+                    path.display()
+                ),
+            ));
         }
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::internal(format_args!("cannot create {}: {e}", path.display())))?;
+        std::fs::create_dir_all(&path).map_err(|e| {
+            let message = format!("cannot create {}: {e}", path.display());
+            match e.kind() {
+                // The operator's choice of directory: a read-only place, or a file on the way.
+                std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::ReadOnlyFilesystem
+                | std::io::ErrorKind::NotADirectory
+                | std::io::ErrorKind::AlreadyExists => Error::new(ErrorKind::InvalidParam, message),
+                _ => Error::new(ErrorKind::Internal, message),
+            }
+        })?;
         let copy = Database::builder(&path)
             .open()
             .map_err(|e| Error::internal(format_args!("cannot create the copy: {e}")))?;

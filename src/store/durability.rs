@@ -5,9 +5,129 @@
 //! started after its ticket has finished. One waiter runs the sync for everybody whose ticket
 //! it covers; the others sleep on a condition variable. Under load, concurrent requests are
 //! acknowledged after a single disk flush instead of one each.
+//!
+//! Each group commit also leaves a high-water mark of acknowledged writes in two places (see
+//! [`AckMark`]): a record in the store, written in the journal after the writes it covers,
+//! and a small file next to the journal, written and synced once the flush succeeded. fjall
+//! cannot tell that it lost data: when it meets a damaged entry while replaying its journal, it
+//! truncates the journal there and opens without an error (only its debug log says so), and
+//! its recovery mode is not configurable. A damaged journal therefore shows as a store record
+//! older than the file: the writes acknowledged in between are lost.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
+
+/// One group commit's mark: its number (counting from the store's creation), when it was
+/// made, and the store's next sequence number then (every write batch below it is covered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
+    /// Group commits are numbered 1, 2, ...
+    pub n: u64,
+    /// Milliseconds since the Unix epoch.
+    pub ms: u64,
+    /// fjall's next sequence number when the mark was made.
+    pub seqno: u64,
+}
+
+const MAGIC: &[u8; 8] = b"OXACK001";
+const MARK_BYTES: usize = 32;
+
+impl Mark {
+    /// The bytes of the store record and of the file.
+    pub fn encode(&self) -> [u8; MARK_BYTES] {
+        let mut out = [0u8; MARK_BYTES];
+        out[..8].copy_from_slice(MAGIC);
+        out[8..16].copy_from_slice(&self.n.to_be_bytes());
+        out[16..24].copy_from_slice(&self.ms.to_be_bytes());
+        out[24..32].copy_from_slice(&self.seqno.to_be_bytes());
+        out
+    }
+
+    /// `None` for anything [`Mark::encode`] did not write.
+    pub fn decode(bytes: &[u8]) -> Option<Mark> {
+        if bytes.len() != MARK_BYTES || &bytes[..8] != MAGIC {
+            return None;
+        }
+        let u = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
+        Some(Mark {
+            n: u(8),
+            ms: u(16),
+            seqno: u(24),
+        })
+    }
+}
+
+/// The file that holds the mark of the last acknowledged group commit.
+pub struct AckMark {
+    file: Mutex<File>,
+    path: PathBuf,
+    next: AtomicU64,
+}
+
+/// The name of the mark file in the database directory (fjall ignores files it does not know).
+pub const ACK_FILE: &str = "oxisd-acknowledged";
+
+impl AckMark {
+    /// Opens (or creates) the mark file in `dir`; returns it and the mark it holds (`None` when
+    /// the file is new or unreadable).
+    pub fn open(dir: &Path) -> std::io::Result<(AckMark, Option<Mark>)> {
+        let path = dir.join(ACK_FILE);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(&path)?;
+        let bytes = std::fs::read(&path)?;
+        let mark = Mark::decode(&bytes);
+        if mark.is_none() && !bytes.is_empty() {
+            log::warn!(
+                "{} is not a mark of acknowledged writes; writing it anew",
+                path.display()
+            );
+        }
+        Ok((
+            AckMark {
+                file: Mutex::new(file),
+                path,
+                next: AtomicU64::new(mark.map_or(0, |m| m.n)),
+            },
+            mark,
+        ))
+    }
+
+    /// Group commits continue after `n`.
+    pub fn continue_after(&self, n: u64) {
+        self.next.fetch_max(n, Ordering::SeqCst);
+    }
+
+    /// The next group commit's mark, made now.
+    pub fn next_mark(&self, seqno: u64) -> Mark {
+        Mark {
+            n: self.next.fetch_add(1, Ordering::SeqCst) + 1,
+            ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            seqno,
+        }
+    }
+
+    /// Writes `mark` to the file and syncs it.
+    pub fn record(&self, mark: &Mark) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(&mark.encode())?;
+        file.sync_data()
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// Tracks written and synced tickets.
 #[derive(Default)]
@@ -93,6 +213,27 @@ mod tests {
             (1..320).contains(&n),
             "expected fewer flushes than waits, got {n}"
         );
+    }
+
+    #[test]
+    fn marks_survive_a_reopen_and_count_on() {
+        let dir = std::env::temp_dir().join(format!("oxisd-ackmark-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ack, found) = AckMark::open(&dir).unwrap();
+        assert_eq!(found, None);
+        let first = ack.next_mark(10);
+        let second = ack.next_mark(12);
+        assert_eq!((first.n, second.n), (1, 2));
+        ack.record(&second).unwrap();
+        drop(ack);
+        let (ack, found) = AckMark::open(&dir).unwrap();
+        assert_eq!(found, Some(second));
+        assert_eq!(ack.next_mark(13).n, 3);
+        ack.continue_after(9);
+        assert_eq!(ack.next_mark(13).n, 10);
+        assert_eq!(Mark::decode(b"short"), None);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

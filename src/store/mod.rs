@@ -2,7 +2,13 @@
 //! of record. Only this module (and its children) mention fjall.
 //!
 //! Keyspaces and their key layouts:
-//! - `meta`: `schema_version` -> u32 big-endian; other single values of the server.
+//! - `meta`: `schema_version` -> u32 big-endian; `public_keys` -> JSON list of every signing
+//!   key's public half, `[{"id": "ed25519:0", "public_key": "...", "lost": false}]` (see
+//!   [`Store::record_public_keys`]); `ack_mark` -> the mark of the last group commit (32 bytes,
+//!   see [`durability`]); other single values of the server.
+//!
+//! Next to fjall's files, `oxisd-acknowledged` holds the mark of the last acknowledged group
+//! commit; a store holding an older mark lost acknowledged writes (see [`durability`]).
 //! - `sid_session`, `triple_sid`, `purge_sid`: validation sessions (see [`sessions`]).
 //! - `tokenhash_account`, `user_terms`: accounts and accepted terms (see [`accounts`]).
 //! - `threepid_binding`, `pephash_threepid`: bindings and lookup hashes (see [`bindings`]).
@@ -28,13 +34,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{Error, Result};
-use durability::GroupSync;
+use durability::{AckMark, GroupSync, Mark};
 
 /// The layout version this build writes. A store with a higher version is refused; a lower one
 /// is migrated at open.
 pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+
+const ACK_KEY: &[u8] = b"ack_mark";
 
 /// The opened store.
 pub struct Store {
@@ -46,11 +54,29 @@ pub struct Store {
     invites: invites::Keyspaces,
     remote: remote::Keyspaces,
     sync: GroupSync,
+    /// The high-water mark of acknowledged writes, outside the journal (see [`durability`]).
+    ack: AckMark,
     path: PathBuf,
     /// When a write was last made durable (ms since the epoch; 0 once flushed while idle).
     last_write_ms: AtomicU64,
     /// Serialises binding writes: each rewrites a 3PID's hash entry from all its sources.
     binding_writes: std::sync::Mutex<()>,
+    /// True when this start created the store (it held no schema version yet).
+    created: bool,
+}
+
+const PUBLIC_KEYS_KEY: &[u8] = b"public_keys";
+
+/// The public half of a signing key, as recorded in the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedKey {
+    /// `ed25519:0`.
+    pub id: String,
+    /// Unpadded base64.
+    pub public_key: String,
+    /// The key file lost its private half: it answers isvalid but signs no more.
+    #[serde(default)]
+    pub lost: bool,
 }
 
 /// Memtable size of every keyspace. Small: memory stays low on a small box, and a restart
@@ -61,7 +87,36 @@ fn open_keyspace(db: &Database, name: &str) -> std::result::Result<Keyspace, Ope
     db.keyspace(name, || {
         KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
     })
-    .map_err(|e| OpenError(format!("cannot open keyspace {name}: {e}")))
+    .map_err(|e| OpenError(describe_open_error(&format!("keyspace {name}"), &e)))
+}
+
+/// What an error of `Database::open` (or of opening a keyspace) means for the operator: the
+/// lock hint only when another process holds the lock; damage and permissions named as such.
+fn describe_open_error(what: &str, e: &fjall::Error) -> String {
+    use fjall::Error as F;
+    let io_kind = match e {
+        F::Io(io) => Some(io.kind()),
+        F::Storage(fjall::LsmError::Io(io)) => Some(io.kind()),
+        _ => None,
+    };
+    match (e, io_kind) {
+        (F::Locked, _) => {
+            format!("cannot open {what}: it is locked (is another oxisd running on it?): {e}")
+        }
+        (_, Some(std::io::ErrorKind::PermissionDenied)) => format!(
+            "cannot open {what}: permission denied; the user oxisd runs as must own (or be able to read and write) every file below it: {e}"
+        ),
+        (_, Some(std::io::ErrorKind::StorageFull)) => {
+            format!("cannot open {what}: the disk is full: {e}")
+        }
+        (_, Some(_)) => format!("cannot open {what}: I/O error: {e}"),
+        (F::InvalidVersion(Some(v)), _) => format!(
+            "cannot open {what}: it was written in format version {v:?}, which this oxisd cannot read: {e}"
+        ),
+        _ => format!(
+            "cannot open {what}: the store is damaged ({e}); restore the data directory from a backup (see 'oxisd admin backup' in docs/TROUBLESHOOTING.md)"
+        ),
+    }
 }
 
 impl From<fjall::Error> for Error {
@@ -90,6 +145,17 @@ impl Store {
 
     /// Opens the store with a block cache of `cache_mib` MiB.
     pub fn open_with_cache(dir: &Path, cache_mib: u64) -> std::result::Result<Store, OpenError> {
+        Store::open_with_options(dir, cache_mib, false)
+    }
+
+    /// Opens the store with a block cache of `cache_mib` MiB. A store that lost acknowledged
+    /// writes (a damaged journal) is refused unless `accept_data_loss`; then the loss is logged
+    /// and the store opens as it is.
+    pub fn open_with_options(
+        dir: &Path,
+        cache_mib: u64,
+        accept_data_loss: bool,
+    ) -> std::result::Result<Store, OpenError> {
         let path = dir.join("db");
         std::fs::create_dir_all(&path).map_err(|e| {
             OpenError(format!(
@@ -101,9 +167,9 @@ impl Store {
             .cache_size(cache_mib.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| {
-                OpenError(format!(
-                    "cannot open the store at {} (is another oxisd running on it?): {e}",
-                    path.display()
+                OpenError(describe_open_error(
+                    &format!("the store at {}", path.display()),
+                    &e,
                 ))
             })?;
         let meta = open_keyspace(&db, "meta")?;
@@ -112,7 +178,13 @@ impl Store {
         let bindings = bindings::Keyspaces::open(&db)?;
         let invites = invites::Keyspaces::open(&db)?;
         let remote = remote::Keyspaces::open(&db)?;
-        let store = Store {
+        let (ack, acknowledged) = AckMark::open(&path).map_err(|e| {
+            OpenError(format!(
+                "cannot open the mark of acknowledged writes in {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut store = Store {
             db,
             meta,
             sessions,
@@ -121,15 +193,148 @@ impl Store {
             invites,
             remote,
             sync: GroupSync::default(),
+            ack,
             path,
             last_write_ms: AtomicU64::new(0),
             binding_writes: std::sync::Mutex::new(()),
+            created: false,
         };
-        store.check_schema()?;
+        store.created = store.check_schema()?;
+        store.check_acknowledged(acknowledged, accept_data_loss)?;
         Ok(store)
     }
 
-    fn check_schema(&self) -> std::result::Result<(), OpenError> {
+    /// Compares the mark of the last acknowledged group commit (from the file) with the last
+    /// one the store holds: an older one in the store means the journal lost writes it had
+    /// acknowledged. Then writes a fresh mark in both places.
+    fn check_acknowledged(
+        &self,
+        acknowledged: Option<Mark>,
+        accept_data_loss: bool,
+    ) -> std::result::Result<(), OpenError> {
+        let stored = self
+            .meta
+            .get(ACK_KEY)
+            .map_err(|e| OpenError(format!("cannot read the mark of acknowledged writes: {e}")))?
+            .and_then(|v| Mark::decode(&v))
+            .unwrap_or_default();
+        if let Some(acked) = acknowledged.filter(|a| a.n > stored.n) {
+            let when = |ms: u64| {
+                crate::logging::utc_timestamp(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                )
+            };
+            let recovered = self.db.seqno();
+            let batches = if acked.seqno > recovered {
+                format!(
+                    ", about {} write batches (sequence numbers {recovered} to {})",
+                    acked.seqno - recovered,
+                    acked.seqno - 1
+                )
+            } else {
+                String::new()
+            };
+            let since = if stored.n == 0 {
+                "since the store was created".to_string()
+            } else {
+                format!("after group commit #{} of {}", stored.n, when(stored.ms))
+            };
+            let what = format!(
+                "the store at {} lost writes it had acknowledged (its journal is damaged): {} group commits of one or more acknowledged writes each{batches}, made {since} up to #{} of {}, are gone",
+                self.path.display(),
+                acked.n - stored.n,
+                acked.n,
+                when(acked.ms)
+            );
+            if !accept_data_loss {
+                return Err(OpenError(format!(
+                    "{what}. Restore the data directory from a backup ('oxisd admin backup' makes them; see docs/TROUBLESHOOTING.md), or start with 'oxisd serve --accept-data-loss' to go on without those writes"
+                )));
+            }
+            log::error!("{what}; starting anyway (--accept-data-loss)");
+        }
+        self.ack
+            .continue_after(stored.n.max(acknowledged.map_or(0, |a| a.n)));
+        self.commit_mark().map_err(|e| {
+            OpenError(format!(
+                "cannot record the mark of acknowledged writes: {e}"
+            ))
+        })
+    }
+
+    /// One group commit: the mark into the journal after the writes it covers, the journal
+    /// synced, then the mark into its file.
+    fn commit_mark(&self) -> std::result::Result<(), String> {
+        let mark = self.ack.next_mark(self.db.seqno() + 1);
+        self.meta
+            .insert(ACK_KEY, mark.encode())
+            .and_then(|_| self.db.persist(PersistMode::SyncData))
+            .map_err(|e| e.to_string())?;
+        self.ack.record(&mark).map_err(|e| {
+            format!(
+                "cannot write the mark of acknowledged writes to {}: {e}",
+                self.ack.path().display()
+            )
+        })
+    }
+
+    /// True when this start created the store: it held nothing before.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The public keys recorded with [`Store::record_public_keys`], in the order recorded.
+    pub fn recorded_public_keys(&self) -> Result<Vec<RecordedKey>> {
+        match self.meta.get(PUBLIC_KEYS_KEY)? {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_slice(&v).map_err(|e| {
+                Error::internal(format_args!("the public key record is corrupt: {e}"))
+            }),
+        }
+    }
+
+    /// Records the public halves of `keys` (`(id, public key)`) next to those recorded before,
+    /// which are kept; the ids in `lost` are marked lost. Durable when it returns.
+    pub fn record_public_keys(&self, keys: &[(String, String)], lost: &[String]) -> Result<()> {
+        let mut recorded = self.recorded_public_keys()?;
+        let before = recorded.clone();
+        for (id, public_key) in keys {
+            match recorded.iter_mut().find(|r| r.id == *id) {
+                // A key file that holds the key again (restored from a backup) revives it.
+                Some(r) if r.public_key == *public_key => r.lost = false,
+                Some(r) => {
+                    // The same id with another key: the key file was replaced on purpose
+                    // (say, by the old server's key when migrating). The key file wins; the
+                    // replaced key answers no more.
+                    log::warn!(
+                        "the key file's {id} is not the key the store recorded under that id; recording the key file's, the other one no longer answers /pubkey"
+                    );
+                    r.public_key = public_key.clone();
+                    r.lost = false;
+                }
+                None => recorded.push(RecordedKey {
+                    id: id.clone(),
+                    public_key: public_key.clone(),
+                    lost: false,
+                }),
+            }
+        }
+        for r in recorded.iter_mut() {
+            if lost.contains(&r.id) {
+                r.lost = true;
+            }
+        }
+        if recorded == before {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&recorded)
+            .map_err(|e| Error::internal(format_args!("public key record: {e}")))?;
+        self.meta.insert(PUBLIC_KEYS_KEY, json)?;
+        self.durable()
+    }
+
+    /// Checks the schema version, recording it in a new store; true when the store was new.
+    fn check_schema(&self) -> std::result::Result<bool, OpenError> {
         let found = self
             .meta
             .get(SCHEMA_KEY)
@@ -140,7 +345,7 @@ impl Store {
                     .insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes())
                     .and_then(|_| self.db.persist(PersistMode::SyncData))
                     .map_err(|e| OpenError(format!("cannot record the schema version: {e}")))?;
-                Ok(())
+                Ok(true)
             }
             Some(v) => {
                 let version = <[u8; 4]>::try_from(&*v)
@@ -161,7 +366,7 @@ impl Store {
                         ))
                     })?;
                 }
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -224,7 +429,7 @@ impl Store {
             Ordering::Relaxed,
         );
         self.sync
-            .wait_durable(|| self.db.persist(PersistMode::SyncData))
+            .wait_durable(|| self.commit_mark())
             .map_err(|e| Error::internal(format_args!("store flush failed: {e}")))
     }
 
@@ -282,6 +487,70 @@ mod tests {
         }
         let store = Store::open(&dir).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn open_errors_name_their_cause() {
+        let what = "the store at /x";
+        let locked = describe_open_error(what, &fjall::Error::Locked);
+        assert!(locked.contains("another oxisd"), "{locked}");
+        let denied = describe_open_error(
+            what,
+            &fjall::Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        );
+        assert!(
+            denied.contains("permission denied") && !denied.contains("another oxisd"),
+            "{denied}"
+        );
+        let damaged = describe_open_error(
+            what,
+            &fjall::Error::JournalRecovery(fjall::JournalRecoveryError::ChecksumMismatch),
+        );
+        assert!(
+            damaged.contains("damaged") && !damaged.contains("another oxisd"),
+            "{damaged}"
+        );
+    }
+
+    #[test]
+    fn public_keys_are_recorded_kept_and_marked_lost() {
+        let dir = temp_dir("pubkeys");
+        let store = Store::open(&dir).unwrap();
+        assert!(store.created());
+        let k = |id: &str, key: &str| (id.to_string(), key.to_string());
+        store
+            .record_public_keys(&[k("ed25519:0", "A")], &[])
+            .unwrap();
+        store
+            .record_public_keys(&[k("ed25519:1", "B")], &[])
+            .unwrap();
+        store
+            .record_public_keys(
+                &[k("ed25519:2", "C")],
+                &["ed25519:0".into(), "ed25519:1".into()],
+            )
+            .unwrap();
+        let lost: Vec<(String, bool)> = store
+            .recorded_public_keys()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.lost))
+            .collect();
+        assert_eq!(
+            lost,
+            [
+                ("ed25519:0".into(), true),
+                ("ed25519:1".into(), true),
+                ("ed25519:2".into(), false)
+            ]
+        );
+        store.close().unwrap();
+        drop(store);
+        let store = Store::open(&dir).unwrap();
+        assert!(!store.created());
+        assert_eq!(store.recorded_public_keys().unwrap().len(), 3);
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }

@@ -65,9 +65,14 @@ pub fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
-/// The oxisd binary under test.
+/// The oxisd binary under test: the one cargo built, or `$OXISD_TEST_BINARY` (to run the
+/// tests against another build, e.g. to see a new test fail on the code before a fix).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_oxisd")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("OXISD_TEST_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxisd").to_string())
+    })
 }
 
 /// A running oxisd.
