@@ -8,7 +8,10 @@
 //!
 //! Each group commit also leaves a high-water mark of acknowledged writes in two places (see
 //! [`AckMark`]): a record in the store, written in the journal after the writes it covers,
-//! and a small file next to the journal, written and synced once the flush succeeded. fjall
+//! and a small file next to the journal, written and synced once the flush succeeded, by a
+//! writer thread of its own, so that an acknowledgement waits for one disk flush, not two. The
+//! file may lag the store by the writer's flush (it is never ahead of it, so a crash never
+//! raises a false alarm); what a damaged journal loses before that is detected. fjall
 //! cannot tell that it lost data: when it meets a damaged entry while replaying its journal, it
 //! truncates the journal there and opens without an error (only its debug log says so), and
 //! its recovery mode is not configurable. A damaged journal therefore shows as a store record
@@ -17,7 +20,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// One group commit's mark: its number (counting from the store's creation), when it was
 /// made, and the store's next sequence number then (every write batch below it is covered).
@@ -61,9 +64,21 @@ impl Mark {
 
 /// The file that holds the mark of the last acknowledged group commit.
 pub struct AckMark {
-    file: Mutex<File>,
+    file: Arc<Mutex<File>>,
     path: PathBuf,
     next: AtomicU64,
+    /// The newest mark not yet in the file, for the writer thread.
+    pending: Arc<(Mutex<Option<Mark>>, Condvar)>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Writes `mark` at the start of `file` and syncs it.
+fn write_mark(file: &Mutex<File>, mark: &Mark) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    file.seek(std::io::SeekFrom::Start(0))?;
+    file.write_all(&mark.encode())?;
+    file.sync_data()
 }
 
 /// The name of the mark file in the database directory (fjall ignores files it does not know).
@@ -89,9 +104,11 @@ impl AckMark {
         }
         Ok((
             AckMark {
-                file: Mutex::new(file),
+                file: Arc::new(Mutex::new(file)),
                 path,
                 next: AtomicU64::new(mark.map_or(0, |m| m.n)),
+                pending: Arc::default(),
+                writer: Mutex::new(None),
             },
             mark,
         ))
@@ -114,18 +131,83 @@ impl AckMark {
         }
     }
 
-    /// Writes `mark` to the file and syncs it.
+    /// Writes `mark` to the file and syncs it, now (at open and close).
     pub fn record(&self, mark: &Mark) -> std::io::Result<()> {
-        use std::io::{Seek, Write};
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.seek(std::io::SeekFrom::Start(0))?;
-        file.write_all(&mark.encode())?;
-        file.sync_data()
+        self.flush_pending();
+        write_mark(&self.file, mark)
+    }
+
+    /// Hands `mark` to the writer thread, which writes the newest mark it has and syncs it.
+    pub fn record_soon(&self, mark: Mark) {
+        let (slot, wake) = &*self.pending;
+        {
+            let mut pending = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.is_none_or(|p| p.n < mark.n) {
+                *pending = Some(mark);
+            }
+        }
+        wake.notify_one();
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.is_none() {
+            let (file, pending) = (Arc::downgrade(&self.file), Arc::downgrade(&self.pending));
+            let path = self.path.clone();
+            *writer = std::thread::Builder::new()
+                .name("ack-mark".into())
+                .spawn(move || mark_writer(file, pending, path))
+                .map_err(|e| {
+                    log::error!("cannot start the writer of {}: {e}", "oxisd-acknowledged")
+                })
+                .ok();
+        }
+    }
+
+    /// Writes the mark still waiting for the writer thread, if any.
+    pub fn flush_pending(&self) {
+        let taken = self
+            .pending
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mark) = taken
+            && let Err(e) = write_mark(&self.file, &mark)
+        {
+            log::error!("cannot write {}: {e}", self.path.display());
+        }
     }
 
     /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The writer thread of [`AckMark::record_soon`]: writes the newest pending mark, until the
+/// mark's owner is gone.
+fn mark_writer(
+    file: std::sync::Weak<Mutex<File>>,
+    pending: std::sync::Weak<(Mutex<Option<Mark>>, Condvar)>,
+    path: PathBuf,
+) {
+    loop {
+        let Some(shared) = pending.upgrade() else {
+            return;
+        };
+        let (slot, wake) = &*shared;
+        let mark = {
+            let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut guard, _) = wake
+                .wait_timeout_while(guard, std::time::Duration::from_secs(1), |p| p.is_none())
+                .unwrap_or_else(|p| p.into_inner());
+            guard.take()
+        };
+        drop(shared);
+        let (Some(mark), Some(file)) = (mark, file.upgrade()) else {
+            continue;
+        };
+        if let Err(e) = write_mark(&file, &mark) {
+            log::error!("cannot write {}: {e}", path.display());
+        }
     }
 }
 

@@ -263,19 +263,26 @@ impl Store {
     }
 
     /// One group commit: the mark into the journal after the writes it covers, the journal
-    /// synced, then the mark into its file.
+    /// synced, then the mark into its file: at once at open, by the mark's writer thread after
+    /// an ordinary commit (the acknowledgement does not wait for a second flush).
     fn commit_mark(&self) -> std::result::Result<(), String> {
-        let mark = self.ack.next_mark(self.db.seqno() + 1);
-        self.meta
-            .insert(ACK_KEY, mark.encode())
-            .and_then(|_| self.db.persist(PersistMode::SyncData))
-            .map_err(|e| e.to_string())?;
+        let mark = self.group_commit()?;
         self.ack.record(&mark).map_err(|e| {
             format!(
                 "cannot write the mark of acknowledged writes to {}: {e}",
                 self.ack.path().display()
             )
         })
+    }
+
+    /// The journal part of [`Store::commit_mark`]; the mark goes to the writer thread.
+    fn group_commit(&self) -> std::result::Result<Mark, String> {
+        let mark = self.ack.next_mark(self.db.seqno() + 1);
+        self.meta
+            .insert(ACK_KEY, mark.encode())
+            .and_then(|_| self.db.persist(PersistMode::SyncData))
+            .map_err(|e| e.to_string())?;
+        Ok(mark)
     }
 
     /// True when this start created the store: it held nothing before.
@@ -429,7 +436,7 @@ impl Store {
             Ordering::Relaxed,
         );
         self.sync
-            .wait_durable(|| self.commit_mark())
+            .wait_durable(|| self.group_commit().map(|mark| self.ack.record_soon(mark)))
             .map_err(|e| Error::internal(format_args!("store flush failed: {e}")))
     }
 
@@ -442,6 +449,8 @@ impl Store {
     /// tables too, so the next start has no journal to replay.
     pub fn close(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
+        // The mark of the last acknowledged commit, if its writer has not written it yet.
+        self.ack.flush_pending();
         for keyspace in self.keyspaces() {
             keyspace.rotate_memtable()?;
         }
