@@ -332,26 +332,43 @@ fn the_check_page_before_a_start_offers_the_start() {
     assert!(text.contains("Publish at upstream"), "{text}");
 }
 
-#[test]
-fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
+/// An upstream that went down, and how to start it again on the same port and data.
+struct StoppedUpstream {
+    dir: Arc<TempDir>,
+    config: Value,
+    port: u16,
+}
+
+impl StoppedUpstream {
+    fn restart(&mut self) -> TestServer {
+        merge(&mut self.config, &json!({"server": {"port": self.port}}));
+        TestServer::start_in(self.dir.clone(), self.config.clone())
+    }
+}
+
+/// A downstream server (with the admin listener) where `address` was validated and published
+/// at an upstream, which then stopped; the downstream, the session id and the upstream.
+fn published_then_upstream_down(address: &str) -> (TestServer, String, StoppedUpstream) {
     let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
-    let up_dir = Arc::new(TempDir::new("upstream"));
-    let mut up_config = smtp_config(&up_mail);
+    let dir = Arc::new(TempDir::new("upstream"));
+    let mut config = smtp_config(&up_mail);
+    merge(&mut config, &json!({"server": {"name": "upstream.test"}}));
+    let up = TestServer::start_in(dir.clone(), config.clone());
+    let port = up.addr.port();
+    let mut down_config = downstream_config(&down_mail, &format!("http://{}", up.addr), true);
     merge(
-        &mut up_config,
-        &json!({"server": {"name": "upstream.test"}}),
-    );
-    let up = TestServer::start_in(up_dir.clone(), up_config.clone());
-    let up_addr = up.addr;
-    let mut config = downstream_config(&down_mail, &format!("http://{up_addr}"), true);
-    merge(
-        &mut config,
+        &mut down_config,
         &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
     );
-    let down = TestServer::start_with(config);
-    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "mona@example.org");
-
+    let down = TestServer::start_with(down_config);
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, address);
     up.stop();
+    (down, sid, StoppedUpstream { dir, config, port })
+}
+
+#[test]
+fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
+    let (down, sid, mut upstream) = published_then_upstream_down("mona@example.org");
     let r = bind(&down, &sid, "@mona:example.org");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -360,8 +377,7 @@ fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
     );
 
     // Back on the same port and data: the bind arrives.
-    merge(&mut up_config, &json!({"server": {"port": up_addr.port()}}));
-    let up = TestServer::start_in(up_dir, up_config);
+    let up = upstream.restart();
     assert_eq!(
         wait_for_lookup(&up, "mona@example.org", Some("@mona:example.org"))["mxid"],
         "@mona:example.org",
@@ -387,24 +403,7 @@ fn a_bind_made_while_the_upstream_is_down_is_delivered_when_it_is_back() {
 
 #[test]
 fn a_bind_and_an_unbind_queued_while_the_upstream_is_down_arrive_in_order() {
-    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
-    let up_dir = Arc::new(TempDir::new("upstream"));
-    let mut up_config = smtp_config(&up_mail);
-    merge(
-        &mut up_config,
-        &json!({"server": {"name": "upstream.test"}}),
-    );
-    let up = TestServer::start_in(up_dir.clone(), up_config.clone());
-    let up_addr = up.addr;
-    let mut config = downstream_config(&down_mail, &format!("http://{up_addr}"), true);
-    merge(
-        &mut config,
-        &json!({"admin": {"enabled": true, "port": free_port(), "token": TOKEN}}),
-    );
-    let down = TestServer::start_with(config);
-    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "nina@example.org");
-
-    up.stop();
+    let (down, sid, mut upstream) = published_then_upstream_down("nina@example.org");
     assert_eq!(bind(&down, &sid, "@nina:example.org").status, 200);
     let r = unbind(&down, &sid, "nina@example.org", "@nina:example.org");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -414,8 +413,7 @@ fn a_bind_and_an_unbind_queued_while_the_upstream_is_down_arrive_in_order() {
         "{metrics}"
     );
 
-    merge(&mut up_config, &json!({"server": {"port": up_addr.port()}}));
-    let up = TestServer::start_in(up_dir, up_config);
+    let up = upstream.restart();
     assert!(down.wait_for_log("forwarded the unbind", WAIT).is_some());
     assert_eq!(lookup(&up, "nina@example.org"), json!({}));
     // The upstream saw the bind, then the unbind.
