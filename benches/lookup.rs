@@ -33,6 +33,9 @@ fn address(n: u64) -> String {
 
 /// Fills a store with `n` bindings; returns the pepper.
 fn prepare_bindings(dir: &Path, n: u64) -> String {
+    // A server's first start makes the store and its signing key (a used store without its
+    // key refuses to start), as on a real box before an import.
+    drop(start(dir));
     let store = Store::open(&dir.join("data")).unwrap();
     let peppers = Peppers::load_or_create(&store).unwrap();
     let now = 1_795_000_000_000u64;

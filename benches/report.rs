@@ -245,6 +245,10 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("oxisd-report-lookup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let config = write_config(&dir, None);
+    // A server's first start makes the store and its signing key (a used store without its
+    // key refuses to start), as on a real box before an import.
+    drop(common::start(&config));
     let pepper = {
         let store = Store::open(&dir.join("data")).unwrap();
         let peppers = Peppers::load_or_create(&store).unwrap();
@@ -283,7 +287,6 @@ fn main() {
         store.close().unwrap();
         Arc::new(pepper)
     };
-    let config = write_config(&dir, None);
     let server = common::start(&config);
     notes.push(format!(
         "start-up to the first answer with {bindings} bindings: {:.1} ms",

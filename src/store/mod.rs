@@ -255,6 +255,11 @@ impl Store {
         }
         self.ack
             .continue_after(stored.n.max(acknowledged.map_or(0, |a| a.n)));
+        if stored.n > 0 && acknowledged == Some(stored) {
+            // Both places agree (a clean stop, or a crash after the file caught up): nothing
+            // to write, and a start costs no flush.
+            return Ok(());
+        }
         self.commit_mark().map_err(|e| {
             OpenError(format!(
                 "cannot record the mark of acknowledged writes: {e}"
