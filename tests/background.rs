@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::sessions::{V1, request_token};
+use crate::support::sessions::{V1, request_token, wait_until_swept};
 use crate::support::{TempDir, TestServer};
 
 /// A server with a 1 s session lifetime (so a 1 s maintenance tick) and `panic` as the seam.
@@ -38,22 +38,12 @@ fn a_task_that_panics_once_goes_on_with_its_work() {
     assert!(line.contains("OXISD_TEST_PANIC_TASK"), "{line}");
     // The sweeper goes on: the session expires after 1 s, and one more lifetime later it is
     // removed (404 instead of "expired").
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        let r = s.get(&format!(
-            "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
-        ));
-        if r.status == 404 {
-            r.assert_error(404, "M_NO_VALID_SESSION");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sweeper stopped after its panic: the session was never swept ({})",
-            r.text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_swept(
+        &s,
+        &sid,
+        "sec",
+        "the sweeper stopped after its panic: the session was never swept",
+    );
     assert_eq!(
         count(&s, "background task 'sweeper' panicked"),
         1,

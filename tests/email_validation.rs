@@ -214,21 +214,7 @@ fn sessions_expire_and_are_swept() {
     assert_eq!(page.status, 400);
     assert!(page.text().contains("expired"), "{}", page.text());
     // Kept one more lifetime, then removed by the sweeper.
-    let deadline = std::time::Instant::now() + Duration::from_secs(8);
-    loop {
-        let r = s.get(&format!(
-            "{V1}/3pid/getValidated3pid?sid={sid}&client_secret=sec"
-        ));
-        if r.status == 404 {
-            r.assert_error(404, "M_NO_VALID_SESSION");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the expired session was never swept"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_swept(&s, &sid, "sec", "the expired session was never swept");
     // An expired session is replaced by a new one on the next request.
     let again = request_token(&s, V1, "hank@example.org", "sec", 1).json()["sid"]
         .as_str()

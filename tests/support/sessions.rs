@@ -89,3 +89,24 @@ pub fn validate_email_via_log(s: &TestServer, email: &str, secret: &str) -> Stri
     assert_eq!(s.get(&path_of(&link)).status, 200, "validation link");
     sid
 }
+
+/// Waits (up to 8 s) until the sweeper removed session `sid`: getValidated3pid answers 404
+/// `M_NO_VALID_SESSION` instead of "expired". Panics with `what` and the last answer otherwise.
+pub fn wait_until_swept(s: &TestServer, sid: &str, secret: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let r = s.get(&format!(
+            "{V1}/3pid/getValidated3pid?sid={sid}&client_secret={secret}"
+        ));
+        if r.status == 404 {
+            r.assert_error(404, "M_NO_VALID_SESSION");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} ({})",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
