@@ -6,7 +6,7 @@
 use http_body_util::Full;
 use hyper::StatusCode;
 use hyper::body::Bytes;
-use hyper::header::HeaderValue;
+use hyper::header::{self, HeaderName, HeaderValue};
 
 use crate::error::Error;
 
@@ -54,14 +54,14 @@ impl From<Error> for Reply {
     }
 }
 
-const CORS: [(&str, &str); 3] = [
-    ("access-control-allow-origin", "*"),
+const CORS: [(HeaderName, &str); 3] = [
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
     (
-        "access-control-allow-methods",
+        header::ACCESS_CONTROL_ALLOW_METHODS,
         "GET, POST, PUT, DELETE, OPTIONS",
     ),
     (
-        "access-control-allow-headers",
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
         "Origin, X-Requested-With, Content-Type, Accept, Authorization",
     ),
 ];
@@ -74,51 +74,43 @@ pub type Response = hyper::Response<Full<Bytes>>;
 /// without reading the request body).
 pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
     let status = reply.status();
-    let (body, headers): (Vec<u8>, Vec<(&str, String)>) = match reply {
+    // Header names are hyper's constants and fixed values static: nothing is parsed or copied
+    // for them; only a value built for this reply (a redirect's target, a content type) is
+    // checked.
+    let mut built: Option<(HeaderName, String)> = None;
+    let mut cache_control: Option<&'static str> = None;
+    let (body, fixed): (Vec<u8>, &[(HeaderName, &'static str)]) = match reply {
         Reply::Json(_, value) => (
             serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()),
-            vec![("content-type", "application/json".into())],
+            JSON_HEADERS,
         ),
-        Reply::Html(_, html) => (
-            html.into_bytes(),
-            vec![
-                ("content-type", "text/html; charset=utf-8".into()),
-                ("cache-control", "no-store".into()),
-                ("x-content-type-options", "nosniff".into()),
-                ("referrer-policy", "no-referrer".into()),
-                (
-                    "content-security-policy",
-                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'".into(),
-                ),
-            ],
-        ),
-        Reply::Redirect(url) => (
-            Vec::new(),
-            vec![
-                ("location", url),
-                ("cache-control", "no-store".into()),
-                ("referrer-policy", "no-referrer".into()),
-            ],
-        ),
+        Reply::Html(_, html) => (html.into_bytes(), HTML_HEADERS),
+        Reply::Redirect(url) => {
+            built = Some((header::LOCATION, url));
+            (Vec::new(), REDIRECT_HEADERS)
+        }
         Reply::Static {
             content_type,
             body,
-            cache_control,
-        } => (
-            body,
-            vec![
-                ("content-type", content_type),
-                ("cache-control", cache_control.into()),
-                ("x-content-type-options", "nosniff".into()),
-            ],
-        ),
-        Reply::Empty => (Vec::new(), Vec::new()),
+            cache_control: cache,
+        } => {
+            built = Some((header::CONTENT_TYPE, content_type));
+            cache_control = Some(cache);
+            (body, STATIC_HEADERS)
+        }
+        Reply::Empty => (Vec::new(), &[]),
     };
     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
-    for (name, value) in headers {
+    for (name, value) in fixed {
+        map.insert(name.clone(), HeaderValue::from_static(value));
+    }
+    if let Some(value) = cache_control {
+        map.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    if let Some((name, value)) = built {
         match HeaderValue::from_str(&value) {
             Ok(value) => {
                 map.insert(name, value);
@@ -138,10 +130,30 @@ pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
         }
     }
     if close {
-        map.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        map.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
+
+const JSON_HEADERS: &[(HeaderName, &str)] = &[(header::CONTENT_TYPE, "application/json")];
+
+const HTML_HEADERS: &[(HeaderName, &str)] = &[
+    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    ),
+];
+
+const REDIRECT_HEADERS: &[(HeaderName, &str)] = &[
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+const STATIC_HEADERS: &[(HeaderName, &str)] = &[(header::X_CONTENT_TYPE_OPTIONS, "nosniff")];
 
 #[cfg(test)]
 mod tests {

@@ -25,25 +25,37 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The literal segments of a route's pattern (a mount prefix, then the route's path); they are
+/// plain ASCII, so they are compared as they are written, without decoding or copying.
+fn pattern_segments(mount: Mount, route: &'static Route) -> impl Iterator<Item = &'static str> {
+    mount
+        .prefix()
+        .split('/')
+        .chain(route.path.split('/'))
+        .filter(|s| !s.is_empty())
+}
+
 /// Finds the route of [`ROUTES`] for `method` and `path` (without query string).
 pub fn route(method: Method, path: &str) -> Result<Matched, Error> {
     route_in(ROUTES, method, path)
 }
 
-/// Finds the route of `table` for `method` and `path` (without query string).
+/// Finds the route of `table` for `method` and `path` (without query string). The request's
+/// segments are decoded once; the table is walked without allocating.
 pub fn route_in(table: &'static [Route], method: Method, path: &str) -> Result<Matched, Error> {
     let segs = segments(path);
     let mut path_known = false;
     for route in table {
         for &mount in route.mounts {
-            let pattern = segments(mount.prefix())
-                .into_iter()
-                .chain(segments(route.path));
-            let pattern: Vec<String> = pattern.collect();
-            let Some(params) = match_segments(&pattern, &segs) else {
+            if !matches(pattern_segments(mount, route), &segs) {
                 continue;
-            };
+            }
             if route.method == method {
+                let params = pattern_segments(mount, route)
+                    .zip(&segs)
+                    .filter(|(p, _)| is_parameter(p))
+                    .map(|(_, s)| s.clone())
+                    .collect();
                 return Ok(Matched {
                     route,
                     mount,
@@ -63,19 +75,19 @@ pub fn route_in(table: &'static [Route], method: Method, path: &str) -> Result<M
     }
 }
 
-fn match_segments(pattern: &[String], segs: &[String]) -> Option<Vec<String>> {
-    if pattern.len() != segs.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (p, s) in pattern.iter().zip(segs) {
-        if p.starts_with('{') && p.ends_with('}') {
-            params.push(s.clone());
-        } else if p != s {
-            return None;
+fn is_parameter(pattern: &str) -> bool {
+    pattern.starts_with('{') && pattern.ends_with('}')
+}
+
+/// Whether `pattern` has as many segments as `segs` and its literal ones are equal.
+fn matches(mut pattern: impl Iterator<Item = &'static str>, segs: &[String]) -> bool {
+    for s in segs {
+        match pattern.next() {
+            Some(p) if is_parameter(p) || p == s => {}
+            _ => return false,
         }
     }
-    Some(params)
+    pattern.next().is_none()
 }
 
 /// Every mounted path, for the start-up log.
