@@ -53,7 +53,10 @@ fn encodings_match_python_canonicaljson_byte_for_byte() {
         let ok = match v.expect.as_str() {
             "same" => {
                 counts[0] += 1;
-                let theirs = v.canonicaljson.as_deref().expect("a 'same' vector has bytes");
+                let theirs = v
+                    .canonicaljson
+                    .as_deref()
+                    .expect("a 'same' vector has bytes");
                 ours.as_deref().ok().map(str::as_bytes) == Some(theirs.as_bytes())
             }
             "normalised" => {
