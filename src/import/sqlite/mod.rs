@@ -5,8 +5,11 @@
 //! The file may be corrupt or hostile, so every offset, length and page number is checked
 //! before use, each b-tree page may be visited once per scan, the tree depth and row sizes are
 //! bounded, and any violation is an [`SqliteError`], never a panic. It does not read WAL files,
-//! indexes, `WITHOUT ROWID` tables or UTF-16 databases, and it does not lock the file: the
-//! program that writes it must be stopped (or its WAL checkpointed) first.
+//! indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated columns or UTF-16
+//! databases, and it does not lock the file: the program that writes it must be stopped (or its
+//! WAL checkpointed) first. Values read as SQLite reads them (`differential.rs` checks this
+//! against SQLite itself): whole numbers stored in REAL columns come back as reals, and records
+//! older than an ALTER TABLE ADD COLUMN read the column's DEFAULT.
 //!
 //! Format reference: <https://www.sqlite.org/fileformat2.html>.
 
