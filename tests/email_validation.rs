@@ -46,6 +46,12 @@ fn a_non_ascii_next_link_is_percent_encoded_in_the_redirect() {
         r.header("Location").unwrap(),
         format!("https://app.example.org/caf%C3%A9?q=%E2%9C%93&sid={sid}#/f%C3%BCr")
     );
+    // A browser (here the WHATWG parser of the url crate) reads the redirect as the link the
+    // client gave, with the sid added to its query.
+    let mut want =
+        url::Url::parse("https://app.example.org/caf\u{e9}?q=\u{2713}#/f\u{fc}r").unwrap();
+    want.query_pairs_mut().append_pair("sid", &sid);
+    assert_eq!(url::Url::parse(r.header("Location").unwrap()), Ok(want));
 }
 
 #[test]

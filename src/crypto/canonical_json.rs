@@ -177,6 +177,9 @@ fn write_string(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
+mod vectors;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -50,6 +50,27 @@ const MAX_NEXT_LINK: usize = 2048;
 /// `M_INVALID_PARAM`, so a redirect after validation can only go where the client was allowed to
 /// send it.
 pub fn check_next_link(link: &str, allowed_hosts: &[String]) -> Result<()> {
+    let (_, host) = next_link_target(link)?;
+    if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        return Err(Error::new(
+            ErrorKind::InvalidParam,
+            "Invalid next_link: its host is not one this server redirects to",
+        ));
+    }
+    Ok(())
+}
+
+/// Where [`check_next_link`] believes a link goes: its scheme (`http` or `https`) and its host,
+/// lower-case (an IPv6 address without its brackets).
+///
+/// The host must be one a browser reads the same way (checked against the `url` crate in
+/// `params/differential.rs`): ASCII letters, digits, `.`, `-` and `_`, with any `xn--` label the
+/// exact Punycode of a lower-case label; an IPv4 address as four decimal numbers; or an IPv6
+/// address in brackets. Browsers rewrite other forms (`%67ood.example`, `ｇｏｏｄ.example` and
+/// `127.1` become `good.example`, `good.example` and `127.0.0.1`), so the host on the allowed
+/// list could differ from the one the browser visits; such links are refused, as is a port
+/// that is not a number up to 65535.
+fn next_link_target(link: &str) -> Result<(&'static str, String)> {
     let bad = |why: &str| Error::new(ErrorKind::InvalidParam, format!("Invalid next_link: {why}"));
     if link.len() > MAX_NEXT_LINK {
         return Err(bad("it is too long"));
@@ -61,30 +82,100 @@ pub fn check_next_link(link: &str, allowed_hosts: &[String]) -> Result<()> {
         return Err(bad("it contains spaces, backslashes or control characters"));
     }
     let lower = link.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| bad("only http:// and https:// links are allowed"))?;
+    let (scheme, rest) = if let Some(rest) = lower.strip_prefix("https://") {
+        ("https", rest)
+    } else if let Some(rest) = lower.strip_prefix("http://") {
+        ("http", rest)
+    } else {
+        return Err(bad("only http:// and https:// links are allowed"));
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if authority.contains('@') {
         return Err(bad("user names in links are not allowed"));
     }
-    let host = if host_port.starts_with('[') {
-        host_port
-            .split_once(']')
-            .map(|(h, _)| &h[1..])
-            .unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ip, port) = bracketed
+                .split_once(']')
+                .ok_or_else(|| bad("its IPv6 address has no closing ']'"))?;
+            if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("its host is not a valid IPv6 address"));
+            }
+            (ip, port)
+        }
+        None => {
+            let end = authority.find(':').unwrap_or(authority.len());
+            let (host, port) = authority.split_at(end);
+            if host.is_empty() {
+                return Err(bad("it has no host"));
+            }
+            if !is_plain_host(host) {
+                return Err(bad(
+                    "its host is not a plain host name (letters, digits, '.', '-', '_'; \
+                     internationalised names in their xn-- form) or IPv4 address \
+                     (four decimal numbers)",
+                ));
+            }
+            (host, port)
+        }
     };
-    if host.is_empty() {
-        return Err(bad("it has no host"));
+    if let Some(digits) = port.strip_prefix(':') {
+        if !digits.is_empty()
+            && (!digits.bytes().all(|b| b.is_ascii_digit())
+                || digits.parse::<u32>().map_or(true, |p| p > 65535))
+        {
+            return Err(bad("its port is not a number from 0 to 65535"));
+        }
+    } else if !port.is_empty() {
+        return Err(bad("its host is followed by something other than a port"));
     }
-    if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-        return Err(bad("its host is not one this server redirects to"));
+    Ok((scheme, host.to_string()))
+}
+
+/// Whether a lower-case host is one browsers leave as it is: a name of letters, digits, `.`,
+/// `-` and `_` (each `xn--` label the exact Punycode of a lower-case Unicode label) that does
+/// not end in a number, or an IPv4 address as four decimal numbers without leading zeros.
+fn is_plain_host(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    // A last label that is a number (decimal or 0x hex), ignoring one trailing dot, makes
+    // browsers read the whole host as an IPv4 address, in forms such as `127.1` or `0x7f.1`.
+    let last = match labels.as_slice() {
+        [.., last, ""] => *last,
+        [.., last] => *last,
+        [] => "",
+    };
+    let numeric = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+        || last
+            .strip_prefix("0x")
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if numeric {
+        return labels.len() == 4
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 3
+                    && l.bytes().all(|b| b.is_ascii_digit())
+                    && (l.len() == 1 || !l.starts_with('0'))
+                    && l.parse::<u16>().is_ok_and(|n| n <= 255)
+            });
     }
-    Ok(())
+    labels.iter().all(|label| {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'))
+        {
+            return false;
+        }
+        match label.strip_prefix("xn--") {
+            None => true,
+            Some(puny) => super::punycode::decode(puny).is_some_and(|decoded| {
+                !decoded.is_ascii()
+                    && super::punycode::encode(&decoded).as_deref() == Some(puny)
+                    && decoded
+                        .chars()
+                        .all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || c == '-')
+            }),
+        }
+    })
 }
 
 /// `next_link` with `sid=<sid>` added to its query (before any fragment), as sydent and
@@ -134,6 +225,9 @@ pub fn url_encode(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod differential;
 
 #[cfg(test)]
 mod tests {

@@ -5,11 +5,17 @@
 //! The file may be corrupt or hostile, so every offset, length and page number is checked
 //! before use, each b-tree page may be visited once per scan, the tree depth and row sizes are
 //! bounded, and any violation is an [`SqliteError`], never a panic. It does not read WAL files,
-//! indexes, `WITHOUT ROWID` tables or UTF-16 databases, and it does not lock the file: the
-//! program that writes it must be stopped (or its WAL checkpointed) first.
+//! indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated columns or UTF-16
+//! databases, and it does not lock the file: the program that writes it must be stopped (or its
+//! WAL checkpointed) first. Values read as SQLite reads them (`differential.rs` checks this
+//! against SQLite itself): whole numbers stored in REAL columns come back as reals, and records
+//! older than an ALTER TABLE ADD COLUMN read the column's DEFAULT.
 //!
 //! Format reference: <https://www.sqlite.org/fileformat2.html>.
 
+mod affinity;
+#[cfg(test)]
+mod differential;
 mod record;
 mod schema;
 #[cfg(test)]
@@ -24,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use record::varint;
-pub use schema::{Column, TableDef, parse_create_table};
+pub use schema::{Affinity, Column, TableDef, parse_create_table};
 
 /// Deepest b-tree accepted (SQLite's own trees stay far below: fan-out is at least 2 per page).
 const MAX_DEPTH: usize = 40;
@@ -282,12 +288,37 @@ impl Database {
             .ok()
             .filter(|r| *r >= 1)
             .ok_or_else(|| SqliteError(format!("table '{name}' has no b-tree (virtual table?)")))?;
+        if let Some(c) = def.columns.iter().find(|c| !c.stored) {
+            return Err(SqliteError(format!(
+                "table '{name}' has a computed (VIRTUAL) column '{}', which this importer does \
+                 not compute",
+                c.name
+            )));
+        }
         let columns: Arc<[String]> = def.columns.iter().map(|c| c.name.clone()).collect();
         let alias = def.columns.iter().position(|c| c.rowid_alias);
-        let stored = (0..def.columns.len())
-            .filter(|&i| def.columns[i].stored)
+        let stored = (0..def.columns.len()).collect();
+        let mut rows = Rows::new(self, root, columns, alias, stored);
+        rows.real = def
+            .columns
+            .iter()
+            .map(|c| c.affinity() == Affinity::Real)
             .collect();
-        Ok(Rows::new(self, root, columns, alias, stored))
+        rows.defaults = def
+            .columns
+            .iter()
+            .map(|c| match &c.default {
+                None => Ok(Value::Null),
+                Some(sql) => affinity::default_value(sql, c.affinity()).ok_or_else(|| {
+                    format!(
+                        "column '{}' of table '{name}' was added with DEFAULT {sql}, which this \
+                         importer cannot compute for the rows written before it",
+                        c.name
+                    )
+                }),
+            })
+            .collect();
+        Ok(rows)
     }
 
     fn page(&self, n: u32) -> Result<Vec<u8>> {
@@ -334,6 +365,11 @@ pub struct Rows<'a> {
     alias: Option<usize>,
     /// The columns a record holds values for, in record order.
     stored: Vec<usize>,
+    /// Columns of REAL affinity, whose whole numbers are stored as integers.
+    real: Vec<bool>,
+    /// What each column reads as when a record predates it (ALTER TABLE ADD COLUMN), or why
+    /// that cannot be computed.
+    defaults: Vec<std::result::Result<Value, String>>,
     stack: Vec<Frame>,
     visited: HashSet<u32>,
     pending_root: Option<u32>,
@@ -353,6 +389,8 @@ impl<'a> Rows<'a> {
             columns,
             alias,
             stored,
+            real: Vec::new(),
+            defaults: Vec::new(),
             stack: Vec::new(),
             visited: HashSet::new(),
             pending_root: Some(root),
@@ -497,7 +535,20 @@ impl<'a> Rows<'a> {
 
     /// Decodes a record into a row.
     fn row(&self, rowid: i64, payload: &[u8]) -> Result<Row> {
-        let values = record::decode(payload, rowid, self.columns.len(), &self.stored, self.alias)?;
+        let mut values =
+            record::decode(payload, rowid, self.columns.len(), &self.stored, self.alias)?;
+        if !self.defaults.is_empty() {
+            for &col in self.stored.iter().skip(record::field_count(payload)?) {
+                if let Some(default) = self.defaults.get(col) {
+                    values[col] = default.clone().map_err(SqliteError)?;
+                }
+            }
+        }
+        for (value, real) in values.iter_mut().zip(&self.real) {
+            if let (true, Value::Integer(n)) = (real, &value) {
+                *value = Value::Real(*n as f64);
+            }
+        }
         Ok(Row {
             columns: self.columns.clone(),
             values,

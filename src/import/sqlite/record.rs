@@ -22,6 +22,22 @@ pub(super) fn varint(buf: &[u8], pos: &mut usize) -> Result<u64> {
     Ok(v)
 }
 
+/// How many values a record holds: fewer than the table's columns when ALTER TABLE added
+/// columns after it was written.
+pub(super) fn field_count(payload: &[u8]) -> Result<usize> {
+    let mut pos = 0;
+    let header_len = usize::try_from(varint(payload, &mut pos)?)
+        .ok()
+        .filter(|&h| h >= pos && h <= payload.len())
+        .ok_or_else(|| SqliteError::corrupt("a record header is longer than the record"))?;
+    let mut n = 0;
+    while pos < header_len {
+        varint(&payload[..header_len], &mut pos)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Decodes the record of row `rowid` into `columns` values. `stored` maps the record's values,
 /// in order, to columns (virtual generated columns have none); `alias` is the rowid alias
 /// column, whose NULL stands for the rowid. Columns the record lacks (added later by ALTER

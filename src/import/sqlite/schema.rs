@@ -13,6 +13,43 @@ pub struct Column {
     pub rowid_alias: bool,
     /// Whether records hold a value for it (false for `GENERATED ... VIRTUAL` columns).
     pub stored: bool,
+    /// Its `DEFAULT`, as SQL text (`'x'`, `-5`, `X'00'`, `NULL`, `(1 + 1)`), which records
+    /// written before ALTER TABLE added the column read as.
+    pub default: Option<String>,
+}
+
+/// How SQLite converts the values of a column (datatype3.html, "Determination Of Column
+/// Affinity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    /// `INT` in the type.
+    Integer,
+    /// `CHAR`, `CLOB` or `TEXT`.
+    Text,
+    /// `BLOB`, or no type.
+    Blob,
+    /// `REAL`, `FLOA` or `DOUB`.
+    Real,
+    /// Anything else.
+    Numeric,
+}
+
+impl Column {
+    /// The column's affinity, from its declared type, by SQLite's rules in their order.
+    pub fn affinity(&self) -> Affinity {
+        let t = self.decl_type.as_str();
+        if t.contains("INT") {
+            Affinity::Integer
+        } else if ["CHAR", "CLOB", "TEXT"].iter().any(|w| t.contains(w)) {
+            Affinity::Text
+        } else if t.is_empty() || t.contains("BLOB") {
+            Affinity::Blob
+        } else if ["REAL", "FLOA", "DOUB"].iter().any(|w| t.contains(w)) {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
 }
 
 /// What the reader needs of a table definition.
@@ -243,6 +280,8 @@ pub fn parse_create_table(sql: &str) -> Result<TableDef, String> {
             let desc = rest.get(p + 2).is_some_and(|t| t.is_kw("DESC"));
             column_pk.push((columns.len(), desc));
         }
+        let default =
+            top_level_position(rest, |t| t.is_kw("DEFAULT")).map(|p| default_sql(&rest[p + 1..]));
         let generated = top_level_position(rest, |t| t.is_kw("AS")).is_some();
         let stored = !generated || top_level_position(rest, |t| t.is_kw("STORED")).is_some();
         columns.push(Column {
@@ -250,6 +289,7 @@ pub fn parse_create_table(sql: &str) -> Result<TableDef, String> {
             decl_type: type_words.join(" "),
             rowid_alias: false,
             stored,
+            default,
         });
     }
     if columns.is_empty() {
@@ -271,6 +311,75 @@ pub fn parse_create_table(sql: &str) -> Result<TableDef, String> {
         columns,
         without_rowid,
     })
+}
+
+/// The SQL text of the default value at the start of `toks`: a parenthesised expression, or a
+/// literal, with its sign and a number's pieces (`3`, `.`, `5e`, `-`, `3`) put back together.
+fn default_sql(toks: &[Tok]) -> String {
+    fn push(out: &mut String, t: &Tok) {
+        match t {
+            Tok::Punct(c) => out.push(*c),
+            Tok::Word(w) => out.push_str(w),
+            Tok::Str(s) => out.push_str(&format!("'{}'", s.replace('\'', "''"))),
+            Tok::Quoted(s) => out.push_str(&format!("\"{}\"", s.replace('"', "\"\""))),
+        }
+    }
+    let mut out = String::new();
+    if toks.first() == Some(&Tok::Punct('(')) {
+        let mut depth = 0usize;
+        for t in toks {
+            push(&mut out, t);
+            match t {
+                Tok::Punct('(') => depth += 1,
+                Tok::Punct(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        return out;
+    }
+    let mut i = 0;
+    while let Some(Tok::Punct(c @ ('+' | '-'))) = toks.get(i) {
+        out.push(*c);
+        i += 1;
+    }
+    let number_start = match toks.get(i) {
+        Some(Tok::Word(w)) => w.starts_with(|c: char| c.is_ascii_digit()),
+        Some(Tok::Punct('.')) => true,
+        _ => false,
+    };
+    if number_start {
+        let mut prev: Option<&Tok> = None;
+        while let Some(t) = toks.get(i) {
+            let fits = match (prev, t) {
+                (None, _) => true,
+                (Some(Tok::Word(_)), Tok::Punct('.')) => !out.contains('.'),
+                (Some(Tok::Punct('.')), Tok::Word(_)) => true,
+                (Some(Tok::Word(w)), Tok::Punct('+' | '-')) => w.ends_with(['e', 'E']),
+                (Some(Tok::Punct('+' | '-')), Tok::Word(_)) => true,
+                _ => false,
+            };
+            if !fits {
+                break;
+            }
+            push(&mut out, t);
+            prev = Some(t);
+            i += 1;
+        }
+    } else if let Some(t) = toks.get(i) {
+        push(&mut out, t);
+        // X'00ff': a blob.
+        if t.is_kw("X")
+            && let Some(hex @ Tok::Str(_)) = toks.get(i + 1)
+        {
+            push(&mut out, hex);
+        }
+    }
+    out
 }
 
 /// The position of the first token outside parentheses that matches.
