@@ -8,6 +8,9 @@
 //! `OXISD_BENCH_CLIENTS` (default 4), `OXISD_BENCH_CACHE_MIB` (`storage.cacheSize`, default 4),
 //! `OXISD_BENCH_KEEP` (keep the stores and their config for inspection).
 
+// Benchmark code: a failed unwrap or expect ends the run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

@@ -13,6 +13,9 @@
 //! machine's cores. Environment: `OXISD_BENCH_SECONDS` (per measurement, default 5),
 //! `OXISD_BENCH_BINDINGS` (default 1000000).
 
+// Benchmark code: a failed unwrap or expect ends the run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 #[path = "../tests/support/smtp.rs"]

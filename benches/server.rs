@@ -5,6 +5,9 @@
 //! environment: `OXISD_BENCH_SECONDS` (default 10) for the throughput run,
 //! `OXISD_BENCH_CLIENTS` (default 8).
 
+// Benchmark code: a failed unwrap or expect ends the run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

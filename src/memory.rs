@@ -4,6 +4,8 @@
 //! Elsewhere (musl, the static ARM builds) these are no-ops.
 
 /// Limits the allocator to two arenas; called once at start, before threads are spawned.
+// unsafe: glibc's mallopt has no safe wrapper.
+#[allow(unsafe_code)]
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
@@ -13,6 +15,8 @@ pub fn limit_arenas() {
 }
 
 /// Returns freed heap memory to the system; called now and then from a background thread.
+// unsafe: glibc's malloc_trim has no safe wrapper.
+#[allow(unsafe_code)]
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only releases unused memory.

@@ -104,6 +104,8 @@ fn serve_refuses_an_invalid_config_with_a_clear_message() {
 /// With no config at all the server starts on its embedded defaults in the working directory.
 /// This is the only test on the fixed default port 8090.
 #[test]
+// unsafe: kill(2) through libc, to send SIGINT (std only has SIGKILL).
+#[allow(unsafe_code)]
 fn serve_without_config_uses_the_embedded_defaults() {
     let dir = TempDir::new("defaults");
     let mut child = std::process::Command::new(crate::support::binary())

@@ -1,6 +1,9 @@
 //! The integration test binary: every test starts a real oxisd process on 127.0.0.1 port 0 and
 //! talks HTTP to it. One module per endpoint family.
 
+// Test code: a failed unwrap or expect is a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 /// v2 accounts: register with OpenID, whoami, logout, the address guard, token checks.

@@ -146,6 +146,8 @@ fn https_and_plain_listeners_serve_the_same_api() {
 }
 
 #[test]
+// unsafe: kill(2) through libc, to send SIGHUP.
+#[allow(unsafe_code)]
 fn sighup_loads_a_new_certificate_and_keeps_the_old_one_on_errors() {
     let (server, addr) = start_tls();
     let dir = server.dir.path().to_path_buf();

@@ -28,6 +28,8 @@ pub struct Server {
 }
 
 impl Drop for Server {
+    // unsafe: kill(2) through libc, to send SIGTERM (std only has SIGKILL).
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

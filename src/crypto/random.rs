@@ -1,5 +1,7 @@
 //! Secrets from the operating system's random source, and constant-time comparison of them.
 
+use subtle::ConstantTimeEq;
+
 use crate::error::{Error, Result};
 
 /// `n` random bytes.
@@ -39,13 +41,10 @@ pub fn digits(n: usize) -> Result<String> {
     Ok(out)
 }
 
-/// Compares two secrets in time that depends only on their lengths.
+/// Compares two secrets in time that depends only on their lengths (slices of different
+/// lengths are unequal at once).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]
@@ -76,6 +75,8 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"abcd", b"abc"));
+        assert!(!constant_time_eq(b"", b"a"));
         assert!(constant_time_eq(b"", b""));
     }
 }

@@ -189,38 +189,16 @@ pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> 
 /// Percent-decodes `s` (and `+` as space when `plus_is_space`, for query strings). Invalid
 /// escapes are kept as written; invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (
-                    bytes.get(i + 1).and_then(|b| hex(*b)),
-                    bytes.get(i + 2).and_then(|b| hex(*b)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced;
+    let s = if plus_is_space {
+        spaced = s.replace('+', " ");
+        &spaced
+    } else {
+        s
+    };
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses a query string (`a=1&b=x%20y`) into decoded pairs.
@@ -288,6 +266,8 @@ mod tests {
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("bad%zzend%", false), "bad%zzend%");
         assert_eq!(percent_decode("%e6%97%a5", false), "日");
+        assert_eq!(percent_decode("%41%4", false), "A%4");
+        assert_eq!(percent_decode("%ff+x", true), "\u{FFFD} x");
         assert_eq!(
             parse_query("sid=1&client_secret=a%3Db&flag"),
             vec![

@@ -13,6 +13,8 @@
 //! Every placeholder also exists with an `_URL_ENCODED` suffix. Unknown placeholders are left
 //! untouched. The output has CRLF line endings.
 
+use sailfish::runtime::escape::escape_to_string;
+
 use crate::crypto::base64;
 use crate::threepid::params::url_encode;
 
@@ -174,27 +176,16 @@ fn resolve(name: &str, vars: &Vars, ctx: Context) -> Option<String> {
     let (value, kind) = vars.lookup(name)?;
     Some(match ctx {
         Context::Text => value.to_string(),
-        Context::Html => html_escape(value),
+        Context::Html => {
+            // & < > " ' all escaped: safe in element content and in quoted attribute values.
+            let mut escaped = String::with_capacity(value.len());
+            escape_to_string(value, &mut escaped);
+            escaped
+        }
         Context::OtherHeader => header_text(value),
         Context::AddressHeader if kind == ValueKind::Address => value.to_string(),
         Context::AddressHeader => header_phrase(value),
     })
-}
-
-/// Escapes text for HTML content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn header_text(s: &str) -> String {
@@ -280,6 +271,21 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with("--B--\r\n"), "{out:?}");
+    }
+
+    #[test]
+    fn html_parts_escape_quotes_for_attributes() {
+        let mut v = vars("O'Neil \"x\" & co");
+        v.text("LINK", "https://x.test/\"><script>");
+        let out = render_email(TEMPLATE, &v);
+        assert!(
+            out.contains("<p>O&#039;Neil &quot;x&quot; &amp; co</p>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("href=\"https://x.test/&quot;&gt;&lt;script&gt;\""),
+            "{out}"
+        );
     }
 
     #[test]

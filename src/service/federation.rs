@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use percent_encoding::{AsciiSet, utf8_percent_encode};
 use serde_json::Value;
 
 use crate::config::FederationConfig;
@@ -31,11 +32,14 @@ use crate::crypto::signing::verify_json;
 use crate::homeserver::HomeserverClient;
 use crate::homeserver::discovery::https_url;
 use crate::homeserver::srv::SrvResolver;
+use crate::threepid::params::{COMPONENT, url_encode};
 
 /// The SRV service label of identity servers.
 const SERVICE: &str = "_matrix-identity._tcp";
 const LOOKUP_PATH: &str = "/_matrix/identity/api/v1/lookup";
 const PUBKEY_PATH: &str = "/_matrix/identity/api/v1/pubkey/";
+/// A key id in a path segment: `:` may stay as it is there (`ed25519:0`).
+const KEY_ID: &AsciiSet = &COMPONENT.remove(b':');
 /// Largest answer read from a remote identity server.
 const ANSWER_LIMIT: u64 = 16 * 1024;
 /// At most this many SRV targets are tried for one lookup.
@@ -198,7 +202,7 @@ impl Federation {
             let base = https_url(&record.target, record.port);
             let url = format!(
                 "{base}{LOOKUP_PATH}?medium=email&address={}",
-                encode(address, b"")
+                url_encode(address)
             );
             match hs.get_url_json(&url, Some(ANSWER_LIMIT)) {
                 Ok(answer) => return self.check(hs, &base, address, answer, now),
@@ -289,7 +293,7 @@ impl Federation {
         if let Some(key) = lock(&self.keys).get(&cache_key, now) {
             return Some(key);
         }
-        let url = format!("{base}{PUBKEY_PATH}{}", encode(key_id, b":"));
+        let url = format!("{base}{PUBKEY_PATH}{}", utf8_percent_encode(key_id, KEY_ID));
         let answer = match hs.get_url_json(&url, Some(ANSWER_LIMIT)) {
             Ok(answer) => answer,
             Err(e) => {
@@ -344,19 +348,6 @@ fn host_part(name: &str) -> String {
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986) and those in `keep`.
-fn encode(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,9 +365,10 @@ mod tests {
 
     #[test]
     fn encoding() {
-        assert_eq!(encode("a+b@x.test", b""), "a%2Bb%40x.test");
-        assert_eq!(encode("ed25519:0/x", b":"), "ed25519:0%2Fx");
-        assert_eq!(encode("é", b""), "%C3%A9");
+        assert_eq!(url_encode("a+b@x.test"), "a%2Bb%40x.test");
+        let key_id = |k| utf8_percent_encode(k, KEY_ID).to_string();
+        assert_eq!(key_id("ed25519:0/x"), "ed25519:0%2Fx");
+        assert_eq!(key_id("é"), "%C3%A9");
     }
 
     #[test]

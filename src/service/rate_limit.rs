@@ -66,17 +66,19 @@ impl Taken<'_> {
 /// The same limiter may appear several times (with different keys, or the same key, which then
 /// needs as many tokens).
 pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> Result<Taken<'a>> {
-    // Each distinct limiter locked once, in address order.
-    let mut order: Vec<&'a RateLimiter> = limits.iter().map(|(l, _)| *l).collect();
-    order.sort_by_key(|l| *l as *const RateLimiter as usize);
-    order.dedup_by_key(|l| *l as *const RateLimiter as usize);
+    // Each distinct limiter locked once, in address order; `limits[i]` uses `guards[slots[i]]`.
+    let mut by_address: Vec<usize> = (0..limits.len()).collect();
+    by_address.sort_by_key(|&i| limits[i].0 as *const RateLimiter as usize);
+    let mut order: Vec<&'a RateLimiter> = Vec::with_capacity(limits.len());
+    let mut slots = vec![0; limits.len()];
+    for i in by_address {
+        let limiter = limits[i].0;
+        if !order.last().is_some_and(|l| std::ptr::eq(*l, limiter)) {
+            order.push(limiter);
+        }
+        slots[i] = order.len() - 1;
+    }
     let mut guards: Vec<MutexGuard<'a, Buckets>> = order.iter().map(|l| l.lock()).collect();
-    let slot = |l: &RateLimiter| {
-        order
-            .iter()
-            .position(|o| std::ptr::eq(*o, l))
-            .expect("every limiter is locked")
-    };
     // Check everything first, so a refusal changes nothing.
     for (i, (limiter, key)) in limits.iter().enumerate() {
         let key = key.as_ref();
@@ -84,7 +86,7 @@ pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> 
             .iter()
             .filter(|(l, k)| std::ptr::eq(*l, *limiter) && k.as_ref() == key)
             .count() as f64;
-        let tokens = limiter.level(&guards[slot(limiter)], key, now_ms);
+        let tokens = limiter.level(&guards[slots[i]], key, now_ms);
         if tokens < needed {
             let wait = ((needed - tokens) * limiter.refill_ms).ceil() as u64;
             crate::metrics::METRICS.rate_limited(limiter.what);
@@ -96,9 +98,9 @@ pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> 
         }
     }
     let mut taken = Vec::with_capacity(limits.len());
-    for (limiter, key) in limits {
+    for (i, (limiter, key)) in limits.iter().enumerate() {
         let key = key.as_ref();
-        limiter.take_one(&mut guards[slot(limiter)], key, now_ms);
+        limiter.take_one(&mut guards[slots[i]], key, now_ms);
         taken.push((*limiter, key.to_string()));
     }
     Ok(Taken { taken })

@@ -1,5 +1,7 @@
 //! Checks of the identifiers and links clients send with 3PID sessions.
 
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
+
 use crate::error::{Error, ErrorKind, Result};
 
 /// True for the spec's grammar of client secrets, sids and invite tokens:
@@ -197,33 +199,24 @@ pub fn with_sid(next_link: &str, sid: &str) -> String {
     out
 }
 
-/// Percent-encodes the UTF-8 bytes of non-ASCII characters, leaving ASCII as it is.
+/// Every byte but RFC 3986's unreserved characters (`A-Za-z0-9-._~`): what is safe, as is, in
+/// both a path segment and a query value.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes the UTF-8 bytes of non-ASCII characters (and ASCII control characters,
+/// which [`check_next_link`] refuses anyway), leaving the rest of ASCII as it is.
 pub fn encode_non_ascii(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    out
+    utf8_percent_encode(s, CONTROLS).to_string()
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986).
+/// Percent-encodes everything but unreserved characters (RFC 3986), for a path segment or a
+/// query value.
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -299,5 +292,20 @@ mod tests {
             with_sid("https://a.b/#/room", "x=1"),
             "https://a.b/?sid=x%3D1#/room"
         );
+        assert_eq!(
+            with_sid("https://ex\u{e4}mple.org/p?q=\u{65e5}", "s"),
+            "https://ex%C3%A4mple.org/p?q=%E6%97%A5&sid=s"
+        );
+    }
+
+    #[test]
+    fn url_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(url_encode("aZ09-._~"), "aZ09-._~");
+        assert_eq!(
+            url_encode("a+b c/d?e&f=g#h%:@"),
+            "a%2Bb%20c%2Fd%3Fe%26f%3Dg%23h%25%3A%40"
+        );
+        assert_eq!(url_encode("\u{e9}"), "%C3%A9");
+        assert_eq!(encode_non_ascii("/a?b=c d#\u{e9}"), "/a?b=c d#%C3%A9");
     }
 }

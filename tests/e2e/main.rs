@@ -10,6 +10,8 @@
 //! `catch_unwind`, so one failure does not stop the others).
 
 #![allow(dead_code)]
+// Test code: a failed unwrap or expect is a failed check.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -1125,6 +1127,8 @@ static OXISD: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
 
 /// On SIGINT, SIGTERM or SIGHUP: stop Synapse (it runs in its own session, so a Ctrl-C does not
 /// reach it) and oxisd, then exit.
+// unsafe: kill(2) through libc on the oxisd child from a signal-handling thread.
+#[allow(unsafe_code)]
 fn stop_on_signals() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals =

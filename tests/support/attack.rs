@@ -68,6 +68,8 @@ fn logged_addr(server: &TestServer, prefix: &str) -> SocketAddr {
 }
 
 /// Starts oxisd (base config with `patch`) under `RLIMIT_NOFILE` = `limit`, soft and hard.
+// unsafe: setrlimit in the child before exec, through libc (std has no wrapper).
+#[allow(unsafe_code)]
 pub fn start_with_fd_limit(patch: Value, limit: libc::rlim_t) -> TestServer {
     let dir = Arc::new(TempDir::new("fdlimit"));
     TestServer::start_in_with(dir, patch, move |command| {
@@ -90,6 +92,8 @@ pub fn start_with_fd_limit(patch: Value, limit: libc::rlim_t) -> TestServer {
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (servers started afterwards
 /// inherit it); returns the new soft limit.
+// unsafe: getrlimit and setrlimit through libc (std has no wrapper).
+#[allow(unsafe_code)]
 pub fn raise_fd_limit() -> libc::rlim_t {
     let mut rl = libc::rlimit {
         rlim_cur: 0,

@@ -195,6 +195,8 @@ impl TestServer {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
+    // unsafe: kill(2) through libc, to send SIGTERM (std only has SIGKILL).
+    #[allow(unsafe_code)]
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         // SAFETY: plain kill(2) on our own child's pid.

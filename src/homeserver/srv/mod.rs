@@ -15,13 +15,9 @@
 //! The targets are names, not addresses: resolve them through the address guard
 //! (`crate::homeserver::guard`) before dialing.
 
-use std::collections::hash_map::RandomState;
-use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 mod error;
 mod resolv_conf;
@@ -106,7 +102,6 @@ impl SrvResolver {
             return Err(SrvError::NoNameserver);
         }
         let deadline = Instant::now() + self.timeout;
-        let mut rng = Rng::seeded();
         let mut last_error = None;
         for (i, server) in self.nameservers.iter().enumerate() {
             let now = Instant::now();
@@ -116,8 +111,8 @@ impl SrvResolver {
             }
             let turns = u32::try_from(self.nameservers.len() - i).unwrap_or(u32::MAX);
             let until = now + left / turns;
-            match ask(*server, &question, until, &mut rng) {
-                Ok(records) => return Ok(order(records, &mut rng)),
+            match ask(*server, &question, until) {
+                Ok(records) => return Ok(order(records, random_below)),
                 Err(e) => {
                     log::debug!("SRV lookup at {server}: {e}");
                     last_error = Some(e);
@@ -217,11 +212,10 @@ fn ask(
     server: SocketAddr,
     question: &Question,
     until: Instant,
-    rng: &mut Rng,
 ) -> Result<Vec<SrvRecord>, SrvError> {
     let mut edns = true;
     loop {
-        let id = (rng.next() >> 48) as u16;
+        let id = query_id(question)?;
         let query = build_query(id, question, edns);
         let mut response = udp_exchange(server, &query, id, question, until)?;
         if response.truncated {
@@ -528,7 +522,8 @@ fn parse_answers(response: &Response, question: &Question) -> Result<Vec<SrvReco
 /// RFC 2782 order: ascending priority; within one priority a weighted random draw, repeated
 /// over the records not drawn yet (weight-0 records are placed first, so they are drawn
 /// only rarely while others remain).
-fn order(mut records: Vec<SrvRecord>, rng: &mut Rng) -> Vec<SrvRecord> {
+/// `below(n)` draws a number in `0..n`.
+fn order(mut records: Vec<SrvRecord>, mut below: impl FnMut(u64) -> u64) -> Vec<SrvRecord> {
     records.sort_by_key(|r| r.priority);
     let mut ordered = Vec::with_capacity(records.len());
     for group in records.chunk_by(|a, b| a.priority == b.priority) {
@@ -536,7 +531,7 @@ fn order(mut records: Vec<SrvRecord>, rng: &mut Rng) -> Vec<SrvRecord> {
         pool.sort_by_key(|r| r.weight != 0);
         while !pool.is_empty() {
             let total: u64 = pool.iter().map(|r| u64::from(r.weight)).sum();
-            let draw = rng.below(total + 1);
+            let draw = below(total + 1);
             let mut running = 0;
             let mut pick = pool.len() - 1;
             for (i, r) in pool.iter().enumerate() {
@@ -552,41 +547,26 @@ fn order(mut records: Vec<SrvRecord>, rng: &mut Rng) -> Vec<SrvRecord> {
     ordered
 }
 
-/// A small random generator (SplitMix64), seeded per lookup from /dev/urandom, std's
-/// randomly keyed hasher, the clock and a counter. Good for query ids and weighted draws;
-/// not for keys.
-struct Rng(u64);
+/// A query id from the operating system's random source: an off-path attacker who could
+/// guess it could forge answers.
+fn query_id(question: &Question) -> Result<u16, SrvError> {
+    let mut id = [0u8; 2];
+    getrandom::fill(&mut id).map_err(|e| SrvError::Io {
+        name: question.display.clone(),
+        error: io::Error::other(format!("no randomness for a query id: {e}")),
+    })?;
+    Ok(u16::from_ne_bytes(id))
+}
 
-impl Rng {
-    fn seeded() -> Rng {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = RandomState::new().build_hasher();
-        let mut entropy = [0u8; 16];
-        if let Ok(mut urandom) = File::open("/dev/urandom") {
-            // Without it the hasher's random keys still make the seed unpredictable.
-            let _ = urandom.read_exact(&mut entropy);
+/// A number in `0..n` from the operating system's random source, for the weighted draws.
+/// They need no secrecy: without randomness the draw is 0 (the first candidate).
+fn random_below(n: u64) -> u64 {
+    match getrandom::u64() {
+        Ok(r) => r % n.max(1),
+        Err(e) => {
+            log::warn!("no randomness for an SRV weighted draw: {e}");
+            0
         }
-        hasher.write(&entropy);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        hasher.write_u128(nanos);
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        Rng(hasher.finish())
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 

@@ -3,10 +3,28 @@ use super::*;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 const NAME: &str = "_matrix-fed._tcp.example.org";
+
+/// A deterministic generator (SplitMix64), so damage and draws repeat from run to run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
 /// Where "example.org" starts in a message whose question is NAME: after the header,
 /// "\x0b_matrix-fed" and "\x04_tcp".
 const EXAMPLE_ORG_AT: u16 = 12 + 12 + 5;
@@ -468,7 +486,7 @@ fn weighted_order_within_a_priority() {
     let mut rng = Rng(42);
     let mut heavy_first = 0;
     for _ in 0..2000 {
-        let ordered = order(records.clone(), &mut rng);
+        let ordered = order(records.clone(), |n| rng.below(n));
         let names: Vec<&str> = ordered.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(names[0], "first");
         assert_eq!(names[4], "backup");
@@ -514,4 +532,13 @@ nameserver\t203.0.113.5
     assert!(parse_resolv_conf("").is_empty());
     // Reading the system file never panics (and sends nothing).
     let _ = SrvResolver::from_system(Duration::from_secs(1));
+}
+
+#[test]
+fn query_ids_are_random() {
+    let question = Question::new(NAME).unwrap();
+    let ids: std::collections::HashSet<u16> =
+        (0..64).map(|_| query_id(&question).unwrap()).collect();
+    // 64 draws of 16 bits: a handful of repeats at most, never a sequence stuck on one value.
+    assert!(ids.len() > 56, "{ids:?}");
 }

@@ -7,6 +7,8 @@
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the soft limit then in force, or
 /// `None` where it cannot be known.
+// unsafe: getrlimit and setrlimit are called through libc; std has no wrapper.
+#[allow(unsafe_code)]
 pub fn raise_open_files_limit() -> Option<u64> {
     #[cfg(unix)]
     {

@@ -135,15 +135,14 @@ impl<T> TimedIo<T> {
 }
 
 impl<T> TimedIo<T> {
-    fn io(&mut self) -> Pin<&mut T>
+    /// The stream; it is handed back only when this is dropped, so in practice never gone.
+    fn io(&mut self) -> io::Result<Pin<&mut T>>
     where
         T: Unpin,
     {
-        Pin::new(
-            self.inner
-                .as_mut()
-                .expect("the stream is present until dropped"),
-        )
+        self.inner.as_mut().map(Pin::new).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotConnected, "the stream was handed back")
+        })
     }
 }
 
@@ -192,7 +191,7 @@ impl<T: AsyncWrite + Unpin> TimedIo<T> {
         cx: &mut Context<'_>,
         op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        match op(self.io(), cx) {
+        match op(self.io()?, cx) {
             Poll::Ready(result) => {
                 self.write_stalled = None;
                 Poll::Ready(result)
@@ -216,7 +215,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match this.io().poll_read(cx, buf) {
+        match this.io()?.poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     this.clock.bytes_arrived();

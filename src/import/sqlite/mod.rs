@@ -486,11 +486,10 @@ impl<'a> Rows<'a> {
     /// The rowid and the whole payload of the leaf cell at `off` of the top page.
     fn leaf_cell(&self, off: usize) -> Result<(i64, Vec<u8>)> {
         let usable = self.db.usable;
-        let data = &self
-            .stack
-            .last()
-            .expect("a leaf frame is on the stack")
-            .data[..usable];
+        let Some(frame) = self.stack.last() else {
+            return Err(SqliteError("no leaf page to read a cell from".into()));
+        };
+        let data = &frame.data[..usable];
         let mut pos = off;
         let size = varint(data, &mut pos)?;
         let rowid = varint(data, &mut pos)? as i64;
