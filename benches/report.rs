@@ -57,6 +57,8 @@ fn write_config(dir: &Path, smtp_port: Option<u16>) -> PathBuf {
             "perClient": {"burst": 1_000_000_000u64, "refill": 1},
             "perRecipient": {"burst": 1_000_000_000u64, "refill": 1},
         }},
+        // The figures are of the lookups, not of the per-client budget.
+        "lookup": {"rateLimit": {"perClient": {"addressesPerSecond": 0}}},
     });
     if let Some(port) = smtp_port {
         config["threepid"] = serde_json::json!({"medium": {"email": {
