@@ -110,6 +110,7 @@ fn start(dir: &Path) -> Server {
         "server": {"hostname": "127.0.0.1", "port": 0, "name": "bench.test", "workers": 16},
         "storage": {"path": dir.join("data"), "cacheSize": env_num("OXISD_BENCH_CACHE_MIB", 4)},
         "logging": {"level": "warn", "requests": false},
+        "lookup": {"rateLimit": {"perClient": {"addressesPerSecond": 0}}},
     });
     let path = dir.join("config.yaml");
     std::fs::write(&path, config.to_string()).unwrap();

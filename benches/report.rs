@@ -10,8 +10,10 @@
 //! under load; the status ping; requestToken with mail really sent to a local SMTP sink; submitToken; bind;
 //! v2 lookups of 1 000 hashes against 1 000 000 bindings; each at 1 and 8 concurrent clients,
 //! with p50 and p99. Every acknowledged write is durable. The load generator shares the
-//! machine's cores. Environment: `OXISD_BENCH_SECONDS` (per measurement, default 5),
-//! `OXISD_BENCH_BINDINGS` (default 1000000).
+//! machine's cores. Then the server CPU per address of v1 bulk lookups and v2 lookups at 500 to
+//! 10 000 addresses per request (one client). Environment: `OXISD_BENCH_SECONDS` (per
+//! measurement, default 5), `OXISD_BENCH_BINDINGS` (default 1000000), `OXISD_BENCH_ONLY` (a
+//! comma-separated subset of `sessions`, `lookup`, `bulk`; the table is then not written).
 
 // Benchmark code: a failed unwrap or expect ends the run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,7 +37,7 @@ use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 
-use common::{Make, Server, connect, env_num, request, rss_mib};
+use common::{Make, Server, connect, cpu_seconds, env_num, request, rss_mib};
 
 const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
 const V1: &str = "/_matrix/identity/api/v1";
@@ -58,6 +60,8 @@ fn write_config(dir: &Path, smtp_port: Option<u16>) -> PathBuf {
             "perClient": {"burst": 1_000_000_000u64, "refill": 1},
             "perRecipient": {"burst": 1_000_000_000u64, "refill": 1},
         }},
+        // The figures are of the lookups, not of the per-client budget.
+        "lookup": {"rateLimit": {"perClient": {"addressesPerSecond": 0}}},
     });
     if let Some(port) = smtp_port {
         config["threepid"] = serde_json::json!({"medium": {"email": {
@@ -95,6 +99,42 @@ fn measure(
     }
 }
 
+/// Whether `OXISD_BENCH_ONLY` (unset: everything) asks for `part`.
+fn wanted(part: &str) -> bool {
+    std::env::var("OXISD_BENCH_ONLY")
+        .map(|only| only.split(',').any(|p| p.trim() == part))
+        .unwrap_or(true)
+}
+
+/// Batch sizes of the per-address CPU figures.
+const BATCHES: [u64; 4] = [500, 1_000, 5_000, 10_000];
+
+/// Microseconds of server CPU per address, one keep-alive client sending `bodies` (each of
+/// `batch` addresses) in turn for `seconds`.
+fn cpu_per_address(
+    server: &Server,
+    seconds: u64,
+    path: &'static str,
+    token: Option<&'static str>,
+    batch: u64,
+    bodies: Vec<String>,
+) -> f64 {
+    let bodies = Arc::new(bodies);
+    let before = cpu_seconds(server.child.id());
+    let load = common::load(
+        server.addr,
+        1,
+        seconds,
+        token,
+        Arc::new(move |_, n| {
+            let body = bodies[n as usize % bodies.len()].clone();
+            ("POST", path.to_string(), body)
+        }),
+    );
+    let cpu = cpu_seconds(server.child.id()) - before;
+    cpu * 1e6 / (load.done * batch) as f64
+}
+
 /// The `token=` of the link in a mail.
 fn token_in(mail: &smtp::ReceivedMail) -> (String, String) {
     let link = mail
@@ -111,13 +151,8 @@ fn token_in(mail: &smtp::ReceivedMail) -> (String, String) {
     (param("sid"), param("token"))
 }
 
-fn main() {
-    let seconds = env_num("OXISD_BENCH_SECONDS", 5);
-    let bindings = env_num("OXISD_BENCH_BINDINGS", 1_000_000);
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-
-    // 1. Sessions, with mail really sent over SMTP.
+/// Sessions, with mail really sent over SMTP.
+fn sessions(rows: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64) {
     let sink = smtp::SmtpSink::start();
     let dir = std::env::temp_dir().join(format!("oxisd-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -141,7 +176,7 @@ fn main() {
     ));
     eprintln!("ping ({seconds} s per measurement)");
     measure(
-        &mut rows,
+        rows,
         &server,
         "ping (GET /_matrix/identity/v2)",
         seconds,
@@ -152,7 +187,7 @@ fn main() {
     let run = Arc::new(AtomicU64::new(0));
     let r = run.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "requestToken (email sent over SMTP)",
         seconds,
@@ -202,7 +237,7 @@ fn main() {
     );
     let s = sessions.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "submitToken",
         seconds,
@@ -218,7 +253,7 @@ fn main() {
     );
     let s = sessions.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "bind (signed, stored, durable)",
         seconds,
@@ -242,8 +277,11 @@ fn main() {
     ));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // 2. Lookups against a large store.
+/// Lookups against a store of `bindings` bindings: the v2 load (`lookup`), the CPU per address
+/// of bulk and v2 lookups (`bulk`).
+fn lookups(rows: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, bindings: u64) {
     eprintln!("lookups against {bindings} bindings");
     let dir = std::env::temp_dir().join(format!("oxisd-report-lookup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -300,6 +338,89 @@ fn main() {
         "idle RSS with {bindings} bindings: {:.1} MiB",
         rss_mib(server.child.id())
     ));
+    if wanted("lookup") {
+        v2_load(rows, notes, &server, seconds, bindings, &pepper);
+    }
+    if wanted("bulk") {
+        per_address(notes, &server, seconds, bindings, &pepper);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Server CPU per address of v1 bulk lookups and v2 sha256 lookups at each size of
+/// [`BATCHES`], one client; half of the addresses are bound.
+fn per_address(
+    notes: &mut Vec<String>,
+    server: &Server,
+    seconds: u64,
+    bindings: u64,
+    pepper: &Arc<String>,
+) {
+    let address = |batch: u64, i: u64, k: u64| {
+        let x = (i * batch + k).wrapping_mul(2_654_435_761) % (2 * bindings);
+        format!("user{x}@bench.example.org")
+    };
+    let (mut v1, mut v2) = (Vec::new(), Vec::new());
+    for batch in BATCHES {
+        eprintln!("  server CPU per address, {batch} addresses per request");
+        let bodies = (0..8)
+            .map(|i| {
+                let pairs: Vec<[String; 2]> = (0..batch)
+                    .map(|k| ["email".to_string(), address(batch, i, k)])
+                    .collect();
+                serde_json::json!({ "threepids": pairs }).to_string()
+            })
+            .collect();
+        v1.push(cpu_per_address(
+            server,
+            seconds,
+            "/_matrix/identity/api/v1/bulk_lookup",
+            None,
+            batch,
+            bodies,
+        ));
+        let bodies = (0..8)
+            .map(|i| {
+                let hashes: Vec<String> = (0..batch)
+                    .map(|k| sha256_lookup_hash(&address(batch, i, k), "email", pepper))
+                    .collect();
+                serde_json::json!({"algorithm": "sha256", "pepper": **pepper, "addresses": hashes})
+                    .to_string()
+            })
+            .collect();
+        v2.push(cpu_per_address(
+            server,
+            seconds,
+            "/_matrix/identity/v2/lookup",
+            Some(TOKEN),
+            batch,
+            bodies,
+        ));
+    }
+    let figures = |f: &[f64]| {
+        f.iter()
+            .map(|us| format!("{us:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let sizes = BATCHES.map(|b| b.to_string()).join(" / ");
+    notes.push(format!(
+        "server CPU per address, 1 client, {bindings} bindings, at {sizes} addresses per request: v1 bulk_lookup {} µs, v2 lookup (sha256) {} µs",
+        figures(&v1),
+        figures(&v2)
+    ));
+}
+
+/// v2 lookups of 1 000 hashes at 1 and 8 clients, and the peak RSS meanwhile.
+fn v2_load(
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+    server: &Server,
+    seconds: u64,
+    bindings: u64,
+    pepper: &Arc<String>,
+) {
     let p = pepper.clone();
     let n_bindings = bindings;
     let bodies: Arc<Vec<String>> = Arc::new(
@@ -330,8 +451,8 @@ fn main() {
     };
     let b = bodies.clone();
     measure(
-        &mut rows,
-        &server,
+        rows,
+        server,
         &format!("v2 lookup, 1 000 hashes, {bindings} bindings"),
         seconds,
         Some(TOKEN),
@@ -349,8 +470,19 @@ fn main() {
         "peak RSS under the lookup load: {:.1} MiB",
         peak.load(Ordering::Relaxed) as f64 / 10.0
     ));
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let seconds = env_num("OXISD_BENCH_SECONDS", 5);
+    let bindings = env_num("OXISD_BENCH_BINDINGS", 1_000_000);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if wanted("sessions") {
+        sessions(&mut rows, &mut notes, seconds);
+    }
+    if wanted("lookup") || wanted("bulk") {
+        lookups(&mut rows, &mut notes, seconds, bindings);
+    }
 
     let mut table =
         String::from("| what | clients | requests/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
@@ -366,7 +498,11 @@ fn main() {
         let _ = writeln!(table, "- {n}");
     }
     println!("{table}");
-    if std::env::var_os("OXISD_BENCH_WRITE").is_some() {
+    if std::env::var_os("OXISD_BENCH_WRITE").is_some()
+        && std::env::var_os("OXISD_BENCH_ONLY").is_some()
+    {
+        eprintln!("OXISD_BENCH_ONLY is set: the partial table is not written");
+    } else if std::env::var_os("OXISD_BENCH_WRITE").is_some() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md");
         let doc = std::fs::read_to_string(path).unwrap();
         let (start, end) = ("<!-- report:start -->\n", "<!-- report:end -->");

@@ -236,7 +236,8 @@ impl App {
             identity_stores(&config)?,
             config.lookup.max_addresses,
             config.lookup.allow_none,
-        );
+        )
+        .with_budget(config.lookup.rate_limit.per_client);
         let bindings = Bindings::new(&config);
         let invites = Invites::new(&config);
         let remote = RemoteSessions::new(&config);

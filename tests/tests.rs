@@ -28,6 +28,8 @@ mod http_layer;
 mod import;
 /// 3PID invites: store-invite, the invite mail, ephemeral keys, sign-ed25519, onbind delivery.
 mod invite;
+/// Lookups under load: duplicates in bulk lookups, the per-client budget of addresses.
+mod lookup;
 /// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.
 mod msisdn;
 /// Public keys: pubkey, isvalid, ephemeral isvalid, key persistence.

@@ -1,5 +1,7 @@
 //! Lookups: v2 hash details and hashed lookups, v1 single and bulk plain lookups.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -7,8 +9,15 @@ use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
 use crate::service::bindings::normalise_threepid;
-use crate::service::lookup::signed_association;
+use crate::service::lookup::{ThreePid, signed_association};
 use crate::threepid::Medium;
+
+/// The key of a request's client in `lookup.rateLimit.perClient`: its address, as the other
+/// per-client limits count it (behind `server.trustedProxies`, from `X-Forwarded-For`).
+/// Authenticated or not: an access token costs nothing to get.
+fn client(req: &Req) -> String {
+    format!("ip:{}", req.client_ip)
+}
 
 /// `GET /hash_details`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2hash_details))
@@ -38,16 +47,22 @@ struct LookupRequest {
 ///
 /// - v2, token and terms; `{"mappings": {<address as sent>: <mxid>}}`.
 /// - 400 `M_INVALID_PEPPER` (with `algorithm` and `lookup_pepper`), `M_INVALID_PARAM`
-///   (algorithm), `M_MISSING_PARAMS`; 413 `M_TOO_LARGE` (`lookup.maxAddresses`).
+///   (algorithm), `M_MISSING_PARAMS`; 413 `M_TOO_LARGE` (`lookup.maxAddresses`); 429
+///   `M_LIMIT_EXCEEDED` (`lookup.rateLimit.perClient`, counted in addresses).
 pub fn lookup_3pid(app: &App, req: &Req) -> Result<Reply> {
     let body: LookupRequest = req.json()?;
+    let now = app.now_ms();
+    // A stale pepper or an unknown algorithm is refused without counting anything.
+    app.lookups
+        .check_v2(&app.peppers, &body.algorithm, &body.pepper)?;
+    app.lookups.admit(&client(req), body.addresses.len(), now)?;
     let answer = app.lookups.lookup_v2(
         &app.store,
         &app.peppers,
         &body.algorithm,
         &body.pepper,
         &body.addresses,
-        app.now_ms(),
+        now,
     )?;
     Ok(Reply::ok(answer))
 }
@@ -56,13 +71,15 @@ pub fn lookup_3pid(app: &App, req: &Req) -> Result<Reply> {
 ///
 /// - v1 only, no auth; the signed association, or `{}`. An email of a foreign domain that no
 ///   local store knows is asked at that domain's identity server (`lookup.federation`).
-/// - 400 `M_MISSING_PARAMS`, `M_INVALID_PARAM`.
+/// - 400 `M_MISSING_PARAMS`, `M_INVALID_PARAM`; 429 `M_LIMIT_EXCEEDED`
+///   (`lookup.rateLimit.perClient`: one address).
 pub fn lookup_v1(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = normalise_threepid(
         req.required_query("medium")?,
         req.required_query("address")?,
     )?;
     let now = app.now_ms();
+    app.lookups.admit(&client(req), 1, now)?;
     crate::metrics::METRICS.lookups.inc();
     if let Some(b) = app
         .lookups
@@ -90,47 +107,63 @@ struct BulkLookupRequest {
 
 /// `POST /_matrix/identity/api/v1/bulk_lookup`
 ///
-/// - v1 only, no auth; `{"threepids": [[medium, address, mxid], ...]}` for the found ones,
-///   duplicates removed.
-/// - 400 `M_INVALID_PARAM` (not pairs), `M_MISSING_PARAMS`; 413 `M_TOO_LARGE`.
+/// - v1 only, no auth; `{"threepids": [[medium, address, mxid], ...]}` for the found ones, as
+///   sent and in request order; a pair sent again (the same strings) is answered once. With
+///   `lookup.federation.bulk`, emails found at their domain's identity server follow.
+/// - 400 `M_INVALID_PARAM` (not pairs), `M_MISSING_PARAMS`; 413 `M_TOO_LARGE`; 429
+///   `M_LIMIT_EXCEEDED` (`lookup.rateLimit.perClient`, counted in pairs).
 pub fn bulk_lookup_v1(app: &App, req: &Req) -> Result<Reply> {
     let body: BulkLookupRequest = req.json()?;
-    let mut pairs = Vec::with_capacity(body.threepids.len());
-    for entry in &body.threepids {
-        let [medium, address] = entry.as_slice() else {
-            return Err(Error::new(
-                ErrorKind::InvalidParam,
-                "threepids must be [medium, address] pairs",
-            ));
-        };
+    let pairs = body
+        .threepids
+        .into_iter()
+        .map(|entry| {
+            <[String; 2]>::try_from(entry).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidParam,
+                    "threepids must be [medium, address] pairs",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let now = app.now_ms();
+    // Admitted before any address is looked at (normalising is work too).
+    app.lookups.admit(&client(req), pairs.len(), now)?;
+    let (mut sent, mut normalised): (Vec<ThreePid>, Vec<ThreePid>) = (
+        Vec::with_capacity(pairs.len()),
+        Vec::with_capacity(pairs.len()),
+    );
+    for [medium, address] in pairs {
         // Unknown media and impossible addresses simply are not found.
-        if let Ok((m, a)) = normalise_threepid(medium, address) {
-            pairs.push((
-                (medium.clone(), address.clone()),
-                (m.as_str().to_string(), a),
-            ));
+        if let Ok((m, a)) = normalise_threepid(&medium, &address) {
+            sent.push((medium, address));
+            normalised.push((m.as_str().to_string(), a));
         }
     }
-    let now = app.now_ms();
-    let mut answer: Value = app.lookups.bulk_lookup_v1(&app.store, &pairs, now)?;
+    let found = app
+        .lookups
+        .bulk_lookup_v1(&app.store, &sent, &normalised, now)?;
+    let mut triples: Vec<Value> = found
+        .iter()
+        .map(|(i, mxid)| json!([sent[*i].0, sent[*i].1, mxid]))
+        .collect();
     if app.config.lookup.federation.bulk
         && let Some(federation) = &app.federation
-        && let Some(found) = answer["threepids"].as_array_mut()
     {
-        // Emails nobody here knows are asked at their domain's identity server, one by one.
-        let mut asked = Vec::new();
-        for ((medium, address), (m, a)) in &pairs {
-            let known = found.iter().any(|t| t[0] == *medium && t[1] == *address);
-            if m != "email" || known || asked.contains(a) {
+        // Emails nobody here knows are asked at their domain's identity server, one by one;
+        // each address once, whatever its spellings.
+        let known: HashSet<&ThreePid> = found.iter().map(|(i, _)| &sent[*i]).collect();
+        let mut asked: HashSet<&str> = HashSet::new();
+        for (threepid, (m, a)) in sent.iter().zip(&normalised) {
+            if m != "email" || known.contains(threepid) || !asked.insert(a.as_str()) {
                 continue;
             }
-            asked.push(a.clone());
             if let Some(remote) = federation.lookup_email(&app.homeserver, a, now)
                 && let Some(mxid) = remote.get("mxid").and_then(Value::as_str)
             {
-                found.push(json!([medium, address, mxid]));
+                triples.push(json!([threepid.0, threepid.1, mxid]));
             }
         }
     }
-    Ok(Reply::ok(answer))
+    Ok(Reply::ok(json!({ "threepids": triples })))
 }

@@ -41,6 +41,9 @@ pub struct LookupConfig {
     pub pepper: PepperConfig,
     /// `lookup.federation.*`
     pub federation: FederationConfig,
+    /// `lookup.rateLimit.*`
+    #[serde(alias = "rate_limit")]
+    pub rate_limit: LookupRateLimits,
 }
 
 impl Default for LookupConfig {
@@ -50,6 +53,56 @@ impl Default for LookupConfig {
             allow_none: true,
             pepper: PepperConfig::default(),
             federation: FederationConfig::default(),
+            rate_limit: LookupRateLimits::default(),
+        }
+    }
+}
+
+impl LookupConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_addresses == 0 || self.max_addresses > 100_000 {
+            return Err(ConfigError(
+                "lookup.maxAddresses: must be between 1 and 100000".into(),
+            ));
+        }
+        let per_client = &self.rate_limit.per_client;
+        if per_client.addresses_per_second > 0 && (per_client.burst as usize) < self.max_addresses {
+            return Err(ConfigError(format!(
+                "lookup.rateLimit.perClient.burst: {} is less than lookup.maxAddresses ({}), so a \
+                 full-size lookup could never be answered; make it at least {}",
+                per_client.burst, self.max_addresses, self.max_addresses
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `lookup.rateLimit.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct LookupRateLimits {
+    /// Addresses looked up by one client (its IP address), whatever the endpoint.
+    #[serde(alias = "per_client")]
+    pub per_client: AddressBudget,
+}
+
+/// A token bucket counted in addresses: `burst` at once, then `addresses_per_second` more
+/// every second.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AddressBudget {
+    /// Addresses earned per second; 0 turns the limit off.
+    #[serde(alias = "addresses_per_second")]
+    pub addresses_per_second: u32,
+    /// Addresses allowed at once (at least `lookup.maxAddresses`).
+    pub burst: u32,
+}
+
+impl Default for AddressBudget {
+    fn default() -> Self {
+        AddressBudget {
+            addresses_per_second: 1_000,
+            burst: 10_000,
         }
     }
 }

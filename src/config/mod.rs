@@ -50,7 +50,7 @@ pub struct Config {
     pub view: ViewConfig,
     /// `bind.*`: how bindings are made.
     pub bind: BindConfig,
-    /// `lookup.*`: lookups, pepper, federation.
+    /// `lookup.*`: lookups, pepper, federation, the per-client budget.
     pub lookup: LookupConfig,
     /// `stores.*`: identity stores.
     pub stores: StoresConfig,
@@ -253,11 +253,7 @@ impl Config {
         self.invite.validate()?;
         self.admin.validate()?;
         self.stores.validate()?;
-        if self.lookup.max_addresses == 0 || self.lookup.max_addresses > 100_000 {
-            return Err(ConfigError(
-                "lookup.maxAddresses: must be between 1 and 100000".into(),
-            ));
-        }
+        self.lookup.validate()?;
         self.outbound.validate()?;
         if self.outbound.max_concurrent == 0 {
             self.outbound.max_concurrent = (self.server.workers / 2).max(1);
@@ -357,6 +353,16 @@ mod tests {
         assert!(bad("server:\n  maxBodySize: 10\n").starts_with("server.maxBodySize"));
         assert!(bad("key:\n  id: rsa:1\n").starts_with("key.id"));
         assert!(bad("logging:\n  level: loud\n").starts_with("logging.level"));
+        // A lookup budget smaller than one full lookup would refuse full lookups for ever.
+        let e = bad("lookup:\n  rateLimit:\n    perClient:\n      burst: 500\n");
+        assert!(e.starts_with("lookup.rateLimit.perClient.burst"), "{e}");
+        let ok = |yaml: &str| Config::parse(yaml).unwrap().validated().is_ok();
+        assert!(ok(
+            "lookup:\n  maxAddresses: 500\n  rateLimit:\n    perClient:\n      burst: 500\n"
+        ));
+        assert!(ok(
+            "lookup:\n  rateLimit:\n    perClient:\n      addressesPerSecond: 0\n      burst: 0\n"
+        ));
         assert!(
             Config::parse("server:\n  trustedProxies: [nope]\n")
                 .unwrap_err()

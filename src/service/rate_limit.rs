@@ -1,6 +1,7 @@
 //! In-memory token-bucket rate limits, keyed by a string (a recipient, a client address, an
 //! account). Used for everything that sends a message, so nobody can turn the server into a
-//! spam or SMS-fraud relay.
+//! spam or SMS-fraud relay, and for the addresses one client looks up, so nobody can keep the
+//! CPU busy with lookups ([`RateLimiter::take_many`]).
 //!
 //! A request that sends a message usually counts against several limits at once (the client,
 //! the recipient, a country, the whole server). [`take`] takes one token from each of them
@@ -123,6 +124,37 @@ impl RateLimiter {
         take(&[(self, key)], now_ms)
     }
 
+    /// A limiter allowing `burst` at once and `per_second` more every second (for budgets
+    /// counted in many small units, such as looked-up addresses). `per_second` must not be 0.
+    pub fn per_second(what: &'static str, burst: u32, per_second: u32) -> RateLimiter {
+        RateLimiter {
+            what,
+            burst: f64::from(burst),
+            refill_ms: 1000.0 / f64::from(per_second.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes `n` tokens of `key` at once, all or none: 429 `M_LIMIT_EXCEEDED` (with
+    /// `retry_after_ms`, the wait until `n` are there) when fewer are left, and then nothing is
+    /// taken. The tokens are kept (nothing gives them back).
+    pub fn take_many(&self, key: &str, n: u32, now_ms: u64) -> Result<()> {
+        let mut buckets = self.lock();
+        let needed = f64::from(n);
+        let tokens = self.level(&buckets, key, now_ms);
+        if tokens < needed {
+            let wait = ((needed - tokens) * self.refill_ms).ceil() as u64;
+            crate::metrics::METRICS.rate_limited(self.what);
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("Too many {}; try again later", self.what),
+            )
+            .with_extra("retry_after_ms", wait));
+        }
+        self.take_amount(&mut buckets, key, needed, now_ms);
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Buckets> {
         self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -145,6 +177,11 @@ impl RateLimiter {
 
     /// Uses one token of `key`; the caller checked that there is one.
     fn take_one(&self, buckets: &mut Buckets, key: &str, now_ms: u64) {
+        self.take_amount(buckets, key, 1.0, now_ms);
+    }
+
+    /// Uses `amount` tokens of `key`; the caller checked that there are as many.
+    fn take_amount(&self, buckets: &mut Buckets, key: &str, amount: f64, now_ms: u64) {
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             self.make_room(buckets, now_ms);
         }
@@ -153,7 +190,7 @@ impl RateLimiter {
             tokens: self.burst,
             updated_ms: now_ms,
         });
-        b.tokens = (b.tokens - 1.0).max(0.0);
+        b.tokens = (b.tokens - amount).max(0.0);
         buckets.insert(key.to_string(), b);
     }
 
@@ -292,6 +329,29 @@ mod tests {
             .collect();
         let kept: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(kept, 5);
+    }
+
+    #[test]
+    fn many_tokens_are_taken_at_once_or_not_at_all() {
+        // 100 at once, then 10 a second (one every 100 ms).
+        let l = RateLimiter::per_second("addresses", 100, 10);
+        l.take_many("a", 60, 0).unwrap();
+        let e = l.take_many("a", 50, 0).unwrap_err();
+        assert_eq!(
+            (e.status(), e.body()["errcode"].as_str()),
+            (429, Some("M_LIMIT_EXCEEDED"))
+        );
+        assert_eq!(e.body()["retry_after_ms"], 1_000, "10 missing, 100 ms each");
+        assert_eq!(l.level(&l.lock(), "a", 0), 40.0, "a refusal takes nothing");
+        l.take_many("a", 40, 0).unwrap();
+        assert!(l.take_many("a", 1, 99).is_err());
+        l.take_many("a", 1, 100).unwrap();
+        l.take_many("b", 100, 100).unwrap();
+        assert!(
+            l.take_many("b", 101, 1_000_000).is_err(),
+            "never more than the burst"
+        );
+        l.take_many("b", 100, 1_000_000).unwrap();
     }
 
     #[test]
