@@ -16,11 +16,11 @@
 //!   so syncing an identity store reads its own 3PIDs, not every binding.
 //! - `meta`: `pepper` -> `generation (u32 BE) pepper`; `pepper_next` while a rotation runs.
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{OpenError, Store, open_keyspace, open_keyspace_with};
+use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
 
 /// One binding of a 3PID to a user.
@@ -84,7 +84,7 @@ impl Keyspaces {
     pub(super) fn open(db: &Database) -> std::result::Result<Keyspaces, OpenError> {
         Ok(Keyspaces {
             by_threepid: open_keyspace(db, "threepid_binding")?,
-            by_hash: open_keyspace_with(db, "pephash_threepid", point_reads)?,
+            by_hash: open_keyspace(db, "pephash_threepid")?,
             by_source: open_keyspace(db, "source_threepid")?,
         })
     }
@@ -92,24 +92,6 @@ impl Keyspaces {
     pub(super) fn all(&self) -> [&Keyspace; 3] {
         [&self.by_threepid, &self.by_hash, &self.by_source]
     }
-}
-
-/// The hash index serves v2 lookups: up to thousands of point reads of random keys per
-/// request, most of them misses. Measured at 1 000 000 bindings (callgrind, one read): 19 500
-/// instructions with the engine's defaults, 8 800 with these options. Its blocks are not
-/// compressed (the keys are hashes, and decompressing a block was a third of a read), its index
-/// and filter are one block each, kept in memory (about 2.5 MiB per million bindings, loaded at
-/// start), and data blocks carry a hash index for the key inside the block. On disk the
-/// keyspace takes about twice the space of a compressed one (about 120 MiB per million).
-fn point_reads(options: KeyspaceCreateOptions) -> KeyspaceCreateOptions {
-    use fjall::config::{CompressionPolicy, HashRatioPolicy, PartitioningPolicy, PinningPolicy};
-    options
-        .data_block_compression_policy(CompressionPolicy::disabled())
-        .index_block_partitioning_policy(PartitioningPolicy::all(false))
-        .filter_block_partitioning_policy(PartitioningPolicy::all(false))
-        .index_block_pinning_policy(PinningPolicy::all(true))
-        .filter_block_pinning_policy(PinningPolicy::all(true))
-        .data_block_hash_ratio_policy(HashRatioPolicy::all(0.75))
 }
 
 fn threepid_prefix(medium: &str, address: &str) -> Vec<u8> {

@@ -84,18 +84,8 @@ pub struct RecordedKey {
 const MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
 
 fn open_keyspace(db: &Database, name: &str) -> std::result::Result<Keyspace, OpenError> {
-    open_keyspace_with(db, name, |options| options)
-}
-
-/// Opens (or creates, with `tune` applied to the common options) a keyspace. The engine keeps
-/// a keyspace's options from its creation: `tune` has no effect on one that exists already.
-fn open_keyspace_with(
-    db: &Database,
-    name: &str,
-    tune: impl FnOnce(KeyspaceCreateOptions) -> KeyspaceCreateOptions,
-) -> std::result::Result<Keyspace, OpenError> {
     db.keyspace(name, || {
-        tune(KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES))
+        KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
     })
     .map_err(|e| OpenError(describe_open_error(&format!("keyspace {name}"), &e)))
 }
