@@ -70,16 +70,23 @@ pub fn check_next_link(link: &str, allowed_hosts: &[String]) -> Result<()> {
     if authority.contains('@') {
         return Err(bad("user names in links are not allowed"));
     }
-    let host = if host_port.starts_with('[') {
-        host_port
-            .split_once(']')
-            .map(|(h, _)| &h[1..])
-            .unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
+    let (host, after) = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').unwrap_or(("", "")),
+        None => host_port.split_at(host_port.find(':').unwrap_or(host_port.len())),
     };
     if host.is_empty() {
         return Err(bad("it has no host"));
+    }
+    // Only a port may follow the host: `[::1].evil.example` or `host:x` is not a URL.
+    let port_ok = match after.strip_prefix(':') {
+        None => after.is_empty(),
+        Some(port) => {
+            port.is_empty()
+                || port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+        }
+    };
+    if !port_ok {
+        return Err(bad("only a port may follow its host"));
     }
     if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return Err(bad("its host is not one this server redirects to"));
@@ -192,6 +199,31 @@ mod tests {
         assert!(check_next_link("https://APP.element.io/x", &allowed).is_ok());
         assert!(check_next_link("https://app.element.io.evil.example/x", &allowed).is_err());
         assert!(check_next_link("https://[::1]:8080/x", &["::1".to_string()]).is_ok());
+    }
+
+    /// Regression (issue 16, found by the property tests): anything after an IPv6 literal or
+    /// after the host's colon was let through, so `https://[::1].evil.example/` passed an allow
+    /// list naming `::1`. Browsers refuse such links, but an accepted link must be a URL on
+    /// the allowed host.
+    #[test]
+    fn issue_16_only_a_port_may_follow_the_host() {
+        let local = ["::1".to_string()];
+        for bad in [
+            "https://[::1].evil.example/",
+            "https://[::1]evil/",
+            "https://[::1]:x/",
+            "https://a.example:b/",
+            "https://a.example:80:90/",
+            "https://a.example:65536/",
+            "https://a.example:+80/",
+        ] {
+            assert!(check_next_link(bad, &local).is_err(), "{bad}");
+            assert!(check_next_link(bad, &[]).is_err(), "{bad}");
+        }
+        for good in ["https://[::1]:8448/", "https://[::1]", "http://[::1]:/x"] {
+            assert!(check_next_link(good, &local).is_ok(), "{good}");
+        }
+        assert!(check_next_link("https://a.example:65535/", &[]).is_ok());
     }
 
     #[test]
