@@ -309,3 +309,93 @@ mod tests {
         assert!(verify_json(&signed, "domain", "ed25519:1", &key.public_key()).is_ok());
     }
 }
+
+/// Property tests (issue 16; `fuzz/fuzz_targets/xmatrix_header.rs` is the fuzz target).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `value` as a quoted-string, escaping `"` and `\` (and every character when `all`).
+    fn quoted(value: &str, all: bool) -> String {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            if all || c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+
+    fn header(x: &XMatrix, all: bool, separator: &str) -> String {
+        let mut params = vec![
+            format!("origin={}", quoted(&x.origin, all)),
+            format!("key={}", quoted(&x.key, all)),
+            format!("sig={}", quoted(&x.sig, all)),
+        ];
+        if let Some(d) = &x.destination {
+            params.push(format!("destination={}", quoted(d, all)));
+        }
+        format!("X-Matrix {}", params.join(separator))
+    }
+
+    /// Any header-safe text (no control characters, RFC 9110 5.5), commas and quotes included.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof!["[^\\p{Cc}]{0,12}", "[a-z,=\" \\\\]{0,12}"]
+    }
+
+    fn xmatrix() -> impl Strategy<Value = XMatrix> {
+        (value(), value(), value(), prop::option::of(value())).prop_map(
+            |(origin, key, sig, destination)| XMatrix {
+                origin,
+                key,
+                sig,
+                destination,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn formatted_headers_parse_back(
+            x in xmatrix(),
+            all in any::<bool>(),
+            separator in prop_oneof![Just(","), Just(", "), Just(" ,\t")],
+        ) {
+            prop_assert_eq!(parse_header(&header(&x, all, separator)), Some(x));
+        }
+
+        #[test]
+        fn token_values_need_no_quotes(
+            values in prop::collection::vec("[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}", 3),
+            upper in any::<[bool; 3]>(),
+        ) {
+            let names: Vec<String> = ["origin", "key", "sig"]
+                .iter()
+                .zip(upper)
+                .map(|(n, up)| if up { n.to_ascii_uppercase() } else { n.to_string() })
+                .collect();
+            let text = format!(
+                "X-Matrix {}={},{}={},{}={}",
+                names[0], values[0], names[1], values[1], names[2], values[2]
+            );
+            let parsed = parse_header(&text).unwrap();
+            prop_assert_eq!(
+                (parsed.origin, parsed.key, parsed.sig, parsed.destination),
+                (values[0].clone(), values[1].clone(), values[2].clone(), None)
+            );
+        }
+
+        #[test]
+        fn what_parses_formats_and_parses_the_same(text in "(X-Matrix |x-matrix\t)?[a-z=,\" \\\\]{0,40}") {
+            if let Some(x) = parse_header(&text) {
+                prop_assert_eq!(parse_header(&header(&x, false, ",")), Some(x));
+            }
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //!
 //! Format reference: <https://www.sqlite.org/fileformat2.html>.
 
+#[cfg(test)]
+mod proptests;
 mod record;
 mod schema;
 #[cfg(test)]
