@@ -356,3 +356,103 @@ mod tests {
         assert!(err.source().is_none());
     }
 }
+
+/// Property tests (issue 16; `fuzz/fuzz_targets/canonical_json.rs` is the fuzz target).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    /// JSON values whose numbers are all allowed: integers in range, some as integral floats.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).prop_map(|n| json!(n)),
+            (-(1i64 << 40)..(1i64 << 40)).prop_map(|n| json!(n as f64)),
+            any::<String>().prop_map(Value::String),
+            "[\\u{0}-\\u{1f}\"\\\\/a-z]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    /// Equality with numbers compared by value (`2.0` is written as `2`).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn integers_only(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => n.is_i64() || n.is_u64(),
+            Value::Array(items) => items.iter().all(integers_only),
+            Value::Object(map) => map.values().all(integers_only),
+            _ => true,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn output_reads_back_as_the_input_and_is_a_fixed_point(v in value()) {
+            let text = encode(&v).unwrap();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            prop_assert!(same(&v, &back), "{} does not read back as the input", text);
+            prop_assert_eq!(encode(&back).unwrap(), text.clone());
+            // serde_json without preserve_order keeps objects sorted by code point, compact,
+            // with the same escapes: for integers it writes canonical JSON too.
+            if integers_only(&v) {
+                prop_assert_eq!(serde_json::to_string(&v).unwrap(), text);
+            }
+        }
+
+        #[test]
+        fn excluding_keys_is_encoding_without_them(
+            map in prop::collection::btree_map("[a-c]{0,2}", value(), 0..6),
+            exclude in prop::collection::vec("[a-c]{0,2}", 0..3),
+        ) {
+            let map: Map<String, Value> = map.into_iter().collect();
+            let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
+            let mut rest = map.clone();
+            rest.retain(|k, _| !exclude.contains(&k.as_str()));
+            prop_assert_eq!(
+                encode_object_excluding(&map, &exclude),
+                encode(&Value::Object(rest))
+            );
+        }
+
+        #[test]
+        fn forbidden_numbers_are_refused_wherever_they_are(
+            v in value(),
+            bad in prop_oneof![
+                (MAX_SAFE_INTEGER + 1..=i64::MAX).prop_map(|n| json!(n)),
+                (i64::MIN..=-MAX_SAFE_INTEGER - 1).prop_map(|n| json!(n)),
+                (i64::MAX as u64 + 1..=u64::MAX).prop_map(|n| json!(n)),
+                (-1e6f64..1e6).prop_filter("a fraction", |f| f.fract() != 0.0).prop_map(|f| json!(f)),
+                (9.1e15f64..1e300).prop_map(|f| json!(f)),
+            ],
+            key in any::<String>(),
+        ) {
+            let wrapped = json!([v.clone(), {key: [bad.clone()]}]);
+            prop_assert!(encode(&bad).is_err(), "{} was encoded", bad);
+            prop_assert!(encode(&wrapped).is_err());
+        }
+    }
+}

@@ -278,3 +278,85 @@ mod tests {
         );
     }
 }
+
+/// Property tests (issue 16; `fuzz/fuzz_targets/percent_decode.rs` is the fuzz target).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `s` percent-encoded: `%`, `+`, `&`, `=` and non-ASCII bytes always, other bytes when
+    /// `mask` says so, in upper- or lower-case hex.
+    fn encode(s: &str, mask: &[u8]) -> String {
+        let mut out = String::new();
+        for (i, b) in s.bytes().enumerate() {
+            let bits = mask.get(i % mask.len().max(1)).copied().unwrap_or(1);
+            if matches!(b, b'%' | b'+' | b'&' | b'=') || !b.is_ascii() || bits & 1 == 1 {
+                if bits & 2 == 2 {
+                    out.push_str(&format!("%{b:02x}"));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            } else {
+                out.push(char::from(b));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn encoded_text_decodes_to_itself(
+            s in any::<String>(),
+            mask in prop::collection::vec(any::<u8>(), 0..8),
+            plus in any::<bool>(),
+        ) {
+            prop_assert_eq!(percent_decode(&encode(&s, &mask), plus), s);
+        }
+
+        #[test]
+        fn any_text_decodes_without_growing(
+            s in prop_oneof![any::<String>(), "[%+0-9a-fA-Fg-z\u{e9}\u{65e5}]{0,24}"],
+            plus in any::<bool>(),
+        ) {
+            let out = percent_decode(&s, plus);
+            prop_assert!(out.len() <= s.len(), "{:?} -> {:?}", s, out);
+            let escapes = s.contains('%') || plus && s.contains('+');
+            if !escapes {
+                prop_assert_eq!(out, s);
+            }
+        }
+
+        #[test]
+        fn plus_is_a_space_only_in_queries(s in "[a-z+ ]{0,12}") {
+            prop_assert_eq!(percent_decode(&s, true), s.replace('+', " "));
+            prop_assert_eq!(percent_decode(&s, false), s);
+        }
+
+        #[test]
+        fn query_strings_of_encoded_pairs_parse_back(
+            pairs in prop::collection::vec((any::<String>(), any::<String>()), 0..6),
+            mask in prop::collection::vec(any::<u8>(), 0..8),
+            empty in prop::collection::vec(0usize..8, 0..3),
+        ) {
+            let mut parts: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k, &mask), encode(v, &mask)))
+                .collect();
+            // Empty pieces (`a=1&&b=2`, a trailing `&`) are skipped.
+            for at in empty {
+                parts.insert(at.min(parts.len()), String::new());
+            }
+            prop_assert_eq!(parse_query(&parts.join("&")), pairs);
+        }
+
+        #[test]
+        fn a_key_without_value_has_an_empty_value(key in "[a-z%0-9+]{1,8}") {
+            let decoded = percent_decode(&key, true);
+            prop_assert_eq!(parse_query(&key), vec![(decoded, String::new())]);
+        }
+    }
+}

@@ -30,26 +30,36 @@ pub struct XMatrix {
 
 /// Parses `X-Matrix origin=...,key="...",sig="...",destination="..."`: the scheme in any case
 /// and followed by whitespace (RFC 9110, 11.1: `X-Matrixorigin=...` is not this scheme),
-/// parameter names case-insensitive, values quoted or not.
+/// parameter names case-insensitive, values quoted or not. A quoted value may hold commas, and
+/// a backslash stands for the character after it (the spec's wording, RFC 9110 5.6.4).
 pub fn parse_header(value: &str) -> Option<XMatrix> {
     let value = value.trim();
     let split = value.find([' ', '\t'])?;
-    let (scheme, rest) = value.split_at(split);
+    let (scheme, mut rest) = value.split_at(split);
     if !scheme.eq_ignore_ascii_case("X-Matrix") {
         return None;
     }
     let mut params: HashMap<String, String> = HashMap::new();
-    for part in rest.split(',') {
-        let (k, v) = part.split_once('=')?;
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
-        params.insert(
-            k.trim().to_ascii_lowercase(),
-            v.replace("\\\"", "\"").replace("\\\\", "\\"),
-        );
+    loop {
+        // Empty list elements and whitespace around commas are allowed (RFC 9110, 5.6.1).
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (name, after) = rest.split_once('=')?;
+        let after = after.trim_start_matches([' ', '\t']);
+        let (v, after) = match after.strip_prefix('"') {
+            Some(quoted) => unquote(quoted)?,
+            None => {
+                let (v, after) = after.split_at(after.find(',').unwrap_or(after.len()));
+                (v.trim_end_matches([' ', '\t']).to_string(), after)
+            }
+        };
+        rest = after.trim_start_matches([' ', '\t']);
+        if !rest.is_empty() && !rest.starts_with(',') {
+            return None;
+        }
+        params.insert(name.trim().to_ascii_lowercase(), v);
     }
     Some(XMatrix {
         origin: params.remove("origin")?,
@@ -57,6 +67,21 @@ pub fn parse_header(value: &str) -> Option<XMatrix> {
         sig: params.remove("sig")?,
         destination: params.remove("destination"),
     })
+}
+
+/// The value of a quoted-string whose opening quote is gone, and what follows its closing
+/// quote; `None` when it is not closed.
+fn unquote(s: &str) -> Option<(String, &str)> {
+    let mut value = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &s[i + 1..])),
+            '\\' => value.push(chars.next()?.1),
+            c => value.push(c),
+        }
+    }
+    None
 }
 
 /// Why a signed request was not accepted.
@@ -248,6 +273,23 @@ mod tests {
         assert!(parse_header("X-Matrix-Foo origin=hs.org,key=ed25519:a,sig=xyz").is_none());
     }
 
+    /// Regression (issue 16, found by the fuzz target): a quoted value holding a comma was cut
+    /// at it, and only `\"` and `\\` were unescaped, where the spec says a backslash stands
+    /// for whatever character follows it.
+    #[test]
+    fn issue_16_quoted_values_may_hold_commas_and_any_escape() {
+        let h =
+            parse_header(r#"X-Matrix origin="a,b", key="ed25519:1" ,sig="s\,x\q\"\\""#).unwrap();
+        assert_eq!(
+            (h.origin.as_str(), h.key.as_str(), h.sig.as_str()),
+            ("a,b", "ed25519:1", r#"s,xq"\"#)
+        );
+        // Empty list elements are allowed; junk after a quoted value and an open quote are not.
+        assert!(parse_header("X-Matrix ,origin=a,,key=k,sig=s,").is_some());
+        assert!(parse_header(r#"X-Matrix origin="a"b,key=k,sig=s"#).is_none());
+        assert!(parse_header(r#"X-Matrix origin=a,key=k,sig="s"#).is_none());
+    }
+
     /// The spec vector (vectors.md §3b): Synapse's unbind object signed with the appendix key.
     #[test]
     fn the_spec_unbind_vector_verifies() {
@@ -265,5 +307,95 @@ mod tests {
             "signatures": {"domain": {"ed25519:1": "HKsPmoz7pClb/mEb7+wFovkRZvyStxv7JB7hFxFr4Ieb6J3V+y2xQtYWRDgWmCCZR2TCfjUcTBk8QXIwc8UlDg"}},
         });
         assert!(verify_json(&signed, "domain", "ed25519:1", &key.public_key()).is_ok());
+    }
+}
+
+/// Property tests (issue 16; `fuzz/fuzz_targets/xmatrix_header.rs` is the fuzz target).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `value` as a quoted-string, escaping `"` and `\` (and every character when `all`).
+    fn quoted(value: &str, all: bool) -> String {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            if all || c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+
+    fn header(x: &XMatrix, all: bool, separator: &str) -> String {
+        let mut params = vec![
+            format!("origin={}", quoted(&x.origin, all)),
+            format!("key={}", quoted(&x.key, all)),
+            format!("sig={}", quoted(&x.sig, all)),
+        ];
+        if let Some(d) = &x.destination {
+            params.push(format!("destination={}", quoted(d, all)));
+        }
+        format!("X-Matrix {}", params.join(separator))
+    }
+
+    /// Any header-safe text (no control characters, RFC 9110 5.5), commas and quotes included.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof!["[^\\p{Cc}]{0,12}", "[a-z,=\" \\\\]{0,12}"]
+    }
+
+    fn xmatrix() -> impl Strategy<Value = XMatrix> {
+        (value(), value(), value(), prop::option::of(value())).prop_map(
+            |(origin, key, sig, destination)| XMatrix {
+                origin,
+                key,
+                sig,
+                destination,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn formatted_headers_parse_back(
+            x in xmatrix(),
+            all in any::<bool>(),
+            separator in prop_oneof![Just(","), Just(", "), Just(" ,\t")],
+        ) {
+            prop_assert_eq!(parse_header(&header(&x, all, separator)), Some(x));
+        }
+
+        #[test]
+        fn token_values_need_no_quotes(
+            values in prop::collection::vec("[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}", 3),
+            upper in any::<[bool; 3]>(),
+        ) {
+            let names: Vec<String> = ["origin", "key", "sig"]
+                .iter()
+                .zip(upper)
+                .map(|(n, up)| if up { n.to_ascii_uppercase() } else { n.to_string() })
+                .collect();
+            let text = format!(
+                "X-Matrix {}={},{}={},{}={}",
+                names[0], values[0], names[1], values[1], names[2], values[2]
+            );
+            let parsed = parse_header(&text).unwrap();
+            prop_assert_eq!(
+                (parsed.origin, parsed.key, parsed.sig, parsed.destination),
+                (values[0].clone(), values[1].clone(), values[2].clone(), None)
+            );
+        }
+
+        #[test]
+        fn what_parses_formats_and_parses_the_same(text in "(X-Matrix |x-matrix\t)?[a-z=,\" \\\\]{0,40}") {
+            if let Some(x) = parse_header(&text) {
+                prop_assert_eq!(parse_header(&header(&x, false, ",")), Some(x));
+            }
+        }
     }
 }

@@ -281,6 +281,31 @@ mod tests {
         assert!(check_next_link("https://[::1]:8080/x", &["::1".to_string()]).is_ok());
     }
 
+    /// Regression (issue 16, found by the property tests): anything after an IPv6 literal or
+    /// after the host's colon was let through, so `https://[::1].evil.example/` passed an allow
+    /// list naming `::1`. Browsers refuse such links, but an accepted link must be a URL on
+    /// the allowed host.
+    #[test]
+    fn issue_16_only_a_port_may_follow_the_host() {
+        let local = ["::1".to_string()];
+        for bad in [
+            "https://[::1].evil.example/",
+            "https://[::1]evil/",
+            "https://[::1]:x/",
+            "https://a.example:b/",
+            "https://a.example:80:90/",
+            "https://a.example:65536/",
+            "https://a.example:+80/",
+        ] {
+            assert!(check_next_link(bad, &local).is_err(), "{bad}");
+            assert!(check_next_link(bad, &[]).is_err(), "{bad}");
+        }
+        for good in ["https://[::1]:8448/", "https://[::1]", "http://[::1]:/x"] {
+            assert!(check_next_link(good, &local).is_ok(), "{good}");
+        }
+        assert!(check_next_link("https://a.example:65535/", &[]).is_ok());
+    }
+
     #[test]
     fn sid_is_added_before_the_fragment() {
         assert_eq!(with_sid("https://a.b/c", "x1"), "https://a.b/c?sid=x1");
@@ -307,5 +332,146 @@ mod tests {
         );
         assert_eq!(url_encode("\u{e9}"), "%C3%A9");
         assert_eq!(encode_non_ascii("/a?b=c d#\u{e9}"), "/a?b=c d#%C3%A9");
+    }
+}
+
+/// Property tests (issue 16; `fuzz/fuzz_targets/next_link.rs` is the fuzz target, with the
+/// WHATWG URL parser as its oracle).
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Hosts as written in links, and as an allow list names them.
+    fn host() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            // The last label ends in a letter: one that is a number makes browsers read the
+            // whole host as an IPv4 address, which the check refuses unless it is one.
+            // (`xn--` labels must be exact Punycode: left to the tests of internationalised
+            // names.)
+            "([a-z0-9-]{1,10}\\.){0,3}[a-z0-9-]{0,9}[a-z]"
+                .prop_filter("no xn-- label", |h| !h
+                    .split('.')
+                    .any(|l| l.starts_with("xn--")))
+                .prop_map(|h| (h.clone(), h)),
+            any::<[u8; 4]>().prop_map(|ip| {
+                let h = std::net::Ipv4Addr::from(ip).to_string();
+                (h.clone(), h)
+            }),
+            any::<[u16; 8]>().prop_map(|ip| {
+                let h = std::net::Ipv6Addr::from(ip).to_string();
+                (format!("[{h}]"), h)
+            }),
+        ]
+    }
+
+    /// A well-formed http(s) link: (link, host for the allow list).
+    fn link() -> impl Strategy<Value = (String, String)> {
+        (
+            prop_oneof![Just("https"), Just("http"), Just("HTTPS"), Just("hTtP")],
+            host(),
+            prop::option::of(any::<u16>()),
+            "(/[a-zA-Z0-9._~!$&'()*+,;=:@%-]{0,8}){0,3}",
+            prop::option::of("[a-zA-Z0-9=&/?é日-]{0,10}"),
+            prop::option::of("[a-zA-Z0-9=&/?#é日-]{0,10}"),
+        )
+            .prop_map(|(scheme, (host, allowed), port, path, query, fragment)| {
+                let mut link = format!("{scheme}://{host}");
+                if let Some(port) = port {
+                    link.push_str(&format!(":{port}"));
+                }
+                link.push_str(&path);
+                if let Some(q) = query {
+                    link.push_str(&format!("?{q}"));
+                }
+                if let Some(f) = fragment {
+                    link.push_str(&format!("#{f}"));
+                }
+                (link, allowed)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn http_links_are_accepted_on_their_host_only(
+            (link, host) in link(),
+            other in "[a-z]{1,8}\\.example",
+        ) {
+            prop_assert!(check_next_link(&link, &[]).is_ok(), "{}", link);
+            prop_assert!(check_next_link(&link, &[host.to_ascii_uppercase()]).is_ok(), "{}", link);
+            prop_assert!(check_next_link(&link, &[other, host.clone()]).is_ok(), "{}", link);
+            prop_assert!(check_next_link(&link, &[format!("{host}.example")]).is_err(), "{}", link);
+        }
+
+        #[test]
+        fn disguised_hosts_are_refused(
+            (link, host) in link(),
+            trick in prop_oneof![
+                Just("@evil.example"), Just(":x@evil.example"), Just(".evil.example"),
+                Just("\\@evil.example"), Just("\\\\evil.example"), Just("%2F@evil.example"),
+                Just("\t.evil.example"), Just(" .evil.example"), Just("\u{0}"),
+            ],
+        ) {
+            // The trick goes right after the host, before any port, path, query or fragment.
+            let at = link.find(&host).unwrap() + host.len();
+            let at = if link[at..].starts_with(']') { at + 1 } else { at };
+            let tricked = format!("{}{trick}{}", &link[..at], &link[at..]);
+            prop_assert!(check_next_link(&tricked, &[host]).is_err(), "{}", tricked);
+        }
+
+        #[test]
+        fn other_schemes_and_shapes_are_refused(
+            scheme in "(javascript|data|file|ftp|vbscript|mailto|https?:|https?:/|//)",
+            // Not starting with '/': `http:/` + `/a` would be a fine link.
+            rest in "([a-z.:@][a-z./:@]{0,19})?",
+        ) {
+            let link = format!("{scheme}{rest}");
+            prop_assert!(check_next_link(&link, &[]).is_err(), "{}", link);
+        }
+
+        #[test]
+        fn accepted_links_have_the_expected_shape(link in "(?i:https?://)?[^\\\\]{0,30}") {
+            if check_next_link(&link, &[]).is_ok() {
+                let lower = link.to_ascii_lowercase();
+                prop_assert!(lower.starts_with("https://") || lower.starts_with("http://"));
+                prop_assert!(!link.chars().any(|c| c.is_whitespace() || c.is_control()));
+                let authority = lower.split("://").nth(1).unwrap().split(['/', '?', '#']).next();
+                prop_assert!(authority.is_some_and(|a| !a.is_empty() && !a.contains('@')));
+            }
+        }
+
+        #[test]
+        fn the_sid_goes_into_the_query_and_the_rest_is_kept(
+            (link, host) in link(),
+            sid in any::<String>(),
+        ) {
+            let out = with_sid(&link, &sid);
+            prop_assert!(out.is_ascii());
+            let (base, fragment) = match link.split_once('#') {
+                Some((b, f)) => (b, Some(f)),
+                None => (link.as_str(), None),
+            };
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let expected_base = format!("{}{sep}sid={}", encode_non_ascii(base), url_encode(&sid));
+            prop_assert!(out.starts_with(&expected_base), "{}", out);
+            prop_assert_eq!(
+                out[expected_base.len()..].strip_prefix('#').map(String::from),
+                fragment.map(encode_non_ascii)
+            );
+            prop_assert!(out[expected_base.len()..].is_empty() || fragment.is_some());
+            if out.len() <= MAX_NEXT_LINK {
+                prop_assert!(check_next_link(&out, &[host]).is_ok(), "{}", out);
+            }
+        }
+
+        #[test]
+        fn url_encoding_keeps_only_unreserved_characters(s in any::<String>()) {
+            let out = url_encode(&s);
+            prop_assert!(out.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+            prop_assert_eq!(crate::http::percent_decode(&out, false), s);
+        }
     }
 }

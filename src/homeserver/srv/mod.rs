@@ -19,9 +19,13 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+mod answer;
 mod error;
 mod resolv_conf;
 
+#[doc(hidden)]
+pub use answer::read_answer;
+use answer::records;
 pub use error::SrvError;
 pub(crate) use resolv_conf::parse_resolv_conf;
 
@@ -226,16 +230,9 @@ fn ask(
             response = tcp_exchange(server, &query, id, question, until)?;
         }
         match response.rcode {
-            0 => return parse_answers(&response, question),
-            RCODE_NXDOMAIN => return Ok(Vec::new()),
             // Some old servers reject the EDNS OPT record: ask once more without it.
             RCODE_FORMERR if edns => edns = false,
-            rcode => {
-                return Err(SrvError::Server {
-                    name: question.display.clone(),
-                    rcode,
-                });
-            }
+            _ => return records(&response, question),
         }
     }
 }

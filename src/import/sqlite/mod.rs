@@ -3,19 +3,23 @@
 //! (interior and leaf pages), payloads spilling onto overflow pages, and records.
 //!
 //! The file may be corrupt or hostile, so every offset, length and page number is checked
-//! before use, each b-tree page may be visited once per scan, the tree depth and row sizes are
-//! bounded, and any violation is an [`SqliteError`], never a panic. It does not read WAL files,
-//! indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated columns or UTF-16
-//! databases, and it does not lock the file: the program that writes it must be stopped (or its
-//! WAL checkpointed) first. Values read as SQLite reads them (`differential.rs` checks this
-//! against SQLite itself): whole numbers stored in REAL columns come back as reals, and records
-//! older than an ALTER TABLE ADD COLUMN read the column's DEFAULT.
+//! before use, each page may be read once per scan (as a b-tree or an overflow page) and the
+//! cells of a page may not share bytes, so one scan yields at most the file's size; the tree
+//! depth and row sizes are bounded, and any violation is an [`SqliteError`], never a panic.
+//! It does not read WAL files, indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated
+//! columns or UTF-16 databases, and it does not lock the file: the program that writes it must
+//! be stopped (or its WAL checkpointed) first. Values read as SQLite reads them
+//! (`differential.rs` checks this against SQLite itself): whole numbers stored in REAL columns
+//! come back as reals, and records older than an ALTER TABLE ADD COLUMN read the column's
+//! DEFAULT.
 //!
 //! Format reference: <https://www.sqlite.org/fileformat2.html>.
 
 mod affinity;
 #[cfg(test)]
 mod differential;
+#[cfg(test)]
+mod proptests;
 mod record;
 mod schema;
 #[cfg(test)]
@@ -350,10 +354,14 @@ fn be_u16(buf: &[u8], at: usize) -> Result<usize> {
 
 /// A b-tree page being walked.
 struct Frame {
+    number: u32,
     data: Vec<u8>,
     leaf: bool,
     /// Cell offsets within `data`.
     cells: Vec<usize>,
+    /// Bytes of the cell content area not yet taken by the cells read: cells cannot overlap,
+    /// so together they are no larger than that area.
+    room: usize,
     right: u32,
     next: usize,
 }
@@ -446,9 +454,11 @@ impl<'a> Rows<'a> {
             cells.push(off);
         }
         self.stack.push(Frame {
+            number: n,
             data,
             leaf,
             cells,
+            room: self.db.usable - first_cell,
             right,
             next: 0,
         });
@@ -484,9 +494,9 @@ impl<'a> Rows<'a> {
     }
 
     /// The rowid and the whole payload of the leaf cell at `off` of the top page.
-    fn leaf_cell(&self, off: usize) -> Result<(i64, Vec<u8>)> {
+    fn leaf_cell(&mut self, off: usize) -> Result<(i64, Vec<u8>)> {
         let usable = self.db.usable;
-        let Some(frame) = self.stack.last() else {
+        let Some(frame) = self.stack.last_mut() else {
             return Err(SqliteError("no leaf page to read a cell from".into()));
         };
         let data = &frame.data[..usable];
@@ -508,6 +518,11 @@ impl<'a> Rows<'a> {
             let k = min_local + (size - min_local) % (usable - 4);
             if k <= max_local { k } else { min_local }
         };
+        // Cells sharing bytes would make one page yield its bytes many times over.
+        let cell_len = pos - off + local + if local < size { 4 } else { 0 };
+        frame.room = frame.room.checked_sub(cell_len).ok_or_else(|| {
+            SqliteError::corrupt(format_args!("the cells of page {} overlap", frame.number))
+        })?;
         let mut payload = Vec::with_capacity(size.min(1 << 20));
         payload.extend_from_slice(
             data.get(pos..pos + local).ok_or_else(|| {
@@ -516,11 +531,12 @@ impl<'a> Rows<'a> {
         );
         if local < size {
             let mut next = be_u32(data, pos + local)?;
-            let mut seen = HashSet::new();
             while payload.len() < size {
-                if !seen.insert(next) {
+                // Each page has one place in the file: an overflow page met before in this
+                // scan (in this row's chain, another row's, or the b-tree) is a loop or shared.
+                if !self.visited.insert(next) {
                     return Err(SqliteError::corrupt(format_args!(
-                        "the overflow pages of row {rowid} form a loop"
+                        "overflow page {next} of row {rowid} is used twice"
                     )));
                 }
                 let page = self.db.page(next)?;

@@ -279,3 +279,148 @@ fn loops_between_pages_are_caught() {
         .unwrap();
     assert!(err.to_string().contains("appears twice"), "{err}");
 }
+
+/// SQLite's varint, for values below 2^56.
+fn put_varint(out: &mut Vec<u8>, n: u64) {
+    let mut groups = vec![(n & 0x7f) as u8];
+    let mut rest = n >> 7;
+    while rest > 0 {
+        groups.push((rest & 0x7f) as u8 | 0x80);
+        rest >>= 7;
+    }
+    out.extend(groups.iter().rev());
+}
+
+/// A record of text and small integer values.
+fn record(values: &[std::result::Result<&str, u8>]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut body = Vec::new();
+    for v in values {
+        match v {
+            Ok(text) => {
+                put_varint(&mut types, 2 * text.len() as u64 + 13);
+                body.extend_from_slice(text.as_bytes());
+            }
+            Err(n) => {
+                types.push(1);
+                body.push(*n);
+            }
+        }
+    }
+    let mut out = vec![1 + types.len() as u8];
+    out.extend(types);
+    out.extend(body);
+    out
+}
+
+/// A database of 512-byte pages made by hand: page 1 holds the schema, one table `t (a)` whose
+/// root is page 2; `pages` are pages 2, 3, ...
+fn handmade(pages: &[Vec<u8>]) -> Vec<u8> {
+    let mut file = vec![0u8; 512];
+    file[..16].copy_from_slice(MAGIC);
+    file[16..18].copy_from_slice(&512u16.to_be_bytes());
+    file[18] = 1;
+    file[19] = 1;
+    file[56..60].copy_from_slice(&1u32.to_be_bytes());
+    let schema = record(&[
+        Ok("table"),
+        Ok("t"),
+        Ok("t"),
+        Err(2),
+        Ok("CREATE TABLE t (a)"),
+    ]);
+    let mut cell = Vec::new();
+    put_varint(&mut cell, schema.len() as u64);
+    cell.push(1); // rowid
+    cell.extend(schema);
+    let at = 512 - cell.len();
+    file[at..].copy_from_slice(&cell);
+    // The leaf header after the file header: type, no freeblock, one cell, content start.
+    file[100] = 0x0d;
+    file[103..105].copy_from_slice(&1u16.to_be_bytes());
+    file[105..107].copy_from_slice(&(at as u16).to_be_bytes());
+    file[108..110].copy_from_slice(&(at as u16).to_be_bytes());
+    for page in pages {
+        let mut page = page.clone();
+        page.resize(512, 0);
+        file.extend(page);
+    }
+    file
+}
+
+/// Regression (issue 16, seen while writing the fuzz target's size bound): cell pointers aimed
+/// at one cell whose row spills onto overflow pages made every pointer read those pages again:
+/// a file of a few pages yielded hundreds of times its size (a large file, terabytes). Each
+/// page is now read at most once per scan, and the cells of a page cannot hold more than it.
+#[test]
+fn issue_16_cells_sharing_bytes_or_overflow_pages_are_refused() {
+    // A row of 39 + 4 * 508 bytes: 39 on the leaf, the rest on pages 3 to 6 (508 bytes each
+    // after their 4-byte next-page number).
+    let text = "x".repeat(39 + 4 * 508 - 3);
+    let payload = record(&[Ok(&text)]);
+    assert_eq!(payload.len(), 39 + 4 * 508);
+    let mut cell = Vec::new();
+    put_varint(&mut cell, payload.len() as u64);
+    cell.push(1); // rowid
+    cell.extend_from_slice(&payload[..39]);
+    cell.extend(3u32.to_be_bytes());
+    let mut overflow = Vec::new();
+    for (n, chunk) in payload[39..].chunks(508).enumerate() {
+        let next = if n == 3 { 0 } else { n as u32 + 4 };
+        let mut page = next.to_be_bytes().to_vec();
+        page.extend_from_slice(chunk);
+        overflow.push(page);
+    }
+
+    let dir = Scratch::new("shared-cells");
+    let leaf = |pointers: usize| {
+        let mut page = vec![0u8; 512];
+        let at = 512 - cell.len();
+        page[0] = 0x0d;
+        page[3..5].copy_from_slice(&(pointers as u16).to_be_bytes());
+        page[5..7].copy_from_slice(&(at as u16).to_be_bytes());
+        for i in 0..pointers {
+            page[8 + 2 * i..10 + 2 * i].copy_from_slice(&(at as u16).to_be_bytes());
+        }
+        page[at..].copy_from_slice(&cell);
+        page
+    };
+    // One pointer: a well-formed file, the row reads back whole.
+    let mut pages = vec![leaf(1)];
+    pages.extend(overflow.iter().cloned());
+    let db = Database::open(&dir.write("one.db", &handmade(&pages))).unwrap();
+    let all = rows(&db, "t");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].get("a"), Some(&Value::Text(text.clone())));
+
+    // 200 pointers to that cell: 3 KiB of file read as 400 KiB of rows before the fix. Then
+    // 10 copies of the cell side by side, all spilling onto the same overflow pages.
+    let mut copies = leaf(0);
+    copies[3..5].copy_from_slice(&10u16.to_be_bytes());
+    copies[5..7].copy_from_slice(&(512 - 10 * cell.len() as u16).to_be_bytes());
+    for i in 0..10 {
+        let at = 512 - (i + 1) * cell.len();
+        copies[8 + 2 * i..10 + 2 * i].copy_from_slice(&(at as u16).to_be_bytes());
+        copies[at..at + cell.len()].copy_from_slice(&cell);
+    }
+    for (name, page) in [("shared.db", leaf(200)), ("copies.db", copies)] {
+        pages[0] = page;
+        let file = handmade(&pages);
+        let db = Database::open(&dir.write(name, &file)).unwrap();
+        let mut yielded = 0;
+        let mut error = None;
+        for row in db.table_rows("t").unwrap() {
+            match row {
+                Ok(_) => yielded += text.len(),
+                Err(e) => error = Some(e),
+            }
+        }
+        assert!(
+            yielded <= file.len(),
+            "{name}: {yielded} bytes of rows from {}",
+            file.len()
+        );
+        let error = error.expect("the shared bytes are refused").to_string();
+        assert!(error.contains("the database is corrupt"), "{name}: {error}");
+    }
+}
