@@ -13,7 +13,12 @@
 //! machine's cores. Then the server CPU per address of v1 bulk lookups and v2 lookups at 500 to
 //! 10 000 addresses per request (one client). Environment: `OXISD_BENCH_SECONDS` (per
 //! measurement, default 5), `OXISD_BENCH_BINDINGS` (default 1000000), `OXISD_BENCH_ONLY` (a
-//! comma-separated subset of `sessions`, `lookup`, `bulk`; the table is then not written).
+//! comma-separated subset of `sessions`, `lookup`, `bulk`, `memory`, `startup`, `sweep`; the
+//! table is then not written). `memory`: peak RSS during an 8-client requestToken load and RSS
+//! 15, 30 and 60 s after it. `startup`: start-up to the first answer after a flood of
+//! `OXISD_BENCH_FLOOD` (default 50000) requestTokens, stopped with SIGTERM and with SIGKILL.
+//! `sweep`: the data directory's size before a flood of sessions, after it, and after they
+//! expired and were swept.
 
 // Benchmark code: a failed unwrap or expect ends the run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,6 +54,8 @@ struct Row {
     rps: f64,
     p50: f64,
     p99: f64,
+    /// Server CPU (user + system) per answered request, µs.
+    cpu_us: f64,
 }
 
 fn write_config(dir: &Path, smtp_port: Option<u16>) -> PathBuf {
@@ -84,10 +91,16 @@ fn measure(
     make: Make,
 ) {
     for clients in [1, 8] {
-        let common::Load { rps, p50, p99, .. } =
-            common::load(server.addr, clients, seconds, token, make.clone());
+        let cpu_before = cpu_seconds(server.child.id());
+        let common::Load {
+            done,
+            rps,
+            p50,
+            p99,
+        } = common::load(server.addr, clients, seconds, token, make.clone());
+        let cpu_us = (cpu_seconds(server.child.id()) - cpu_before) * 1e6 / done.max(1) as f64;
         eprintln!(
-            "  {what}, {clients} client(s): {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+            "  {what}, {clients} client(s): {rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms, server CPU {cpu_us:.0} µs/req"
         );
         rows.push(Row {
             what: what.to_string(),
@@ -95,6 +108,7 @@ fn measure(
             rps,
             p50,
             p99,
+            cpu_us,
         });
     }
 }
@@ -472,6 +486,199 @@ fn v2_load(
     ));
 }
 
+/// A config on the log-only notifier (nothing is sent), with `patch` merged in (objects merge
+/// key by key).
+fn write_config_with(dir: &Path, patch: serde_json::Value) -> PathBuf {
+    let path = write_config(dir, None);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+        match (base, patch) {
+            (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                for (k, v) in p {
+                    merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (b, p) => *b = p.clone(),
+        }
+    }
+    merge(&mut config, &patch);
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// A fresh directory for one part of the report.
+fn part_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxisd-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// requestTokens for fresh 3PIDs, `tag` keeping each flood's apart.
+fn request_tokens(tag: &'static str) -> Make {
+    Arc::new(move |c, n| {
+        (
+            "POST",
+            format!("{V1}/validate/email/requestToken"),
+            format!(
+                r#"{{"client_secret":"{tag}{c}x{n}","email":"{tag}{c}x{n}@bench.test","send_attempt":1}}"#
+            ),
+        )
+    })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Peak RSS during 8 clients of requestToken (log-only notifier) for `seconds`, sampled every
+/// 100 ms and as VmHWM; then RSS 15, 30 and 60 s after the load stopped (the maintenance task
+/// writes idle memtables out and hands freed memory back on its ~10 s tick).
+fn memory_after_load(notes: &mut Vec<String>, seconds: u64) {
+    eprintln!("memory: RSS during and after an 8-client requestToken load");
+    let dir = part_dir("memory");
+    let config = write_config_with(&dir, serde_json::json!({}));
+    let server = common::start(&config);
+    let pid = server.child.id();
+    let idle = rss_mib(pid);
+    let peak = Arc::new(AtomicU64::new(0));
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (peak, watching) = (peak.clone(), watching.clone());
+        std::thread::spawn(move || {
+            while watching.load(Ordering::Relaxed) {
+                peak.fetch_max((rss_mib(pid) * 10.0) as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let load = common::load(server.addr, 8, seconds * 2, None, request_tokens("mem"));
+    watching.store(false, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let stopped = Instant::now();
+    let mut after = Vec::new();
+    for at in [15, 30, 60] {
+        std::thread::sleep(Duration::from_secs(at).saturating_sub(stopped.elapsed()));
+        after.push(format!("{:.1} MiB at {at} s", rss_mib(pid)));
+    }
+    notes.push(format!(
+        "RSS with 8 clients of requestToken ({} sessions in {} s): {idle:.1} MiB idle before, peak {:.1} MiB sampled ({:.1} MiB VmHWM); after the load: {}",
+        load.done,
+        seconds * 2,
+        peak.load(Ordering::Relaxed) as f64 / 10.0,
+        common::peak_rss_mib(pid),
+        after.join(", ")
+    ));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Start-up to the first answer after a flood of requestTokens (8 clients, log-only notifier):
+/// stopped with SIGTERM (memtables written out at shutdown), then after a second flood killed
+/// with SIGKILL. fjall replays its whole active journal at every open and only rotates it past
+/// 64 MB, so both include that replay.
+fn startup_after_flood(notes: &mut Vec<String>) {
+    let total = env_num("OXISD_BENCH_FLOOD", 50_000);
+    eprintln!("startup: after floods of {total} requestTokens");
+    let dir = part_dir("startup");
+    let config = write_config_with(&dir, serde_json::json!({}));
+    let data = dir.join("data");
+    let server = common::start(&config);
+    let took = common::flood(server.addr, 8, total, request_tokens("sigterm"));
+    let flooded = common::disk_use(&data);
+    drop(server);
+    let server = common::start(&config);
+    let after_term = server.started_in;
+    let took_again = common::flood(server.addr, 8, total, request_tokens("sigkill"));
+    let flooded_again = common::disk_use(&data);
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    // Reaped already: no SIGTERM to a pid that may be reused.
+    std::mem::forget(server);
+    let server = common::start(&config);
+    let after_kill = server.started_in;
+    notes.push(format!(
+        "start-up to the first answer after {total} requestTokens (8 clients, {:.1} s; journal {:.1} MiB of {:.1} MiB on disk) and SIGTERM: {:.0} ms; after {total} more ({:.1} s; journal {:.1} MiB of {:.1} MiB) and SIGKILL: {:.0} ms",
+        took.as_secs_f64(),
+        mib(flooded.1),
+        mib(flooded.0),
+        after_term.as_secs_f64() * 1000.0,
+        took_again.as_secs_f64(),
+        mib(flooded_again.1),
+        mib(flooded_again.0),
+        after_kill.as_secs_f64() * 1000.0
+    ));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The data directory's size before a flood of 5 000 sessions, after it, and once they
+/// expired (`session.ttl: 2`, removed two lifetimes after creation) and the sweeper removed
+/// them and compacted the session tables.
+fn size_after_sweep(notes: &mut Vec<String>) {
+    const FLOOD: u64 = 5_000;
+    eprintln!("sweep: store size around a flood of {FLOOD} sessions");
+    let dir = part_dir("sweep");
+    let config = write_config_with(
+        &dir,
+        serde_json::json!({"session": {"ttl": 2}, "logging": {"level": "info"}}),
+    );
+    let data = dir.join("data");
+    let server = common::start(&config);
+    let show = |(all, journal): (u64, u64)| {
+        format!(
+            "{:.2} MiB ({:.2} MiB without the journal)",
+            mib(all),
+            mib(all - journal)
+        )
+    };
+    let before = common::disk_use(&data);
+    // A long next_link makes each record about 1.5 kB, so the flood outgrows a memtable.
+    let took = common::flood(
+        server.addr,
+        8,
+        FLOOD,
+        Arc::new(|c, n| {
+            (
+                "POST",
+                format!("{V1}/validate/email/requestToken"),
+                format!(
+                    r#"{{"client_secret":"sweep{c}x{n}","email":"sweep{c}x{n}@bench.test","send_attempt":1,"next_link":"https://app.bench.test/done?{}"}}"#,
+                    "x".repeat(1200)
+                ),
+            )
+        }),
+    );
+    let flooded = common::disk_use(&data);
+    // Expired 4 s after creation, swept on the next 1 s tick, then compacted: wait until the
+    // size without the journal stops falling (at most 30 s).
+    let started = Instant::now();
+    let mut last = flooded;
+    let mut steady = 0;
+    while started.elapsed() < Duration::from_secs(30) && steady < 8 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = common::disk_use(&data);
+        if now.0 - now.1 < last.0 - last.1 || started.elapsed() < Duration::from_secs(6) {
+            steady = 0;
+        } else {
+            steady += 1;
+        }
+        last = now;
+    }
+    notes.push(format!(
+        "data directory around a flood of {FLOOD} sessions of 1.5 kB ({:.1} s, session.ttl 2 s): {} before, {} after the flood, {} once they expired and were swept ({:.0} s later)",
+        took.as_secs_f64(),
+        show(before),
+        show(flooded),
+        show(last),
+        started.elapsed().as_secs_f64()
+    ));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let seconds = env_num("OXISD_BENCH_SECONDS", 5);
     let bindings = env_num("OXISD_BENCH_BINDINGS", 1_000_000);
@@ -483,14 +690,24 @@ fn main() {
     if wanted("lookup") || wanted("bulk") {
         lookups(&mut rows, &mut notes, seconds, bindings);
     }
+    if wanted("memory") {
+        memory_after_load(&mut notes, seconds);
+    }
+    if wanted("startup") {
+        startup_after_flood(&mut notes);
+    }
+    if wanted("sweep") {
+        size_after_sweep(&mut notes);
+    }
 
-    let mut table =
-        String::from("| what | clients | requests/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
+    let mut table = String::from(
+        "| what | clients | requests/s | p50 ms | p99 ms | server CPU µs/req |\n|---|---|---|---|---|---|\n",
+    );
     for r in &rows {
         let _ = writeln!(
             table,
-            "| {} | {} | {:.0} | {:.2} | {:.2} |",
-            r.what, r.clients, r.rps, r.p50, r.p99
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} |",
+            r.what, r.clients, r.rps, r.p50, r.p99, r.cpu_us
         );
     }
     table.push('\n');

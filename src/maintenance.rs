@@ -30,6 +30,45 @@ pub fn tick(ttl: u64) -> Duration {
     Duration::from_millis(ttl.saturating_mul(500).clamp(1000, 10_000))
 }
 
+/// Removed sessions after which the sweeper compacts the session tables.
+pub const COMPACT_AFTER_REMOVED: usize = 1000;
+
+/// When the sweeper gives the disk space of removed sessions back (see
+/// [`crate::store::Store::compact_sessions`]). A removal leaves a tombstone, and the record and
+/// its tombstone keep their space until a compaction meets them; the engine's own compactions
+/// do that late on a store that stopped growing, so after a flood of sessions expired the
+/// store would stay at its flood size. The sweeper compacts after every
+/// [`COMPACT_AFTER_REMOVED`] removals, and once more when such a wave is over (a sweep finds
+/// nothing), for its tail. A trickle of expiries never compacts more often than once per
+/// [`COMPACT_AFTER_REMOVED`] removals.
+#[derive(Debug, Default)]
+pub struct SessionCompaction {
+    /// Removals since the last compaction.
+    pending: usize,
+    /// Whether a compaction ran since a sweep last found nothing.
+    in_wave: bool,
+}
+
+impl SessionCompaction {
+    /// Records a sweep that removed `removed` sessions; true when the tables should be
+    /// compacted now.
+    pub fn after_sweep(&mut self, removed: usize) -> bool {
+        self.pending = self.pending.saturating_add(removed);
+        let compact = if self.pending >= COMPACT_AFTER_REMOVED {
+            self.in_wave = true;
+            true
+        } else if removed == 0 {
+            std::mem::take(&mut self.in_wave) && self.pending > 0
+        } else {
+            false
+        };
+        if compact {
+            self.pending = 0;
+        }
+        compact
+    }
+}
+
 /// Starts the maintenance threads that are needed; they stop when `stop` becomes true (unpark
 /// them to wake them).
 pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
@@ -46,11 +85,32 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
         "expired sessions and invites stay on disk",
         {
             let app = app.clone();
+            let mut compaction = SessionCompaction::default();
             move || {
-                sweeper.run(|| match app.sessions.sweep(&app.store, app.now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => log::debug!("removed {n} expired sessions"),
-                    Err(e) => log::error!("removing expired sessions failed: {e}"),
+                sweeper.run(|| {
+                    let removed = match app.sessions.sweep(&app.store, app.now_ms()) {
+                        Ok(0) => 0,
+                        Ok(n) => {
+                            log::debug!("removed {n} expired sessions");
+                            n
+                        }
+                        Err(e) => {
+                            log::error!("removing expired sessions failed: {e}");
+                            return;
+                        }
+                    };
+                    if compaction.after_sweep(removed) {
+                        let started = std::time::Instant::now();
+                        match app.store.compact_sessions(app.now_ms(), Duration::from_secs(5)) {
+                            Ok(()) => log::info!(
+                                "compacted the session tables after removing expired sessions ({} ms)",
+                                started.elapsed().as_millis()
+                            ),
+                            Err(e) => log::warn!(
+                                "compacting the session tables failed (removed sessions keep their disk space for now): {e}"
+                            ),
+                        }
+                    }
                 });
                 invite_expiry.run(|| match app.store.sweep_invites(app.now_ms()) {
                     Ok(0) => {}
@@ -238,5 +298,34 @@ pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<Join
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_expiries_is_compacted_and_so_is_its_tail() {
+        let mut c = SessionCompaction::default();
+        assert!(!c.after_sweep(0), "nothing removed, nothing to do");
+        assert!(c.after_sweep(1500), "a wave of 1 500 removals");
+        assert!(!c.after_sweep(600), "600 more: below the threshold");
+        assert!(
+            c.after_sweep(0),
+            "the wave is over: its tail of 600 is compacted"
+        );
+        assert!(!c.after_sweep(0), "and only once");
+    }
+
+    #[test]
+    fn a_trickle_compacts_once_per_threshold() {
+        let mut c = SessionCompaction::default();
+        let mut compactions = 0;
+        for _ in 0..50 {
+            compactions += usize::from(c.after_sweep(100));
+            compactions += usize::from(c.after_sweep(0));
+        }
+        assert_eq!(compactions, 5, "5 000 removals, 100 at a time");
     }
 }

@@ -38,6 +38,8 @@ mod pubkey;
 mod remote_sessions;
 /// The rest identity store against the REST backend stand-in: lookups, id types, failures.
 mod rest_store;
+/// Session disk space: after a flood of sessions expired, the sweeper gives the space back.
+mod session_space;
 /// The SMTP connector against the sink: TLS modes, authentication, failures.
 mod smtp_connector;
 /// Starting after a loss: a missing signing key file, a damaged journal, store-open errors.

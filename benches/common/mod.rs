@@ -216,3 +216,66 @@ pub fn load(
         p99: percentile_ms(&all, 0.99),
     }
 }
+
+/// Bytes allocated on disk below `dir` (as `du` counts them): all files, and fjall's journal
+/// files (`*.jnl`, sparse: created at 64 MiB, allocated as written) among them.
+pub fn disk_use(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut all, mut journal) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                all += meta.blocks() * 512;
+                if entry.path().extension().is_some_and(|x| x == "jnl") {
+                    journal += meta.blocks() * 512;
+                }
+            }
+        }
+    }
+    (all, journal)
+}
+
+/// Peak resident memory (VmHWM) of a process, MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Sends `total` requests made by `make`, from `clients` keep-alive connections; every answer
+/// must be 200. Returns how long it took.
+pub fn flood(addr: SocketAddr, clients: u64, total: u64, make: Make) -> Duration {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let make = make.clone();
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                for n in 0..total / clients {
+                    let (method, path, body) = make(c, n);
+                    let r = request(&mut stream, method, &path, None, &body);
+                    assert!(
+                        r.starts_with("HTTP/1.1 200"),
+                        "{path}: {}",
+                        &r[..r.len().min(300)]
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    started.elapsed()
+}

@@ -11,6 +11,10 @@ use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
+
+/// The `meta` key of when the session keyspaces were last compacted (ms since the epoch, u64
+/// big-endian; see [`Store::compact_sessions`]).
+const SESSIONS_COMPACTED_KEY: &[u8] = b"sessions_compacted_ms";
 use crate::error::{Error, Result};
 
 /// One 3PID validation session, as stored.
@@ -182,6 +186,45 @@ impl Store {
         Ok(())
     }
 
+    /// Gives the disk space of removed sessions back. A removal only writes a tombstone, and
+    /// the removed record and its tombstone stay on disk until a compaction meets them in one
+    /// table: this writes the session memtables out (so their tombstones reach tables; waiting
+    /// up to `flush_wait` for that) and then major-compacts the three session keyspaces, which
+    /// drops both. Blocks while it works: call it from a background task, never a request.
+    pub fn compact_sessions(&self, now_ms: u64, flush_wait: std::time::Duration) -> Result<()> {
+        let keyspaces = self.sessions.all();
+        for keyspace in keyspaces {
+            // Does nothing for an empty memtable.
+            keyspace.rotate_memtable()?;
+        }
+        let deadline = std::time::Instant::now() + flush_wait;
+        while keyspaces.iter().any(|k| k.sealed_memtable_count() > 0) {
+            if std::time::Instant::now() >= deadline {
+                // What is still in a memtable is compacted by a later call.
+                log::debug!("session memtables not written out yet; compacting the tables");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for keyspace in keyspaces {
+            keyspace.major_compact()?;
+        }
+        // The tables the compaction replaced are deleted once no version of the tree refers
+        // to them, and old versions are only let go when the engine's garbage-collection
+        // watermark moves past the compaction, which it does when a memtable is written out.
+        // A small write to `meta`, written out at once, does that now rather than at some
+        // later flush.
+        self.meta
+            .insert(SESSIONS_COMPACTED_KEY, now_ms.to_be_bytes())?;
+        self.meta.rotate_memtable()?;
+        Ok(())
+    }
+
+    /// Bytes on disk of the session keyspaces' tables (not counting the shared journal).
+    pub fn sessions_disk_space(&self) -> u64 {
+        self.sessions.all().iter().map(|k| k.disk_space()).sum()
+    }
+
     /// Up to `limit` sessions whose purge time is at or before `now_ms`, oldest first. Index
     /// entries whose record is gone are dropped on the way.
     pub fn sessions_due(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionRecord>> {
@@ -230,6 +273,64 @@ mod tests {
             std::env::temp_dir().join(format!("oxisd-sessions-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         (Store::open(&dir).unwrap(), dir)
+    }
+
+    /// Bytes allocated on disk below `dir`, without the journal (a sparse file of 64 MiB that
+    /// the engine only rotates when it is full).
+    fn disk_use_without_journal(dir: &std::path::Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut total = 0;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if entry.path().extension().is_none_or(|x| x != "jnl") {
+                    total += meta.blocks() * 512;
+                }
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn compacting_gives_the_space_of_removed_sessions_back() {
+        let (s, dir) = store("space");
+        let empty = disk_use_without_journal(&dir);
+        let records: Vec<_> = (0..5000)
+            .map(|i| {
+                let mut r = record(&format!("sid{i:06}"), &format!("secret{i}"), 100);
+                r.address = format!("user{i}@example.org");
+                r.token = "t".repeat(32);
+                r.next_link = Some(format!("https://app.example.org/{}", "x".repeat(200)));
+                r
+            })
+            .collect();
+        for r in &records {
+            s.put_session(r, None).unwrap();
+        }
+        for r in &records {
+            s.delete_session(r).unwrap();
+        }
+        s.durable().unwrap();
+        let swept = disk_use_without_journal(&dir);
+        assert!(
+            s.sessions_disk_space() > 0 && swept > empty * 2,
+            "the removed sessions still take space before compacting: {swept} bytes, {empty} empty"
+        );
+        s.compact_sessions(1, std::time::Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(s.sessions_disk_space(), 0, "no session tables are left");
+        let compacted = disk_use_without_journal(&dir);
+        assert!(
+            compacted * 5 <= empty * 6,
+            "back within 20% of the empty store: {compacted} bytes, {empty} empty, {swept} swept"
+        );
+        assert!(s.session("sid000001").unwrap().is_none());
+        drop(s);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
