@@ -373,6 +373,10 @@ impl Store {
     /// many overlapping tables and each lookup would check them all; call this once the import
     /// is done.
     pub fn compact_bindings(&self) -> Result<()> {
+        // The compactions that the last writes started finish first: beside a major compaction
+        // their output was a third copy of part of the tables (and their buffers more memory).
+        self.wait_for_compactions(std::time::Duration::from_secs(600));
+        self.release_replaced_tables()?;
         // One keyspace at a time, each giving back its old tables before the next is copied:
         // the disk holds one keyspace twice at most, not the whole store.
         for keyspace in self.bindings.all() {
