@@ -10,11 +10,17 @@
 //! under load; the status ping; requestToken with mail really sent to a local SMTP sink; submitToken; bind;
 //! v2 lookups of 1 000 hashes against 1 000 000 bindings; each at 1 and 8 concurrent clients,
 //! with p50 and p99. Every acknowledged write is durable. The load generator shares the
-//! machine's cores. Environment: `OXISD_BENCH_SECONDS` (per measurement, default 5),
-//! `OXISD_BENCH_BINDINGS` (default 1000000).
+//! machine's cores. Then `oxisd admin import` of a sydent database into a running server: wall
+//! time, peak RSS of the command and of the server, the store on disk at its peak and at the end.
+//! Environment: `OXISD_BENCH_SECONDS` (per measurement, default 5), `OXISD_BENCH_BINDINGS`
+//! (default 1000000), `OXISD_BENCH_IMPORT_ROWS` (rows of the sydent database, default 1000000;
+//! made by `benches/make_sydent_db.py`, which needs python3), `OXISD_BENCH_ONLY` (a
+//! comma-separated subset of `sessions`, `lookup`, `import`; the table is then not written).
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "report/import.rs"]
+mod import;
 #[path = "../tests/support/smtp.rs"]
 mod smtp;
 #[path = "../tests/support/tls.rs"]
@@ -92,6 +98,13 @@ fn measure(
     }
 }
 
+/// Whether `OXISD_BENCH_ONLY` (unset: everything) asks for `part`.
+fn wanted(part: &str) -> bool {
+    std::env::var("OXISD_BENCH_ONLY")
+        .map(|only| only.split(',').any(|p| p.trim() == part))
+        .unwrap_or(true)
+}
+
 /// The `token=` of the link in a mail.
 fn token_in(mail: &smtp::ReceivedMail) -> (String, String) {
     let link = mail
@@ -108,13 +121,8 @@ fn token_in(mail: &smtp::ReceivedMail) -> (String, String) {
     (param("sid"), param("token"))
 }
 
-fn main() {
-    let seconds = env_num("OXISD_BENCH_SECONDS", 5);
-    let bindings = env_num("OXISD_BENCH_BINDINGS", 1_000_000);
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-
-    // 1. Sessions, with mail really sent over SMTP.
+/// Sessions, with mail really sent over SMTP.
+fn sessions(rows: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64) {
     let sink = smtp::SmtpSink::start();
     let dir = std::env::temp_dir().join(format!("oxisd-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -138,7 +146,7 @@ fn main() {
     ));
     eprintln!("ping ({seconds} s per measurement)");
     measure(
-        &mut rows,
+        rows,
         &server,
         "ping (GET /_matrix/identity/v2)",
         seconds,
@@ -149,7 +157,7 @@ fn main() {
     let run = Arc::new(AtomicU64::new(0));
     let r = run.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "requestToken (email sent over SMTP)",
         seconds,
@@ -199,7 +207,7 @@ fn main() {
     );
     let s = sessions.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "submitToken",
         seconds,
@@ -215,7 +223,7 @@ fn main() {
     );
     let s = sessions.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         "bind (signed, stored, durable)",
         seconds,
@@ -239,8 +247,10 @@ fn main() {
     ));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // 2. Lookups against a large store.
+/// Lookups against a store of `bindings` bindings.
+fn lookups(rows: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, bindings: u64) {
     eprintln!("lookups against {bindings} bindings");
     let dir = std::env::temp_dir().join(format!("oxisd-report-lookup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -327,7 +337,7 @@ fn main() {
     };
     let b = bodies.clone();
     measure(
-        &mut rows,
+        rows,
         &server,
         &format!("v2 lookup, 1 000 hashes, {bindings} bindings"),
         seconds,
@@ -348,6 +358,23 @@ fn main() {
     ));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let seconds = env_num("OXISD_BENCH_SECONDS", 5);
+    let bindings = env_num("OXISD_BENCH_BINDINGS", 1_000_000);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if wanted("sessions") {
+        sessions(&mut rows, &mut notes, seconds);
+    }
+    if wanted("lookup") {
+        lookups(&mut rows, &mut notes, seconds, bindings);
+    }
+    if wanted("import") {
+        let import_rows = env_num("OXISD_BENCH_IMPORT_ROWS", 1_000_000);
+        import::run(&mut rows, &mut notes, seconds, import_rows);
+    }
 
     let mut table =
         String::from("| what | clients | requests/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n");
@@ -363,7 +390,11 @@ fn main() {
         let _ = writeln!(table, "- {n}");
     }
     println!("{table}");
-    if std::env::var_os("OXISD_BENCH_WRITE").is_some() {
+    if std::env::var_os("OXISD_BENCH_WRITE").is_some()
+        && std::env::var_os("OXISD_BENCH_ONLY").is_some()
+    {
+        eprintln!("OXISD_BENCH_ONLY is set: the partial table is not written");
+    } else if std::env::var_os("OXISD_BENCH_WRITE").is_some() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md");
         let doc = std::fs::read_to_string(path).unwrap();
         let (start, end) = ("<!-- report:start -->\n", "<!-- report:end -->");
