@@ -13,18 +13,23 @@
 //! machine's cores. Then the server CPU per address of v1 bulk lookups and v2 lookups at 500 to
 //! 10 000 addresses per request (one client). Environment: `OXISD_BENCH_SECONDS` (per
 //! measurement, default 5), `OXISD_BENCH_BINDINGS` (default 1000000), `OXISD_BENCH_ONLY` (a
-//! comma-separated subset of `sessions`, `lookup`, `bulk`, `memory`, `startup`, `sweep`; the
-//! table is then not written). `memory`: peak RSS during an 8-client requestToken load and RSS
+//! comma-separated subset of `sessions`, `lookup`, `bulk`, `memory`, `startup`, `sweep`,
+//! `import`; the table is then not written). `memory`: peak RSS during an 8-client requestToken load and RSS
 //! 15, 30 and 60 s after it. `startup`: start-up to the first answer after a flood of
 //! `OXISD_BENCH_FLOOD` (default 50000) requestTokens, stopped with SIGTERM and with SIGKILL.
 //! `sweep`: the data directory's size before a flood of sessions, after it, and after they
-//! expired and were swept.
+//! expired and were swept. `import`: `oxisd admin import` of a sydent database
+//! (`OXISD_BENCH_IMPORT_ROWS`, default 1000000, made by `benches/make_sydent_db.py` with
+//! python3) into a running server: wall time, peak RSS of the command and of the server, the
+//! store on disk at its peak and at the end.
 
 // Benchmark code: a failed unwrap or expect ends the run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "report/import.rs"]
+mod import;
 #[path = "../tests/support/smtp.rs"]
 mod smtp;
 #[path = "../tests/support/tls.rs"]
@@ -698,6 +703,10 @@ fn main() {
     }
     if wanted("sweep") {
         size_after_sweep(&mut notes);
+    }
+    if wanted("import") {
+        let import_rows = env_num("OXISD_BENCH_IMPORT_ROWS", 1_000_000);
+        import::run(&mut rows, &mut notes, seconds, import_rows);
     }
 
     let mut table = String::from(

@@ -1,31 +1,44 @@
 //! `oxisd admin import sydent|mxisd FILE`: reads the database here, as the operator (the server
 //! may run as another user and need not see the file), and sends the bindings to the running
-//! server's admin API in batches, with a progress bar on stderr and a summary on stdout.
+//! server's admin API in batches, with progress on stderr and a summary on stdout.
 //! Importing again changes nothing: the server keeps a binding it already has for the same user.
+//!
+//! Memory stays bounded whatever the size of the file: the rows are read once and sorted by 3PID
+//! (on disk, in `TMPDIR`, when there are many; see `super::spill`), then the sorted rows are
+//! read twice: once to count what will be imported (so progress can show how far it is), once to
+//! send it, one batch at a time.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::report::{Progress, SHOWN_REASONS, Sent, Tally, progress_line};
 use super::sqlite::Database;
-use super::{Mapped, SkipKind, Skipped, mxisd_bindings, sydent_bindings};
+use super::{Candidates, Item, Seen, SkipKind, read_mxisd, read_sydent};
 use crate::admin::client::Client;
 use crate::config::Config;
+use crate::store::bindings::BindingRecord;
 
-/// Bindings per request.
-pub const DEFAULT_BATCH: usize = 5_000;
-/// Skip reasons shown in the summary.
-const SHOWN_REASONS: usize = 5;
+/// Bindings per request. Large batches cost the server less (for 1 000 000 bindings, 25 s of
+/// server CPU in batches of 5 000, 11 s in batches of 20 000): fewer ingestions, fewer runs for
+/// its compactions to merge.
+pub const DEFAULT_BATCH: usize = 20_000;
+/// Most bytes of bindings in one request, half the admin listener's limit on its body (20 000
+/// bindings of the longest addresses and user ids would pass it).
+const MAX_BATCH_BYTES: usize = crate::http::routes::MAX_IMPORT_BODY / 2;
+/// The JSON of a binding besides its three strings (field names, quotes, three times).
+const RECORD_OVERHEAD: usize = 128;
 
 /// Usage of the import command.
 const USAGE: &str =
     "usage: oxisd admin [-c FILE] import sydent|mxisd FILE [--batch-size N] [--dry-run]
     sydent   a sydent database (sydent.db)
     mxisd    an mxisd or ma1sd database (storage.provider.sqlite.database; ma1sd also works)
-    --batch-size N   bindings per request (default 5000, at most 20000)
-    --dry-run        read and check the file, send nothing";
+    --batch-size N   bindings per request (default and most 20000; 4 MiB at most)
+    --dry-run        read and check the file, send nothing
+Large databases are sorted with temporary files in $TMPDIR (about 100 bytes per row).";
 
 struct Args<'a> {
     kind: &'a str,
@@ -71,11 +84,27 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads and maps the file.
-fn read(kind: &str, file: &Path) -> Result<Mapped, String> {
+/// Reads the file and counts what it holds: the sorted candidates and the tally.
+fn scan(kind: &str, file: &Path, progress: &mut Progress) -> Result<(Candidates, Tally), String> {
     let db = Database::open(file).map_err(|e| e.to_string())?;
-    let mapped = if kind == "sydent" {
-        sydent_bindings(&db, now_ms())
+    let mut tally = Tally::default();
+    let mut watch = |seen: Seen<'_>| match seen {
+        Seen::Row(_) => {
+            tally.rows += 1;
+            if tally.rows % 1024 == 0 {
+                progress.tick(|| {
+                    format!(
+                        "reading: {} rows, {} skipped",
+                        tally.rows,
+                        tally.skipped_rows()
+                    )
+                });
+            }
+        }
+        Seen::Skipped(s) => tally.skip(s),
+    };
+    let candidates = if kind == "sydent" {
+        read_sydent(&db, now_ms(), &mut watch)
     } else {
         // ma1sd rewrites its hashes at each pepper rotation: the file's last write is when
         // its rows were last true.
@@ -85,55 +114,68 @@ fn read(kind: &str, file: &Path) -> Result<Mapped, String> {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64)
             .unwrap_or_else(now_ms);
-        mxisd_bindings(&db, made)
-    };
-    mapped.map_err(|e| e.to_string())
-}
-
-/// What the server did with the batches.
-#[derive(Default)]
-struct Sent {
-    written: u64,
-    unchanged: u64,
-    kept_newer: u64,
-    refused: Vec<String>,
-}
-
-/// `\r[#####.....] 12000/30000 bindings` on a terminal, else a line per batch.
-fn progress(done: usize, total: usize, tty: bool) {
-    if tty {
-        const WIDTH: usize = 30;
-        let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
-        eprint!(
-            "\r[{}{}] {done}/{total} bindings",
-            "#".repeat(filled),
-            ".".repeat(WIDTH - filled)
-        );
-        if done == total {
-            eprintln!();
-        }
-    } else {
-        eprintln!("sent {done}/{total} bindings");
+        read_mxisd(&db, made, &mut watch)
     }
+    .map_err(|e| e.to_string())?;
+    for item in candidates.items().map_err(|e| e.to_string())? {
+        match item.map_err(|e| e.to_string())? {
+            Item::Binding(_) => tally.bindings += 1,
+            Item::Skipped(s) => tally.skip(s),
+        }
+    }
+    tally.read = candidates.read.clone();
+    tally.notes = candidates.notes.clone();
+    let spilled = candidates.spilled_bytes();
+    progress.show(&format!(
+        "read {} rows: {} bindings to import, {} rows skipped{}",
+        tally.rows,
+        tally.bindings,
+        tally.skipped_rows(),
+        if spilled > 0 {
+            format!(
+                " (sorted with {} MiB of temporary files in {})",
+                spilled.div_ceil(1024 * 1024),
+                std::env::temp_dir().display()
+            )
+        } else {
+            String::new()
+        }
+    ));
+    progress.end();
+    Ok((candidates, tally))
 }
 
-fn send(client: &Client, mapped: &Mapped, batch: usize) -> Result<Sent, String> {
-    let tty = std::io::stderr().is_terminal();
-    let total = mapped.records.len();
+/// The body of one request.
+#[derive(Serialize)]
+struct Batch<'a> {
+    bindings: &'a [BindingRecord],
+    finish: bool,
+}
+
+/// Sends the bindings of `candidates` (`total` of them) in batches of `batch`, or of
+/// [`MAX_BATCH_BYTES`] when that comes first.
+fn send(
+    client: &Client,
+    candidates: &Candidates,
+    total: usize,
+    batch: usize,
+    progress: &mut Progress,
+) -> Result<Sent, String> {
     let mut sent = Sent::default();
-    let chunks: Vec<_> = mapped.records.chunks(batch).collect();
-    // One request even when there is nothing to send: it compacts, and checks the server.
-    let count = chunks.len().max(1);
+    let mut number = 0;
     let mut done = 0;
-    for i in 0..count {
-        let chunk = chunks.get(i).copied().unwrap_or(&[]);
-        let body = json!({"bindings": chunk, "finish": i + 1 == count}).to_string();
+    let mut post = |chunk: &[BindingRecord], finish: bool| -> Result<(), String> {
+        number += 1;
+        let body = serde_json::to_string(&Batch {
+            bindings: chunk,
+            finish,
+        })
+        .map_err(|e| e.to_string())?;
         let (status, text) = client.call("POST", "/import/bindings", &[], Some(&body))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status != 200 {
             return Err(format!(
-                "the server refused batch {} of {count} ({status}): {}{}",
-                i + 1,
+                "the server refused batch {number} ({status}): {}{}",
                 answer["error"].as_str().unwrap_or(&text),
                 if done > 0 {
                     format!("; the first {done} bindings are stored, and importing again is safe")
@@ -147,41 +189,69 @@ fn send(client: &Client, mapped: &Mapped, batch: usize) -> Result<Sent, String> 
         sent.unchanged += n("unchanged");
         sent.kept_newer += n("kept_newer");
         for r in answer["rejected"].as_array().into_iter().flatten() {
-            let index = r["index"].as_u64().unwrap_or(0) as usize;
-            let record = chunk.get(index);
-            sent.refused.push(format!(
-                "{} {}: refused by the server: {}",
-                record.map(|r| r.medium.as_str()).unwrap_or("?"),
-                record.map(|r| r.address.as_str()).unwrap_or("?"),
-                r["reason"].as_str().unwrap_or("")
-            ));
+            sent.refused += 1;
+            if sent.refused_examples.len() < SHOWN_REASONS {
+                let record = chunk.get(r["index"].as_u64().unwrap_or(0) as usize);
+                sent.refused_examples.push(format!(
+                    "{} {}: refused by the server: {}",
+                    record.map(|r| r.medium.as_str()).unwrap_or("?"),
+                    record.map(|r| r.address.as_str()).unwrap_or("?"),
+                    r["reason"].as_str().unwrap_or("")
+                ));
+            }
         }
         done += chunk.len();
         if total > 0 {
-            progress(done, total, tty);
+            progress.show(&progress_line(done, total, &sent, progress.tty));
+        }
+        Ok(())
+    };
+    let mut chunk = Vec::with_capacity(batch);
+    let mut bytes = 0;
+    let mut queued = 0;
+    let mut finished = false;
+    for item in candidates.items().map_err(|e| e.to_string())? {
+        if let Item::Binding(r) = item.map_err(|e| e.to_string())? {
+            let size = r.medium.len() + r.address.len() + r.mxid.len() + RECORD_OVERHEAD;
+            if !chunk.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                post(&chunk, false)?;
+                chunk.clear();
+                bytes = 0;
+            }
+            chunk.push(r);
+            bytes += size;
+            queued += 1;
+            if chunk.len() == batch {
+                finished = queued >= total;
+                post(&chunk, finished)?;
+                chunk.clear();
+                bytes = 0;
+            }
         }
     }
+    // The last batch compacts the server's tables; one is sent even when there is nothing to
+    // import: it checks the server.
+    if !finished {
+        post(&chunk, true)?;
+    }
+    progress.end();
     Ok(sent)
 }
 
-fn summary(args: &Args<'_>, mapped: &Mapped, sent: Option<&Sent>, seconds: f64) -> String {
+fn summary(args: &Args<'_>, tally: &Tally, sent: Option<&Sent>, seconds: f64) -> String {
     let mut out = format!("import from {} database {}\n", args.kind, args.file);
-    let per_table: Vec<String> = mapped
-        .read
-        .iter()
-        .map(|(t, n)| format!("{t} {n}"))
-        .collect();
+    let per_table: Vec<String> = tally.read.iter().map(|(t, n)| format!("{t} {n}")).collect();
     out += &format!(
         "read:     {} rows{}\n",
-        mapped.rows_read(),
+        tally.read.iter().map(|(_, n)| n).sum::<usize>(),
         if per_table.is_empty() {
             String::new()
         } else {
             format!(" ({})", per_table.join(", "))
         }
     );
-    let refused = sent.map_or(0, |s| s.refused.len());
-    let imported = mapped.records.len() - refused;
+    let refused = sent.map_or(0, |s| s.refused);
+    let imported = tally.bindings.saturating_sub(refused);
     match sent {
         Some(s) => {
             out += &format!(
@@ -191,22 +261,13 @@ fn summary(args: &Args<'_>, mapped: &Mapped, sent: Option<&Sent>, seconds: f64) 
         }
         None => out += &format!("imported: 0 bindings ({imported} would be, --dry-run)\n"),
     }
-    let kinds = [
-        SkipKind::Invalid,
-        SkipKind::Expired,
-        SkipKind::Superseded,
-        SkipKind::Unbound,
-    ];
-    let by_kind: Vec<String> = kinds
+    let by_kind: Vec<String> = SkipKind::ALL
         .iter()
-        .map(|k| {
-            let n = mapped.skipped.iter().filter(|s| s.kind == *k).count();
-            format!("{n} {}", k.label())
-        })
+        .map(|k| format!("{} {}", tally.count(*k), k.label()))
         .collect();
     out += &format!(
         "skipped:  {} rows ({}{})\n",
-        mapped.skipped.len() + refused,
+        tally.skipped_rows() + refused,
         by_kind.join(", "),
         if refused > 0 {
             format!(", {refused} refused by the server")
@@ -214,23 +275,22 @@ fn summary(args: &Args<'_>, mapped: &Mapped, sent: Option<&Sent>, seconds: f64) 
             String::new()
         }
     );
-    let invalid: Vec<&Skipped> = mapped
-        .skipped
-        .iter()
-        .filter(|s| s.kind == SkipKind::Invalid)
-        .collect();
-    let mut reasons: Vec<String> = invalid
+    let reasons = tally
+        .invalid
         .iter()
         .map(|s| format!("{} row {}: {}", s.table, s.rowid, s.reason))
-        .collect();
-    reasons.extend(sent.into_iter().flat_map(|s| s.refused.iter().cloned()));
-    for r in reasons.iter().take(SHOWN_REASONS) {
+        .chain(
+            sent.into_iter()
+                .flat_map(|s| s.refused_examples.iter().cloned()),
+        );
+    for r in reasons.take(SHOWN_REASONS) {
         out += &format!("  - {r}\n");
     }
-    if reasons.len() > SHOWN_REASONS {
-        out += &format!("  - ... and {} more\n", reasons.len() - SHOWN_REASONS);
+    let all_reasons = tally.count(SkipKind::Invalid) + refused;
+    if all_reasons > SHOWN_REASONS {
+        out += &format!("  - ... and {} more\n", all_reasons - SHOWN_REASONS);
     }
-    for note in &mapped.notes {
+    for note in &tally.notes {
         out += &format!("note:     {note}\n");
     }
     out += &format!("time:     {seconds:.1} s\n");
@@ -264,17 +324,20 @@ pub fn run(config: &Config, args: &[String]) -> i32 {
             }
         }
     };
-    let mapped = match read(args.kind, Path::new(args.file)) {
-        Ok(m) => m,
+    let mut progress = Progress::new();
+    let (candidates, tally) = match scan(args.kind, Path::new(args.file), &mut progress) {
+        Ok(c) => c,
         Err(e) => {
+            progress.end();
             eprintln!("oxisd admin import: {}: {e}", args.file);
             return 1;
         }
     };
     let sent = match &client {
-        Some(c) => match send(c, &mapped, args.batch) {
+        Some(c) => match send(c, &candidates, tally.bindings, args.batch, &mut progress) {
             Ok(s) => Some(s),
             Err(e) => {
+                progress.end();
                 eprintln!("oxisd admin import: {e}");
                 return 1;
             }
@@ -285,7 +348,7 @@ pub fn run(config: &Config, args: &[String]) -> i32 {
         "{}",
         summary(
             &args,
-            &mapped,
+            &tally,
             sent.as_ref(),
             started.elapsed().as_secs_f64()
         )
@@ -325,7 +388,7 @@ mod tests {
     #[test]
     fn the_summary_counts_every_row() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sydent.db");
-        let mapped = read("sydent", &path).unwrap();
+        let (_, mapped) = scan("sydent", &path, &mut Progress::quiet()).unwrap();
         let w = words("sydent f");
         let args = parse(&w).unwrap();
         let sent = Sent {

@@ -16,14 +16,27 @@
 //!   the time the database file was last written as the binding time. Pending invites and
 //!   sessions are counted but not imported.
 //!
+//! Memory does not grow with the database: rows are read one at a time ([`read_sydent`],
+//! [`read_mxisd`]), the rows naming a 3PID are sorted by 3PID in bounded memory, spilling to
+//! temporary files when there are many (`spill`, `candidate`), and [`Candidates::items`]
+//! then yields one binding per 3PID, in 3PID order, reading them back. [`sydent_bindings`] and
+//! [`mxisd_bindings`] collect everything in memory instead, for tests and small files.
+//!
 //! Nothing here panics on a bad row: it is skipped with a reason.
 
+mod candidate;
 pub mod cli;
+mod mxisd;
+mod report;
+mod spill;
 pub mod sqlite;
-
-use std::collections::BTreeMap;
+mod sydent;
 
 use sqlite::{Database, SqliteError, Value};
+
+pub use candidate::{Candidates, Item, Items};
+pub use mxisd::{mxisd_bindings, read_mxisd};
+pub use sydent::{read_sydent, sydent_bindings};
 
 use crate::service::bindings::{VALIDITY_MS, check_user_id, normalise_threepid};
 use crate::store::bindings::BindingRecord;
@@ -42,6 +55,14 @@ pub enum SkipKind {
 }
 
 impl SkipKind {
+    /// Every kind, in the order the summary lists them.
+    pub const ALL: [SkipKind; 4] = [
+        SkipKind::Invalid,
+        SkipKind::Expired,
+        SkipKind::Superseded,
+        SkipKind::Unbound,
+    ];
+
     /// How the summary names it.
     pub fn label(self) -> &'static str {
         match self {
@@ -66,7 +87,7 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What a database yields.
+/// What a database yields, all in memory (see [`sydent_bindings`]).
 #[derive(Debug, Default)]
 pub struct Mapped {
     /// The bindings to import, one per 3PID, ordered by medium and address.
@@ -86,19 +107,17 @@ impl Mapped {
     }
 }
 
-/// A row that names a 3PID: a binding, or (`record: None`) an unbind.
-struct Candidate {
-    record: Option<BindingRecord>,
-    ts: u64,
-    local: bool,
-    table: &'static str,
-    rowid: i64,
+/// A row as reading meets it, told to the caller as it goes (for progress and the summary).
+#[derive(Debug)]
+pub enum Seen<'a> {
+    /// A row of this table was read.
+    Row(&'a str),
+    /// A row that will not be imported because of what it holds (invalid or expired).
+    Skipped(Skipped),
 }
 
-impl Candidate {
-    fn beats(&self, other: &Candidate) -> bool {
-        (self.ts, self.local, self.rowid) > (other.ts, other.local, other.rowid)
-    }
+fn spill_error(e: std::io::Error) -> SqliteError {
+    SqliteError::new(format!("cannot sort the rows on disk: {e}"))
 }
 
 /// A whole number from an integer, a whole real or a decimal text; `None` for NULL.
@@ -154,192 +173,6 @@ fn threepid(row: &sqlite::Row) -> Result<(String, String), String> {
     normalise_threepid(&medium, &address)
         .map(|(m, a)| (m.as_str().to_string(), a))
         .map_err(|e| format!("{medium} '{shown}': {}", e.message()))
-}
-
-/// Reads the bindings of a sydent database; `now_ms` decides which have expired.
-pub fn sydent_bindings(db: &Database, now_ms: u64) -> Result<Mapped, SqliteError> {
-    const LOCAL: &str = "local_threepid_associations";
-    const GLOBAL: &str = "global_threepid_associations";
-    let tables: Vec<&'static str> = [LOCAL, GLOBAL]
-        .into_iter()
-        .filter(|t| db.has_table(t))
-        .collect();
-    if tables.is_empty() {
-        return Err(SqliteError::new(format!(
-            "this is not a sydent database: it has neither {LOCAL} nor {GLOBAL}"
-        )));
-    }
-    let mut out = Mapped::default();
-    let mut best: BTreeMap<(String, String), Candidate> = BTreeMap::new();
-    for table in tables {
-        require_columns(db, table, &["medium", "address", "mxid", "ts"])?;
-        let local = table == LOCAL;
-        let mut read = 0;
-        for row in db.table_rows(table)? {
-            let row = row?;
-            read += 1;
-            let skip = |kind, reason: String| Skipped {
-                kind,
-                table: table.to_string(),
-                rowid: row.rowid,
-                reason,
-            };
-            let parsed = (|| -> Result<((String, String), Candidate), String> {
-                let key = threepid(&row)?;
-                let ts = number(row.get("ts"), "ts")?.ok_or("ts is NULL")?;
-                let mxid = match row.get("mxid") {
-                    // sydent's unbind leaves a row with a NULL mxid in the local table.
-                    Some(Value::Null) if local => None,
-                    v => Some(text(v).ok_or("mxid is not text")?),
-                };
-                let record = match mxid {
-                    None => None,
-                    Some(mxid) => {
-                        check_user_id(&mxid).map_err(|e| e.message().to_string())?;
-                        let not_before = number(row.get("notBefore"), "notBefore")?.unwrap_or(ts);
-                        let not_after = number(row.get("notAfter"), "notAfter")?
-                            .unwrap_or(ts.saturating_add(VALIDITY_MS));
-                        Some(BindingRecord {
-                            medium: key.0.clone(),
-                            address: key.1.clone(),
-                            mxid,
-                            ts,
-                            not_before,
-                            not_after,
-                        })
-                    }
-                };
-                let candidate = Candidate {
-                    record,
-                    ts,
-                    local,
-                    table,
-                    rowid: row.rowid,
-                };
-                Ok((key, candidate))
-            })();
-            let (key, candidate) = match parsed {
-                Ok(p) => p,
-                Err(reason) => {
-                    out.skipped.push(skip(SkipKind::Invalid, reason));
-                    continue;
-                }
-            };
-            if let Some(r) = &candidate.record
-                && r.not_after < now_ms
-            {
-                out.skipped.push(skip(
-                    SkipKind::Expired,
-                    format!("valid until {} (ms), which has passed", r.not_after),
-                ));
-                continue;
-            }
-            let loser = match best.get_mut(&key) {
-                None => {
-                    best.insert(key, candidate);
-                    continue;
-                }
-                Some(held) if candidate.beats(held) => std::mem::replace(held, candidate),
-                Some(_) => candidate,
-            };
-            out.skipped.push(Skipped {
-                kind: SkipKind::Superseded,
-                table: loser.table.to_string(),
-                rowid: loser.rowid,
-                reason: "a newer row names the same 3PID".into(),
-            });
-        }
-        out.read.push((table.to_string(), read));
-    }
-    for (_, c) in best {
-        match c.record {
-            Some(r) => out.records.push(r),
-            None => out.skipped.push(Skipped {
-                kind: SkipKind::Unbound,
-                table: c.table.to_string(),
-                rowid: c.rowid,
-                reason: "the 3PID was unbound in sydent".into(),
-            }),
-        }
-    }
-    Ok(out)
-}
-
-/// Reads what an mxisd or ma1sd database has that maps to bindings: ma1sd's `hashes` table.
-/// `made_ms` is the binding time given to its rows (the file's modification time).
-pub fn mxisd_bindings(db: &Database, made_ms: u64) -> Result<Mapped, SqliteError> {
-    const HASHES: &str = "hashes";
-    let known = ["session_3pid", "invite_3pid", "invite_3pid_history", HASHES];
-    if !known.iter().any(|t| db.has_table(t)) {
-        return Err(SqliteError::new(format!(
-            "this is not an mxisd or ma1sd database: it has none of the tables {}",
-            known.join(", ")
-        )));
-    }
-    let mut out = Mapped::default();
-    if db.has_table(HASHES) {
-        require_columns(db, HASHES, &["mxid", "medium", "address"])?;
-        let mut seen: BTreeMap<(String, String), BindingRecord> = BTreeMap::new();
-        let mut read = 0;
-        for row in db.table_rows(HASHES)? {
-            let row = row?;
-            read += 1;
-            let parsed = threepid(&row).and_then(|key| {
-                let mxid = text(row.get("mxid")).ok_or("mxid is not text")?;
-                check_user_id(&mxid).map_err(|e| e.message().to_string())?;
-                Ok((key, mxid))
-            });
-            let skip = |kind, reason: String| Skipped {
-                kind,
-                table: HASHES.to_string(),
-                rowid: row.rowid,
-                reason,
-            };
-            match parsed {
-                Err(reason) => out.skipped.push(skip(SkipKind::Invalid, reason)),
-                Ok((key, _)) if seen.contains_key(&key) => out.skipped.push(skip(
-                    SkipKind::Superseded,
-                    "an earlier row names the same 3PID".into(),
-                )),
-                Ok(((medium, address), mxid)) => {
-                    let record = BindingRecord {
-                        medium: medium.clone(),
-                        address: address.clone(),
-                        mxid,
-                        ts: made_ms,
-                        not_before: made_ms,
-                        not_after: made_ms.saturating_add(VALIDITY_MS),
-                    };
-                    seen.insert((medium, address), record);
-                }
-            }
-        }
-        out.read.push((HASHES.to_string(), read));
-        out.records = seen.into_values().collect();
-    } else {
-        out.notes.push(
-            "this database holds no bindings: mxisd and ma1sd do not store binds (they are \
-             signed and forgotten) and answer lookups from their identity stores; ma1sd keeps a \
-             'hashes' table only with hashing.hashStorageType: sql. Configure the matching oxisd \
-             identity store instead (stores.synapse, stores.rest, stores.static): see \
-             docs/MIGRATION.md"
-                .into(),
-        );
-    }
-    for (table, what) in [
-        ("invite_3pid", "pending 3PID invites"),
-        ("session_3pid", "validation sessions"),
-    ] {
-        if db.has_table(table) {
-            let n = db.table_rows(table)?.count();
-            if n > 0 {
-                out.notes.push(format!(
-                    "not imported: {n} {what} ({table}); users request new ones"
-                ));
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -440,5 +273,43 @@ mod tests {
     fn the_wrong_kind_of_database_is_an_error() {
         assert!(mxisd_bindings(&open("sydent.db"), 0).is_err());
         assert!(sydent_bindings(&open("ma1sd.db"), 0).is_err());
+    }
+
+    #[test]
+    fn rows_sorted_on_disk_give_what_sorting_in_memory_gives() {
+        let sorted = |m: &Mapped| {
+            let mut s = m.skipped.clone();
+            s.sort_by(|a, b| (a.kind, &a.table, a.rowid).cmp(&(b.kind, &b.table, b.rowid)));
+            s
+        };
+        let small = || spill::Sorter::with(&std::env::temp_dir(), 4096);
+        for (name, in_memory) in [
+            (
+                "sydent.db",
+                sydent_bindings(&open("sydent.db"), NOW).unwrap(),
+            ),
+            ("ma1sd.db", mxisd_bindings(&open("ma1sd.db"), 5).unwrap()),
+        ] {
+            let db = open(name);
+            let mut skipped = Vec::new();
+            let mut watch = |seen: Seen<'_>| {
+                if let Seen::Skipped(s) = seen {
+                    skipped.push(s);
+                }
+            };
+            let candidates = if name == "sydent.db" {
+                sydent::read_sydent_with(&db, NOW, &mut watch, small()).unwrap()
+            } else {
+                mxisd::read_mxisd_with(&db, 5, &mut watch, small()).unwrap()
+            };
+            if name == "sydent.db" {
+                // About 50 runs: more than one merge reads at once.
+                assert!(candidates.spilled_bytes() > 32 * 4096, "{name}");
+            }
+            let on_disk = candidates.into_mapped(skipped).unwrap();
+            assert_eq!(on_disk.records, in_memory.records, "{name}");
+            assert_eq!(sorted(&on_disk), sorted(&in_memory), "{name}");
+            assert_eq!(on_disk.read, in_memory.read, "{name}");
+        }
     }
 }

@@ -20,7 +20,7 @@ use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{OpenError, Store, open_keyspace};
+use super::{OpenError, Store, open_bulk_keyspace};
 use crate::error::{Error, Result};
 
 /// One binding of a 3PID to a user.
@@ -83,9 +83,9 @@ pub(super) struct Keyspaces {
 impl Keyspaces {
     pub(super) fn open(db: &Database) -> std::result::Result<Keyspaces, OpenError> {
         Ok(Keyspaces {
-            by_threepid: open_keyspace(db, "threepid_binding")?,
-            by_hash: open_keyspace(db, "pephash_threepid")?,
-            by_source: open_keyspace(db, "source_threepid")?,
+            by_threepid: open_bulk_keyspace(db, "threepid_binding")?,
+            by_hash: open_bulk_keyspace(db, "pephash_threepid")?,
+            by_source: open_bulk_keyspace(db, "source_threepid")?,
         })
     }
 
@@ -364,7 +364,8 @@ impl Store {
             ingestion.write(k, b"".to_vec())?;
         }
         ingestion.finish()?;
-        self.durable()?;
+        // Durable too: the group commit is part of it.
+        self.release_replaced_tables()?;
         Ok(written)
     }
 
@@ -372,8 +373,15 @@ impl Store {
     /// many overlapping tables and each lookup would check them all; call this once the import
     /// is done.
     pub fn compact_bindings(&self) -> Result<()> {
+        // The compactions that the last writes started finish first: beside a major compaction
+        // their output was a third copy of part of the tables (and their buffers more memory).
+        self.wait_for_compactions(std::time::Duration::from_secs(600));
+        self.release_replaced_tables()?;
+        // One keyspace at a time, each giving back its old tables before the next is copied:
+        // the disk holds one keyspace twice at most, not the whole store.
         for keyspace in self.bindings.all() {
             keyspace.major_compact()?;
+            self.release_replaced_tables()?;
         }
         Ok(())
     }

@@ -25,7 +25,6 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -340,6 +339,22 @@ impl Database {
     }
 }
 
+/// Marks page `n` (1-based) in a scan's bitmap of pages; false when it was marked already or is
+/// outside the file (it has no bit).
+fn first_visit(visited: &mut [u64], n: u32) -> bool {
+    let Some(i) = n.checked_sub(1) else {
+        return false;
+    };
+    let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+    match visited.get_mut(word) {
+        Some(w) if *w & bit == 0 => {
+            *w |= bit;
+            true
+        }
+        _ => false,
+    }
+}
+
 fn be_u32(buf: &[u8], at: usize) -> Result<u32> {
     buf.get(at..at + 4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -379,7 +394,9 @@ pub struct Rows<'a> {
     /// that cannot be computed.
     defaults: Vec<std::result::Result<Value, String>>,
     stack: Vec<Frame>,
-    visited: HashSet<u32>,
+    /// One bit per page of the file: a page met twice in one scan means a loop. A bitmap, not
+    /// a set: 128 KiB for a 4 GiB file of 4 KiB pages, where a hash set would take megabytes.
+    visited: Vec<u64>,
     pending_root: Option<u32>,
     failed: bool,
 }
@@ -400,7 +417,7 @@ impl<'a> Rows<'a> {
             real: Vec::new(),
             defaults: Vec::new(),
             stack: Vec::new(),
-            visited: HashSet::new(),
+            visited: vec![0; (db.page_count as usize).div_ceil(64)],
             pending_root: Some(root),
             failed: false,
         }
@@ -415,12 +432,13 @@ impl<'a> Rows<'a> {
         if self.stack.len() >= MAX_DEPTH {
             return Err(SqliteError::corrupt("the table's b-tree is too deep"));
         }
-        if !self.visited.insert(n) {
+        // Checked first: a page outside the file has no bit.
+        let data = self.db.page(n)?;
+        if !first_visit(&mut self.visited, n) {
             return Err(SqliteError::corrupt(format_args!(
                 "page {n} appears twice in one b-tree"
             )));
         }
-        let data = self.db.page(n)?;
         let start = if n == 1 { 100 } else { 0 };
         let kind = data[start];
         let leaf = match kind {
@@ -534,12 +552,12 @@ impl<'a> Rows<'a> {
             while payload.len() < size {
                 // Each page has one place in the file: an overflow page met before in this
                 // scan (in this row's chain, another row's, or the b-tree) is a loop or shared.
-                if !self.visited.insert(next) {
+                let page = self.db.page(next)?;
+                if !first_visit(&mut self.visited, next) {
                     return Err(SqliteError::corrupt(format_args!(
                         "overflow page {next} of row {rowid} is used twice"
                     )));
                 }
-                let page = self.db.page(next)?;
                 let take = (size - payload.len()).min(usable - 4);
                 payload.extend_from_slice(&page[4..4 + take]);
                 next = be_u32(&page, 0)?;
