@@ -18,6 +18,7 @@ use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 
 use super::{Row, TOKEN, common, measure};
+use common::peak_rss_mib;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -34,17 +35,6 @@ fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-/// Peak resident memory of a running process, MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 fn free_port() -> u16 {
