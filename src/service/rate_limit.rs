@@ -11,11 +11,19 @@
 //! counts. The [`Taken`] guard keeps the tokens when dropped (the message went out); a failed
 //! send calls [`Taken::give_back`], so it uses up nobody's quota.
 //!
+//! Keys are kept as 64-bit keyed hashes (SipHash with a random key per limiter), not as
+//! strings: a bucket is then 24 bytes inside the map's one allocation, instead of a string
+//! allocated apart from it. Thousands of small strings made during a burst of requests, and
+//! kept after it, were scattered over the heap and kept the allocator from giving the burst's
+//! memory back. Two keys with the same hash would share a bucket (a stricter limit for both);
+//! with a random 128-bit hash key, nobody can choose keys that collide.
+//!
 //! Locking: each limiter has its own mutex; [`take`] locks the limiters it needs in one fixed
 //! order (by address) and holds them all while it checks and takes, so two takes over the same
 //! limiters cannot deadlock. Nothing else holds two of these locks.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::config::RateLimit;
@@ -29,7 +37,9 @@ pub struct RateLimiter {
     what: &'static str,
     burst: f64,
     refill_ms: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// Hashes keys into bucket ids.
+    ids: RandomState,
+    buckets: Mutex<Buckets>,
 }
 
 #[derive(Clone, Copy)]
@@ -38,13 +48,14 @@ struct Bucket {
     updated_ms: u64,
 }
 
-type Buckets = HashMap<String, Bucket>;
+/// Buckets by key id (see the module doc).
+type Buckets = HashMap<u64, Bucket>;
 
 /// Tokens taken by [`take`]. Dropping it keeps them (the event happened); [`Taken::give_back`]
 /// returns them (it did not).
 #[must_use = "dropping the guard keeps the tokens; call give_back() when nothing was sent"]
 pub struct Taken<'a> {
-    taken: Vec<(&'a RateLimiter, String)>,
+    taken: Vec<(&'a RateLimiter, u64)>,
 }
 
 impl Taken<'_> {
@@ -54,7 +65,7 @@ impl Taken<'_> {
         for (limiter, key) in &self.taken {
             let mut buckets = limiter.lock();
             // A bucket forgotten since (make_room) counts as full already.
-            if let Some(b) = buckets.get_mut(key.as_str()) {
+            if let Some(b) = buckets.get_mut(key) {
                 // Its own timestamp stays: the refill since then is still owed.
                 b.tokens = (b.tokens + 1.0).min(limiter.burst);
             }
@@ -81,11 +92,13 @@ pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> 
     }
     let mut guards: Vec<MutexGuard<'a, Buckets>> = order.iter().map(|l| l.lock()).collect();
     // Check everything first, so a refusal changes nothing.
-    for (i, (limiter, key)) in limits.iter().enumerate() {
-        let key = key.as_ref();
+    let ids: Vec<u64> = limits.iter().map(|(l, k)| l.id(k.as_ref())).collect();
+    for (i, (limiter, _)) in limits.iter().enumerate() {
+        let key = ids[i];
         let needed = limits[..=i]
             .iter()
-            .filter(|(l, k)| std::ptr::eq(*l, *limiter) && k.as_ref() == key)
+            .zip(&ids)
+            .filter(|((l, _), id)| std::ptr::eq(*l, *limiter) && **id == key)
             .count() as f64;
         let tokens = limiter.level(&guards[slots[i]], key, now_ms);
         if tokens < needed {
@@ -99,10 +112,9 @@ pub fn take<'a, K: AsRef<str>>(limits: &[(&'a RateLimiter, K)], now_ms: u64) -> 
         }
     }
     let mut taken = Vec::with_capacity(limits.len());
-    for (i, (limiter, key)) in limits.iter().enumerate() {
-        let key = key.as_ref();
-        limiter.take_one(&mut guards[slots[i]], key, now_ms);
-        taken.push((*limiter, key.to_string()));
+    for (i, (limiter, _)) in limits.iter().enumerate() {
+        limiter.take_one(&mut guards[slots[i]], ids[i], now_ms);
+        taken.push((*limiter, ids[i]));
     }
     Ok(Taken { taken })
 }
@@ -115,6 +127,7 @@ impl RateLimiter {
             what,
             burst: f64::from(rate.burst),
             refill_ms: rate.refill as f64 * 1000.0,
+            ids: RandomState::new(),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -131,6 +144,7 @@ impl RateLimiter {
             what,
             burst: f64::from(burst),
             refill_ms: 1000.0 / f64::from(per_second.max(1)),
+            ids: RandomState::new(),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -141,6 +155,7 @@ impl RateLimiter {
     pub fn take_many(&self, key: &str, n: u32, now_ms: u64) -> Result<()> {
         let mut buckets = self.lock();
         let needed = f64::from(n);
+        let key = self.id(key);
         let tokens = self.level(&buckets, key, now_ms);
         if tokens < needed {
             let wait = ((needed - tokens) * self.refill_ms).ceil() as u64;
@@ -153,6 +168,11 @@ impl RateLimiter {
         }
         self.take_amount(&mut buckets, key, needed, now_ms);
         Ok(())
+    }
+
+    /// The bucket id of `key`.
+    fn id(&self, key: &str) -> u64 {
+        self.ids.hash_one(key)
     }
 
     fn lock(&self) -> MutexGuard<'_, Buckets> {
@@ -169,35 +189,35 @@ impl RateLimiter {
     }
 
     /// The tokens `key` has at `now_ms` (an unknown key is full).
-    fn level(&self, buckets: &Buckets, key: &str, now_ms: u64) -> f64 {
+    fn level(&self, buckets: &Buckets, key: u64, now_ms: u64) -> f64 {
         buckets
-            .get(key)
+            .get(&key)
             .map_or(self.burst, |b| self.refilled(*b, now_ms).tokens)
     }
 
     /// Uses one token of `key`; the caller checked that there is one.
-    fn take_one(&self, buckets: &mut Buckets, key: &str, now_ms: u64) {
+    fn take_one(&self, buckets: &mut Buckets, key: u64, now_ms: u64) {
         self.take_amount(buckets, key, 1.0, now_ms);
     }
 
     /// Uses `amount` tokens of `key`; the caller checked that there are as many.
-    fn take_amount(&self, buckets: &mut Buckets, key: &str, amount: f64, now_ms: u64) {
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+    fn take_amount(&self, buckets: &mut Buckets, key: u64, amount: f64, now_ms: u64) {
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
             self.make_room(buckets, now_ms);
         }
-        let b = buckets.get(key).map(|b| self.refilled(*b, now_ms));
+        let b = buckets.get(&key).map(|b| self.refilled(*b, now_ms));
         let mut b = b.unwrap_or(Bucket {
             tokens: self.burst,
             updated_ms: now_ms,
         });
         b.tokens = (b.tokens - amount).max(0.0);
-        buckets.insert(key.to_string(), b);
+        buckets.insert(key, b);
     }
 
     /// Keeps the map bounded: drops the buckets that have refilled completely (they carry no
     /// information), and if that is not enough, the fuller half, so the keys closest to their
     /// limit stay limited.
-    fn make_room(&self, buckets: &mut HashMap<String, Bucket>, now_ms: u64) {
+    fn make_room(&self, buckets: &mut Buckets, now_ms: u64) {
         for b in buckets.values_mut() {
             *b = self.refilled(*b, now_ms);
         }
@@ -209,7 +229,7 @@ impl RateLimiter {
             buckets.retain(|_, b| b.tokens < median);
             if buckets.len() >= MAX_KEYS {
                 // Every bucket at the same level: forget half of them.
-                let drop: Vec<String> = buckets.keys().take(buckets.len() / 2).cloned().collect();
+                let drop: Vec<u64> = buckets.keys().take(buckets.len() / 2).copied().collect();
                 for k in drop {
                     buckets.remove(&k);
                 }
@@ -254,7 +274,7 @@ mod tests {
             "the refusing limit's wait"
         );
         assert_eq!(
-            client.level(&client.lock(), "c", 0),
+            client.level(&client.lock(), client.id("c"), 0),
             4.0,
             "a refused take takes nothing"
         );
@@ -273,18 +293,18 @@ mod tests {
         let kept = take(&[(&a, "k"), (&b, "k")], 0).unwrap();
         drop(kept);
         assert!(a.take("k", 0).is_err(), "dropping the guard keeps them");
-        assert_eq!(b.level(&b.lock(), "k", 0), 2.0);
+        assert_eq!(b.level(&b.lock(), b.id("k"), 0), 2.0);
         // The refill earned before the take is kept.
         let t = b.take("k", 500_000).unwrap();
-        assert_eq!(b.level(&b.lock(), "k", 500_000), 1.5);
+        assert_eq!(b.level(&b.lock(), b.id("k"), 500_000), 1.5);
         t.give_back();
-        assert_eq!(b.level(&b.lock(), "k", 500_000), 2.5);
+        assert_eq!(b.level(&b.lock(), b.id("k"), 500_000), 2.5);
         let t = b.take("k", 2_000_000).unwrap();
         let _ = b.take("k", 2_000_000).unwrap();
         t.give_back();
-        assert_eq!(b.level(&b.lock(), "k", 2_000_000), 2.0);
+        assert_eq!(b.level(&b.lock(), b.id("k"), 2_000_000), 2.0);
         b.take("k", 2_000_000).unwrap().give_back();
-        assert_eq!(b.level(&b.lock(), "k", 2_000_000), 2.0);
+        assert_eq!(b.level(&b.lock(), b.id("k"), 2_000_000), 2.0);
     }
 
     #[test]
@@ -297,7 +317,7 @@ mod tests {
             take(&[(&l, "y"), (&l, "y")], 0).is_err(),
             "one token left, two needed"
         );
-        assert_eq!(l.level(&l.lock(), "y", 0), 1.0);
+        assert_eq!(l.level(&l.lock(), l.id("y"), 0), 1.0);
     }
 
     #[test]
@@ -342,7 +362,11 @@ mod tests {
             (429, Some("M_LIMIT_EXCEEDED"))
         );
         assert_eq!(e.body()["retry_after_ms"], 1_000, "10 missing, 100 ms each");
-        assert_eq!(l.level(&l.lock(), "a", 0), 40.0, "a refusal takes nothing");
+        assert_eq!(
+            l.level(&l.lock(), l.id("a"), 0),
+            40.0,
+            "a refusal takes nothing"
+        );
         l.take_many("a", 40, 0).unwrap();
         assert!(l.take_many("a", 1, 99).is_err());
         l.take_many("a", 1, 100).unwrap();

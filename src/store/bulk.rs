@@ -41,15 +41,11 @@ pub(super) fn open_bulk_keyspace(
 }
 
 impl Store {
-    /// Deletes the files of tables that compactions replaced. fjall deletes them once no
-    /// version of a tree needs them, which it checks when a memtable is rotated; without this,
-    /// the tables that `compact_bindings` replaced (a second copy of every binding) stayed on
-    /// disk until the next flush or start. The write of the group commit gives `meta` a
-    /// memtable to rotate, after the compactions.
+    /// Deletes the files of tables that compactions replaced: without this, the tables that
+    /// `compact_bindings` replaced (a second copy of every binding) stayed on disk until the
+    /// next flush or start (see [`Store::collect_old_versions`]).
     pub(super) fn release_replaced_tables(&self) -> Result<()> {
-        self.durable()?;
-        self.meta.rotate_memtable()?;
-        Ok(())
+        self.collect_old_versions()
     }
 
     /// Waits until no background compaction runs (seen twice 50 ms apart, as a worker may be
