@@ -1,7 +1,7 @@
 //! The application: configuration, store, keys, notifier, services and views, built once at
 //! start and passed to every handler as `&App`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::homeserver::HomeserverClient;
@@ -21,6 +21,7 @@ use crate::service::stores::synapse::{self, SynapseSync};
 use crate::service::stores::{IdentityStore, static_store};
 use crate::service::terms::Terms;
 use crate::store::Store;
+use crate::util::time::now_ms;
 use crate::views::Views;
 
 /// What the operator allowed at this start (`oxisd serve` flags).
@@ -153,13 +154,6 @@ pub struct App {
     pub tasks: crate::tasks::Tasks,
     /// When the server started.
     pub started: Instant,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The identity stores of `stores.order` that are enabled.
