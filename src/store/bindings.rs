@@ -18,9 +18,9 @@
 
 use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{OpenError, Store, open_bulk_keyspace};
+use crate::crypto::lookup_hash::lookup_digest;
 use crate::error::{Error, Result};
 
 /// One binding of a 3PID to a user.
@@ -117,17 +117,6 @@ fn binding_key(medium: &str, address: &str, source: &str) -> Vec<u8> {
     let mut key = threepid_prefix(medium, address);
     key.extend_from_slice(source.as_bytes());
     key
-}
-
-/// The raw SHA-256 of the lookup string `"<address> <medium> <pepper>"`.
-pub fn lookup_digest(address: &str, medium: &str, pepper: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(address.as_bytes());
-    h.update(b" ");
-    h.update(medium.as_bytes());
-    h.update(b" ");
-    h.update(pepper.as_bytes());
-    h.finalize().into()
 }
 
 fn hash_key(generation: u32, digest: &[u8; 32]) -> [u8; 36] {
