@@ -1,7 +1,7 @@
 //! The application: configuration, store, keys, notifier, services and views, built once at
 //! start and passed to every handler as `&App`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::homeserver::HomeserverClient;
@@ -244,20 +244,7 @@ impl App {
             None
         };
         let federation = config.lookup.federation.enabled.then(|| {
-            let timeout = Duration::from_secs(config.outbound.timeout.min(5));
-            let srv = if config.outbound.nameservers.is_empty() {
-                SrvResolver::from_system(timeout)
-            } else {
-                SrvResolver::with_nameservers(
-                    config
-                        .outbound
-                        .nameservers
-                        .iter()
-                        .filter_map(|s| s.parse().ok())
-                        .collect(),
-                    timeout,
-                )
-            };
+            let srv = SrvResolver::from_outbound(&config.outbound);
             let mut ours = vec![config.server.name.to_ascii_lowercase()];
             ours.extend(config.matrix.domain.iter().map(|d| d.to_ascii_lowercase()));
             Federation::new(&config.lookup.federation, srv, ours)

@@ -145,17 +145,7 @@ impl HomeserverClient {
             DefaultConnector::new(),
             DefaultResolver::default(),
         );
-        let timeout = Duration::from_secs(config.timeout.min(5));
-        let srv = if config.nameservers.is_empty() {
-            SrvResolver::from_system(timeout)
-        } else {
-            let servers = config
-                .nameservers
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            SrvResolver::with_nameservers(servers, timeout)
-        };
+        let srv = SrvResolver::from_outbound(config);
         Ok(HomeserverClient {
             guarded,
             trusted,
