@@ -1,3 +1,5 @@
-//! Small helpers that several parts of the server share: wall-clock time ([`time`]).
+//! Small helpers that several parts of the server share: wall-clock time ([`time`]) and
+//! `%PLACEHOLDER%` templates ([`placeholders`]).
 
+pub mod placeholders;
 pub mod time;

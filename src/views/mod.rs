@@ -26,6 +26,7 @@ use sailfish::TemplateSimple;
 use sailfish::runtime::escape::escape_to_string;
 
 use crate::config::ViewConfig;
+use crate::util::placeholders;
 
 /// URL path (below the public URL's own path) where assets are served:
 /// `"/_matrix/identity/_oxisd/static"`.
@@ -361,26 +362,15 @@ impl Views {
             ("LOGO_URL", &self.chrome.logo_url),
         ];
         let mut out = String::with_capacity(template.len() + 256);
-        let mut rest = template;
-        while let Some(start) = rest.find('%') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            let hit = values.iter().find_map(|(key, value)| {
-                let tail = after.strip_prefix(key)?.strip_prefix('%')?;
-                Some((*value, tail))
-            });
-            match hit {
-                Some((value, tail)) => {
-                    escape_to_string(value, &mut out);
-                    rest = tail;
+        placeholders::fill_into(template, &mut out, |name, out| {
+            match values.iter().find(|(key, _)| *key == name) {
+                Some((_, value)) => {
+                    escape_to_string(value, out);
+                    true
                 }
-                None => {
-                    out.push('%');
-                    rest = after;
-                }
+                None => false,
             }
-        }
-        out.push_str(rest);
+        });
         out
     }
 
