@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::cidr::Cidr;
+use crate::util::url::UrlParts;
 
 fn err(msg: String) -> ConfigError {
     ConfigError(msg)
@@ -222,14 +223,7 @@ impl ServerConfig {
     /// `server.publicUrl`, and `server.publicNames`.
     pub fn destinations(&self) -> Vec<String> {
         let mut names = vec![self.name.clone()];
-        let host = self
-            .public_url()
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split('/')
-            .next()
-            .unwrap_or("");
+        let host = UrlParts::split(self.public_url()).authority;
         if !host.is_empty() {
             names.push(host.to_string());
         }
