@@ -48,7 +48,7 @@ mod tests {
 
     fn known(name: &str, out: &mut String) -> bool {
         match name {
-            "A" => out.push_str("1"),
+            "A" => out.push('1'),
             "B_2" => out.push_str("%A%"),
             _ => return false,
         }
