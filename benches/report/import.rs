@@ -9,7 +9,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oxisd::crypto::lookup_hash::sha256_lookup_hash;
@@ -17,7 +16,7 @@ use oxisd::service::pepper::Peppers;
 use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 
-use super::{Row, TOKEN, common, measure};
+use super::{PeakSampler, Row, TOKEN, common, measure, part_dir};
 use common::peak_rss_mib;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -69,9 +68,7 @@ fn threepid(k: u64) -> (&'static str, String) {
 /// Runs the import, adds its figures to `notes` and the lookups after it to `table`.
 pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u64) {
     eprintln!("import of a sydent database of {rows} rows");
-    let dir = std::env::temp_dir().join(format!("oxisd-report-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = part_dir("import");
     let db = dir.join("sydent.db");
     let made = Command::new("python3")
         .arg(concat!(
@@ -90,15 +87,9 @@ pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u6
     drop(common::start(&config));
     let server = common::start(&config);
     let data = dir.join("data");
-    let (peak, watching) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
     let sampler = {
-        let (peak, watching, data) = (peak.clone(), watching.clone(), data.clone());
-        std::thread::spawn(move || {
-            while watching.load(Ordering::Relaxed) {
-                peak.fetch_max(dir_bytes(&data), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
+        let data = data.clone();
+        PeakSampler::start(move || dir_bytes(&data))
     };
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxisd"))
@@ -129,9 +120,7 @@ pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u6
         .read_to_string(&mut summary)
         .unwrap();
     assert!(status.success(), "the import failed:\n{summary}");
-    watching.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed).max(dir_bytes(&data));
+    let peak = sampler.stop().max(dir_bytes(&data));
     let server_peak = peak_rss_mib(server.child.id());
     let at_end = dir_bytes(&data);
     drop(server);
