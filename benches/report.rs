@@ -56,6 +56,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use oxisd::crypto::lookup_hash::sha256_lookup_hash;
+
 use common::{Make, Server, cpu_seconds, env_num, rss_mib};
 
 const TOKEN: &str = "benchmark-access-token-0123456789abcdef";
@@ -176,6 +178,42 @@ impl PeakSampler {
         self.thread.join().unwrap();
         self.peak.load(Ordering::Relaxed)
     }
+}
+
+/// 64 bodies of v2 lookups of 1 000 hashes each under `pepper`: the hashes of `threepid(x)`
+/// for keys `x` spread over `0..2 * bound`, so that half of them are bound when the keys below
+/// `bound` are.
+fn v2_lookup_bodies(
+    pepper: &str,
+    bound: u64,
+    threepid: impl Fn(u64) -> (&'static str, String),
+) -> Arc<Vec<String>> {
+    Arc::new(
+        (0..64u64)
+            .map(|i| {
+                let hashes: Vec<String> = (0..1000u64)
+                    .map(|k| {
+                        let x = (i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * bound);
+                        let (medium, address) = threepid(x);
+                        sha256_lookup_hash(&address, medium, pepper)
+                    })
+                    .collect();
+                serde_json::json!({"algorithm": "sha256", "pepper": pepper, "addresses": hashes})
+                    .to_string()
+            })
+            .collect(),
+    )
+}
+
+/// Requests that send `bodies` in turn to `POST /_matrix/identity/v2/lookup`.
+fn v2_lookups(bodies: Arc<Vec<String>>) -> Make {
+    Arc::new(move |c, n| {
+        (
+            "POST",
+            "/_matrix/identity/v2/lookup".to_string(),
+            bodies[((c * 7 + n) % bodies.len() as u64) as usize].clone(),
+        )
+    })
 }
 
 /// Whether `OXISD_BENCH_ONLY` (unset: everything) asks for `part`.

@@ -8,15 +8,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oxisd::crypto::lookup_hash::sha256_lookup_hash;
 use oxisd::service::pepper::Peppers;
 use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 
-use super::{PeakSampler, Row, TOKEN, common, measure, part_dir};
+use super::{PeakSampler, Row, TOKEN, common, measure, part_dir, v2_lookup_bodies, v2_lookups};
 use common::peak_rss_mib;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -164,22 +162,7 @@ fn lookups(table: &mut Vec<Row>, config: &Path, data: &Path, seconds: u64, rows:
     };
     // As make_sydent_db.py numbers them: about 0.9 * rows keys are bound; half of the hashes
     // asked for are among them.
-    let bound = rows * 9 / 10;
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..64u64)
-            .map(|i| {
-                let hashes: Vec<String> = (0..1000u64)
-                    .map(|k| {
-                        let x = (i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * bound);
-                        let (medium, address) = threepid(x);
-                        sha256_lookup_hash(&address, medium, &pepper)
-                    })
-                    .collect();
-                serde_json::json!({"algorithm": "sha256", "pepper": pepper, "addresses": hashes})
-                    .to_string()
-            })
-            .collect(),
-    );
+    let bodies = v2_lookup_bodies(&pepper, rows * 9 / 10, threepid);
     let server = common::start(config);
     measure(
         table,
@@ -187,12 +170,6 @@ fn lookups(table: &mut Vec<Row>, config: &Path, data: &Path, seconds: u64, rows:
         &format!("v2 lookup, 1 000 hashes, after importing {rows} sydent rows"),
         seconds,
         Some(TOKEN),
-        Arc::new(move |c, n| {
-            (
-                "POST",
-                "/_matrix/identity/v2/lookup".to_string(),
-                bodies[((c * 7 + n) % bodies.len() as u64) as usize].clone(),
-            )
-        }),
+        v2_lookups(bodies),
     );
 }

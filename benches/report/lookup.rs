@@ -5,14 +5,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use oxisd::crypto::lookup_hash::sha256_lookup_hash;
 use oxisd::service::pepper::Peppers;
 use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 
 use super::common::{self, Server, rss_mib};
-use super::{PeakSampler, Row, TOKEN, bulk, measure, note_start, part_dir, wanted, write_config};
+use super::{
+    PeakSampler, Row, TOKEN, bulk, measure, note_start, part_dir, v2_lookup_bodies, v2_lookups,
+    wanted, write_config,
+};
 
 /// Lookups against a store of `bindings` bindings: the v2 load (`lookup`), the CPU per address
 /// of bulk and v2 lookups (`bulk`).
@@ -87,39 +89,18 @@ fn v2_load(
     bindings: u64,
     pepper: &Arc<String>,
 ) {
-    let p = pepper.clone();
-    let n_bindings = bindings;
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..64u64)
-            .map(|i| {
-                // Half of the hashes are bound, half are not.
-                let hashes: Vec<String> = (0..1000u64)
-                    .map(|k| {
-                        let x = (i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * n_bindings);
-                        sha256_lookup_hash(&format!("user{x}@bench.example.org"), "email", &p)
-                    })
-                    .collect();
-                serde_json::json!({"algorithm": "sha256", "pepper": *p, "addresses": hashes})
-                    .to_string()
-            })
-            .collect(),
-    );
+    let bodies = v2_lookup_bodies(pepper, bindings, |x| {
+        ("email", format!("user{x}@bench.example.org"))
+    });
     let pid = server.child.id();
     let sampler = PeakSampler::start(move || (rss_mib(pid) * 10.0) as u64);
-    let b = bodies.clone();
     measure(
         rows,
         server,
         &format!("v2 lookup, 1 000 hashes, {bindings} bindings"),
         seconds,
         Some(TOKEN),
-        Arc::new(move |c, n| {
-            (
-                "POST",
-                "/_matrix/identity/v2/lookup".to_string(),
-                b[((c * 7 + n) % b.len() as u64) as usize].clone(),
-            )
-        }),
+        v2_lookups(bodies),
     );
     notes.push(format!(
         "peak RSS under the lookup load: {:.1} MiB",
