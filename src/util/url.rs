@@ -3,6 +3,7 @@
 //! URL is acceptable: the strict checks (`threepid::params` for `next_link`) build on these
 //! splits and refuse what they must.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The parts of `scheme://authority/path?query#fragment`, as written (nothing decoded).
@@ -83,6 +84,15 @@ pub fn unbracket(host: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// A host as it goes into a URL: an IPv6 literal in brackets (once), anything else as it is.
+pub fn bracketed(host: &str) -> Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        Cow::Owned(format!("[{host}]"))
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
 /// True when `host` (an IPv6 literal without brackets) names this machine: `localhost`, in any
 /// case, or a loopback address.
 pub fn is_loopback_host(host: &str) -> bool {
@@ -127,6 +137,9 @@ mod tests {
         assert_eq!(split_host("[::1"), None);
         assert_eq!(unbracket("[::1]"), "::1");
         assert_eq!(unbracket("127.0.0.1"), "127.0.0.1");
+        assert_eq!(bracketed("::1"), "[::1]");
+        assert_eq!(bracketed("[::1]"), "[::1]");
+        assert_eq!(bracketed("h.example"), "h.example");
     }
 
     #[test]
