@@ -9,7 +9,7 @@
 //! It does not read WAL files, indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated
 //! columns or UTF-16 databases, and it does not lock the file: the program that writes it must
 //! be stopped (or its WAL checkpointed) first. Values read as SQLite reads them
-//! (`differential.rs` checks this against SQLite itself): whole numbers stored in REAL columns
+//! (`differential/` checks this against SQLite itself): whole numbers stored in REAL columns
 //! come back as reals, and records older than an ALTER TABLE ADD COLUMN read the column's
 //! DEFAULT.
 //!
