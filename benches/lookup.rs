@@ -79,10 +79,7 @@ fn prepare_sessions(dir: &Path, binds: u64) {
             },
         )
         .unwrap();
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let wall = oxisd::util::time::now_ms();
     for i in 0..binds {
         let record = SessionRecord {
             sid: format!("benchsid{i}"),

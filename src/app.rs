@@ -1,7 +1,7 @@
 //! The application: configuration, store, keys, notifier, services and views, built once at
 //! start and passed to every handler as `&App`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::homeserver::HomeserverClient;
@@ -21,6 +21,7 @@ use crate::service::stores::synapse::{self, SynapseSync};
 use crate::service::stores::{IdentityStore, static_store};
 use crate::service::terms::Terms;
 use crate::store::Store;
+use crate::util::time::now_ms;
 use crate::views::Views;
 
 /// What the operator allowed at this start (`oxisd serve` flags).
@@ -155,13 +156,6 @@ pub struct App {
     pub started: Instant,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The identity stores of `stores.order` that are enabled.
 fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, String> {
     let stores = &config.stores;
@@ -250,20 +244,7 @@ impl App {
             None
         };
         let federation = config.lookup.federation.enabled.then(|| {
-            let timeout = Duration::from_secs(config.outbound.timeout.min(5));
-            let srv = if config.outbound.nameservers.is_empty() {
-                SrvResolver::from_system(timeout)
-            } else {
-                SrvResolver::with_nameservers(
-                    config
-                        .outbound
-                        .nameservers
-                        .iter()
-                        .filter_map(|s| s.parse().ok())
-                        .collect(),
-                    timeout,
-                )
-            };
+            let srv = SrvResolver::from_outbound(&config.outbound);
             let mut ours = vec![config.server.name.to_ascii_lowercase()];
             ours.extend(config.matrix.domain.iter().map(|d| d.to_ascii_lowercase()));
             Federation::new(&config.lookup.federation, srv, ours)

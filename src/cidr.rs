@@ -1,5 +1,6 @@
-//! IP address ranges in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address), used for
-//! trusted reverse proxies and, later, the outbound address guard.
+//! IP address ranges in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address), and the
+//! prefix comparison behind them, used for trusted reverse proxies, connection caps and the
+//! outbound address guard.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -21,10 +22,10 @@ impl Cidr {
         let ip = canonical(ip);
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_match(&net.octets(), &ip.octets(), self.prefix)
+                same_prefix_v4(u32::from(net), u32::from(ip), self.prefix)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_match(&net.octets(), &ip.octets(), self.prefix)
+                same_prefix_v6(u128::from(net), u128::from(ip), self.prefix)
             }
             _ => false,
         }
@@ -39,17 +40,22 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn prefix_match(net: &[u8], ip: &[u8], prefix: u8) -> bool {
-    let full = usize::from(prefix / 8);
-    let rest = prefix % 8;
-    if net[..full] != ip[..full] {
-        return false;
-    }
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    net[full] & mask == ip[full] & mask
+/// True when the first `prefix` bits of two IPv4 addresses (as integers) are the same: every
+/// pair shares a prefix of 0, and a prefix of 32 or more compares the whole address.
+pub fn same_prefix_v4(a: u32, b: u32, prefix: u8) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32_u32.saturating_sub(u32::from(prefix)))
+        .unwrap_or(0);
+    a & mask == b & mask
+}
+
+/// True when the first `prefix` bits of two IPv6 addresses (as integers) are the same: every
+/// pair shares a prefix of 0, and a prefix of 128 or more compares the whole address.
+pub fn same_prefix_v6(a: u128, b: u128, prefix: u8) -> bool {
+    let mask = u128::MAX
+        .checked_shl(128_u32.saturating_sub(u32::from(prefix)))
+        .unwrap_or(0);
+    a & mask == b & mask
 }
 
 impl FromStr for Cidr {
@@ -121,6 +127,18 @@ mod tests {
         assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("8.8.8.8")) && !all.contains(ip("::1")));
+    }
+
+    #[test]
+    fn prefixes_compare_leading_bits() {
+        assert!(same_prefix_v4(0x0a00_0000, 0xc0a8_0101, 0));
+        assert!(same_prefix_v4(0x0a07_ffff, 0x0a00_0000, 13));
+        assert!(!same_prefix_v4(0x0a08_0000, 0x0a00_0000, 13));
+        assert!(same_prefix_v4(1, 1, 40) && !same_prefix_v4(1, 2, 32));
+        assert!(same_prefix_v6(1, u128::MAX, 0));
+        assert!(same_prefix_v6(0xfd12 << 112, 0xfc00 << 112, 7));
+        assert!(!same_prefix_v6(0xfe80 << 112, 0xfc00 << 112, 7));
+        assert!(!same_prefix_v6(1, 0, 128) && same_prefix_v6(1, 1, 200));
     }
 
     #[test]

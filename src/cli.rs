@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, StartOptions};
@@ -143,7 +145,43 @@ pub fn run(args: Vec<String>) -> i32 {
     }
 }
 
+/// `oxisd serve`: starts the server, serves until SIGTERM or SIGINT, then stops in order
+/// (listeners, background tasks, store); the process exit code.
 fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
+    let Some(config) = load_serve_config(path) else {
+        return 1;
+    };
+    let Some(app) = build_app(config, options) else {
+        return 1;
+    };
+    let background = Background::spawn(&app);
+    let (events, wake) = mpsc::channel::<String>();
+    // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
+    if let Err(e) = spawn_signal_watch(events.clone()) {
+        log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
+    }
+    let Some((admin, server)) = start_listeners(&app) else {
+        return 1;
+    };
+    let failed = wait_for_stop(&wake);
+    server.shutdown();
+    if let Some(admin) = admin {
+        admin.shutdown();
+    }
+    background.stop(&app);
+    match app.store.close() {
+        Ok(()) => log::info!("store flushed and closed; bye"),
+        Err(e) => {
+            log::error!("could not flush the store at shutdown: {e}");
+            return 1;
+        }
+    }
+    i32::from(failed)
+}
+
+/// Loads the configuration, then sets up the process around it (memory arenas, the logger, the
+/// panic hook); `None` after saying on stderr why the configuration is refused.
+fn load_serve_config(path: Option<PathBuf>) -> Option<Config> {
     let (config, source) = match Config::load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -151,7 +189,7 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
             eprintln!(
                 "oxisd: (the file comes from --config or ${CONFIG_ENV}; check it with 'oxisd check-config')"
             );
-            return 1;
+            return None;
         }
     };
     crate::memory::limit_arenas();
@@ -166,11 +204,17 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
         "oxisd {} starting; configuration: {source}",
         env!("CARGO_PKG_VERSION")
     );
+    Some(config)
+}
+
+/// Builds the application (store, keys, services) and logs what the operator should know
+/// about it; `None` after logging why it cannot start.
+fn build_app(config: Config, options: StartOptions) -> Option<Arc<App>> {
     let app = match App::build_with(config, options) {
         Ok(app) => Arc::new(app),
         Err(e) => {
             log::error!("cannot start: {e}");
-            return 1;
+            return None;
         }
     };
     log::info!("data directory: {}", app.config.data_dir().display());
@@ -183,22 +227,20 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
             "SMS may be sent to any country: set threepid.medium.msisdn.allowedCountries to the countries your users live in, to limit SMS pumping fraud"
         );
     }
-    let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let maintenance = crate::maintenance::spawn(app.clone(), sweeper_stop.clone());
-    let courier = crate::maintenance::spawn_courier(app.clone(), sweeper_stop.clone());
-    let remote_courier =
-        crate::maintenance::spawn_remote_courier(app.clone(), sweeper_stop.clone());
-    let (events, wake) = mpsc::channel::<String>();
-    // Before the listener exists, so that a SIGTERM at any moment stops the server cleanly.
-    if let Err(e) = spawn_signal_watch(events.clone()) {
-        log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
-    }
+    Some(app)
+}
+
+/// Starts the admin listener (when enabled), then the public listeners, and logs where they
+/// listen; `None` after logging why one cannot start.
+fn start_listeners(
+    app: &Arc<App>,
+) -> Option<(Option<crate::admin::AdminListener>, crate::http::Running)> {
     // Before the public listener: once that one answers, so does the admin listener.
     let admin = match crate::admin::start(app.clone()) {
         Ok(admin) => admin,
         Err(e) => {
             log::error!("cannot start: {e}");
-            return 1;
+            return None;
         }
     };
     if let Some(admin) = &admin {
@@ -208,7 +250,7 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot start: {e}");
-            return 1;
+            return None;
         }
     };
     log::info!(
@@ -226,6 +268,12 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
     }
+    Some((admin, server))
+}
+
+/// Blocks until a stop event arrives and logs it; true when the reason is a failure rather
+/// than a signal.
+fn wait_for_stop(wake: &mpsc::Receiver<String>) -> bool {
     let reason = wake
         .recv()
         .unwrap_or_else(|_| "no event source left".into());
@@ -235,38 +283,56 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
     } else {
         log::info!("stopping on {reason}: finishing requests in flight");
     }
-    server.shutdown();
-    if let Some(admin) = admin {
-        admin.shutdown();
-    }
-    sweeper_stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for thread in &maintenance {
-        thread.thread().unpark();
-    }
-    for thread in maintenance {
-        let _ = thread.join();
-    }
-    // An onbind or upstream call in flight may take up to outbound.timeout; do not hold the
-    // shutdown on it for long (what is not recorded as made is made again after a start).
-    app.invites.wake();
-    app.remote.wake();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    for courier in [courier, remote_courier].into_iter().flatten() {
-        while !courier.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if courier.is_finished() {
-            let _ = courier.join();
-        }
-    }
-    match app.store.close() {
-        Ok(()) => log::info!("store flushed and closed; bye"),
-        Err(e) => {
-            log::error!("could not flush the store at shutdown: {e}");
-            return 1;
+    failed
+}
+
+/// The background threads: maintenance tasks and the couriers of invites and forwarded
+/// binds.
+struct Background {
+    stop: Arc<AtomicBool>,
+    maintenance: Vec<JoinHandle<()>>,
+    couriers: [Option<JoinHandle<()>>; 2],
+}
+
+impl Background {
+    /// Starts every background thread.
+    fn spawn(app: &Arc<App>) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        Background {
+            maintenance: crate::maintenance::spawn(app.clone(), stop.clone()),
+            couriers: [
+                crate::maintenance::spawn_courier(app.clone(), stop.clone()),
+                crate::maintenance::spawn_remote_courier(app.clone(), stop.clone()),
+            ],
+            stop,
         }
     }
-    i32::from(failed)
+
+    /// Stops the maintenance tasks and waits for them, then gives the couriers up to 3 s to
+    /// finish the call in flight.
+    fn stop(self, app: &App) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in &self.maintenance {
+            thread.thread().unpark();
+        }
+        for thread in self.maintenance {
+            let _ = thread.join();
+        }
+        // An onbind or upstream call in flight may take up to outbound.timeout; do not hold
+        // the shutdown on it for long (what is not recorded as made is made again after a
+        // start).
+        app.invites.wake();
+        app.remote.wake();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for courier in self.couriers.into_iter().flatten() {
+            while !courier.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if courier.is_finished() {
+                let _ = courier.join();
+            }
+        }
+    }
 }
 
 /// Reads the TLS certificate and key again on every SIGHUP.

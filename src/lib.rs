@@ -29,4 +29,5 @@ pub mod service;
 pub mod store;
 pub mod tasks;
 pub mod threepid;
+pub mod util;
 pub mod views;

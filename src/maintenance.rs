@@ -209,6 +209,28 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
 /// The longest the courier waits between two dispatches when it is not woken.
 pub const COURIER_PERIOD: Duration = Duration::from_secs(60);
 
+/// How long a courier waits after a round that started at `now`: until the next call is due
+/// (the round's `Some(ms)`), a whole [`COURIER_PERIOD`] when nothing is queued, 10 s after
+/// an error (logged as `what` failing), 50 ms when the round did not run (its task paused
+/// after a panic); always between 50 ms and the period.
+fn courier_wait<E: std::fmt::Display>(
+    round: Option<Result<Option<u64>, E>>,
+    now: u64,
+    what: &str,
+) -> Duration {
+    let wait = match round {
+        Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
+        Some(Ok(None)) => COURIER_PERIOD,
+        Some(Err(e)) => {
+            log::error!("{what} failed: {e}");
+            Duration::from_secs(10)
+        }
+        // Paused already; look again soon.
+        None => Duration::from_millis(50),
+    };
+    wait.clamp(Duration::from_millis(50), COURIER_PERIOD)
+}
+
 /// Starts the courier: it delivers queued `onbind` calls when they are due, woken early when a
 /// bind queues a new one, until `stop` becomes true (call `app.invites.wake()` to wake it).
 /// It hands each destination with due calls to a worker thread of its own
@@ -238,18 +260,9 @@ pub fn spawn_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<
             std::thread::scope(|scope| {
                 while !stop.load(Ordering::SeqCst) {
                     let now = app.now_ms();
-                    let wait = match task.run(|| courier.dispatch(scope, now)) {
-                        Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
-                        Some(Ok(None)) => COURIER_PERIOD,
-                        Some(Err(e)) => {
-                            log::error!("delivering invites failed: {e}");
-                            Duration::from_secs(10)
-                        }
-                        // Paused already; look again soon.
-                        None => Duration::from_millis(50),
-                    };
+                    let round = task.run(|| courier.dispatch(scope, now));
                     app.invites
-                        .wait_for_work(wait.clamp(Duration::from_millis(50), COURIER_PERIOD));
+                        .wait_for_work(courier_wait(round, now, "delivering invites"));
                 }
             });
         });
@@ -276,18 +289,11 @@ pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<Join
                     app.remote
                         .deliver_due(&app.store, &app.homeserver, &stop, now)
                 });
-                let wait = match delivered {
-                    Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
-                    Some(Ok(None)) => COURIER_PERIOD,
-                    Some(Err(e)) => {
-                        log::error!("forwarding binds and unbinds upstream failed: {e}");
-                        Duration::from_secs(10)
-                    }
-                    // Paused already; look again soon.
-                    None => Duration::from_millis(50),
-                };
-                app.remote
-                    .wait_for_work(wait.clamp(Duration::from_millis(50), COURIER_PERIOD));
+                app.remote.wait_for_work(courier_wait(
+                    delivered,
+                    now,
+                    "forwarding binds and unbinds upstream",
+                ));
             }
         });
     match spawned {

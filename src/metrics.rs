@@ -115,12 +115,7 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn request(&self, endpoint: &str, status: u16, took: Duration) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((endpoint.to_string(), status))
-            .or_insert(0) += 1;
+        bump(&self.requests, (endpoint.to_string(), status));
         let secs = took.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -135,92 +130,97 @@ impl Metrics {
     /// Records a notification by connector (`smtp`, `twilio`, `log`) and outcome.
     pub fn notification(&self, connector: &'static str, sent: bool) {
         let outcome = if sent { "sent" } else { "failed" };
-        *self
-            .notifications
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((connector, outcome))
-            .or_insert(0) += 1;
+        bump(&self.notifications, (connector, outcome));
     }
 
     /// Records a refusal by a rate limit.
     pub fn rate_limited(&self, limit: &'static str) {
-        *self
-            .rate_limited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(limit)
-            .or_insert(0) += 1;
+        bump(&self.rate_limited, limit);
     }
 
     /// The Prometheus text exposition, with `gauges` (name, help, value) appended.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        out.push_str(
-            "# HELP oxisd_http_requests_total Answered requests by endpoint and status.\n",
+        self.render_requests(&mut out);
+        self.render_latency(&mut out);
+        self.render_notifications(&mut out);
+        self.render_rate_limits(&mut out);
+        for (name, help, counter) in self.counters() {
+            header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {}", counter.get());
+        }
+        for (name, help, value) in gauges {
+            header(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+
+    /// `oxisd_http_requests_total`, one line per endpoint and status.
+    fn render_requests(&self, out: &mut String) {
+        let name = "oxisd_http_requests_total";
+        header(
+            out,
+            name,
+            "Answered requests by endpoint and status.",
+            "counter",
         );
-        out.push_str("# TYPE oxisd_http_requests_total counter\n");
-        for ((endpoint, status), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for ((endpoint, status), n) in locked(&self.requests).iter() {
             let _ = writeln!(
                 out,
-                "oxisd_http_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                "{name}{{endpoint=\"{}\",status=\"{status}\"}} {n}",
                 escape(endpoint)
             );
         }
-        out.push_str("# HELP oxisd_http_request_duration_seconds Time to answer a request.\n");
-        out.push_str("# TYPE oxisd_http_request_duration_seconds histogram\n");
+    }
+
+    /// The histogram `oxisd_http_request_duration_seconds`: its buckets, sum and count.
+    fn render_latency(&self, out: &mut String) {
+        let name = "oxisd_http_request_duration_seconds";
+        header(out, name, "Time to answer a request.", "histogram");
         for (i, bound) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "oxisd_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                "{name}_bucket{{le=\"{bound}\"}} {}",
                 self.latency[i].load(Ordering::Relaxed)
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(
+        let sum = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+
+    /// `oxisd_notifications_total`, one line per connector and outcome.
+    fn render_notifications(&self, out: &mut String) {
+        let name = "oxisd_notifications_total";
+        header(
             out,
-            "oxisd_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\noxisd_http_request_duration_seconds_sum {}\noxisd_http_request_duration_seconds_count {count}",
-            self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
+            name,
+            "Notifications by connector and outcome.",
+            "counter",
         );
-        out.push_str("# HELP oxisd_notifications_total Notifications by connector and outcome.\n");
-        out.push_str("# TYPE oxisd_notifications_total counter\n");
-        for ((connector, outcome), n) in self
-            .notifications
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for ((connector, outcome), n) in locked(&self.notifications).iter() {
             let _ = writeln!(
                 out,
-                "oxisd_notifications_total{{connector=\"{connector}\",outcome=\"{outcome}\"}} {n}"
+                "{name}{{connector=\"{connector}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        out.push_str("# HELP oxisd_rate_limited_total Requests refused by a rate limit.\n");
-        out.push_str("# TYPE oxisd_rate_limited_total counter\n");
-        for (limit, n) in self
-            .rate_limited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "oxisd_rate_limited_total{{limit=\"{}\"}} {n}",
-                escape(limit)
-            );
+    }
+
+    /// `oxisd_rate_limited_total`, one line per limit.
+    fn render_rate_limits(&self, out: &mut String) {
+        let name = "oxisd_rate_limited_total";
+        header(out, name, "Requests refused by a rate limit.", "counter");
+        for (limit, n) in locked(&self.rate_limited).iter() {
+            let _ = writeln!(out, "{name}{{limit=\"{}\"}} {n}", escape(limit));
         }
-        for (name, help, c) in [
+    }
+
+    /// The plain counters: (name, help, counter), in the order they are shown.
+    fn counters(&self) -> [(&'static str, &'static str, &Counter); 15] {
+        [
             (
                 "oxisd_sessions_created_total",
                 "Validation sessions created.",
@@ -292,19 +292,26 @@ impl Metrics {
                 "Forwarded binds and unbinds refused for good by the upstream, or given up.",
                 &self.remote_dropped,
             ),
-        ] {
-            counter(&mut out, name, help, c.get());
-        }
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        }
-        out
+        ]
     }
 }
 
+/// Adds one to `key`'s count in `map`.
+fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
+    *locked(map).entry(key).or_insert(0) += 1;
+}
+
+/// The map, even when a thread panicked while holding it (counts stay usable).
+fn locked<K>(map: &Mutex<BTreeMap<K, u64>>) -> std::sync::MutexGuard<'_, BTreeMap<K, u64>> {
+    map.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value with `\`, `"` and line feeds escaped, as the text format wants.
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")

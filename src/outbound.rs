@@ -4,26 +4,14 @@
 //! elsewhere), error statuses read as answers, and no proxy from the environment for loopback
 //! endpoints, which a proxy could not reach.
 
-use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::util::url::{UrlParts, is_loopback_host, split_host};
 
 /// True when `url`'s host is `localhost` or a loopback address.
 pub fn is_loopback(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = if host.starts_with('[') {
-        host.split(']').next().unwrap_or("").trim_start_matches('[')
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let host_port = UrlParts::split(url).host_port();
+    split_host(host_port).is_some_and(|(host, _)| is_loopback_host(host))
 }
 
 /// An agent for the operator-configured endpoint at `base_url`.

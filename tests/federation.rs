@@ -2,7 +2,7 @@
 //! remote identity server, both on loopback.
 
 use std::net::TcpListener;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -10,6 +10,7 @@ use oxisd::config::{FederationConfig, OutboundConfig};
 use oxisd::homeserver::HomeserverClient;
 use oxisd::homeserver::srv::SrvResolver;
 use oxisd::service::federation::Federation;
+use oxisd::util::time::now_ms;
 
 use crate::support::dns::FakeDns;
 use crate::support::remote_is::{PUBKEY_PATH, RemoteIs};
@@ -18,13 +19,6 @@ const SRV_NAME: &str = "_matrix-identity._tcp.remote.test";
 const ADDRESS: &str = "alice@remote.test";
 const MXID: &str = "@alice:remote.test";
 const HOUR_MS: u64 = 3600 * 1000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// An outbound client that accepts any certificate and may reach `allowed` ranges.
 fn client(allowed: &[&str]) -> HomeserverClient {

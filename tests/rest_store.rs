@@ -12,6 +12,7 @@ use oxisd::service::stores::IdentityStore;
 use oxisd::service::stores::rest::{BULK_CHUNK, BULK_PATH, RestStore, SINGLE_PATH};
 use oxisd::store::Store;
 use oxisd::store::bindings::BindingRecord;
+use oxisd::util::time::now_ms;
 use serde_json::json;
 
 const DOMAIN: &str = "example.org";
@@ -29,13 +30,6 @@ fn threepids(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(m, a)| (m.to_string(), a.to_string()))
         .collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// Asserts a record's 3PID, user and validity window (made in the last 10 s).

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use crate::support::TempDir;
 use crate::support::synapse_admin::SynapseAdmin;
 use oxisd::config::{Secret, SynapseStoreConfig, SynapseSync as SyncMode};
+use oxisd::crypto::lookup_hash::lookup_digest;
 use oxisd::service::bindings::VALIDITY_MS;
 use oxisd::service::stores::IdentityStore;
 use oxisd::service::stores::local::LocalSource;
 use oxisd::service::stores::synapse::{SynapseSync, SyncReport};
 use oxisd::store::Store;
-use oxisd::store::bindings::{BindingRecord, Pepper, lookup_digest};
+use oxisd::store::bindings::{BindingRecord, Pepper};
 
 const TOKEN: &str = "syt_admin_token";
 const NOW: u64 = 1_700_000_000_000;

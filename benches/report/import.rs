@@ -8,16 +8,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use oxisd::crypto::lookup_hash::sha256_lookup_hash;
 use oxisd::service::pepper::Peppers;
 use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 
-use super::{Row, TOKEN, common, measure};
+use super::{PeakSampler, Row, TOKEN, common, measure, part_dir, v2_lookup_bodies, v2_lookups};
 use common::peak_rss_mib;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -69,9 +66,7 @@ fn threepid(k: u64) -> (&'static str, String) {
 /// Runs the import, adds its figures to `notes` and the lookups after it to `table`.
 pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u64) {
     eprintln!("import of a sydent database of {rows} rows");
-    let dir = std::env::temp_dir().join(format!("oxisd-report-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = part_dir("import");
     let db = dir.join("sydent.db");
     let made = Command::new("python3")
         .arg(concat!(
@@ -90,15 +85,9 @@ pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u6
     drop(common::start(&config));
     let server = common::start(&config);
     let data = dir.join("data");
-    let (peak, watching) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
     let sampler = {
-        let (peak, watching, data) = (peak.clone(), watching.clone(), data.clone());
-        std::thread::spawn(move || {
-            while watching.load(Ordering::Relaxed) {
-                peak.fetch_max(dir_bytes(&data), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
+        let data = data.clone();
+        PeakSampler::start(move || dir_bytes(&data))
     };
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxisd"))
@@ -129,9 +118,7 @@ pub fn run(table: &mut Vec<Row>, notes: &mut Vec<String>, seconds: u64, rows: u6
         .read_to_string(&mut summary)
         .unwrap();
     assert!(status.success(), "the import failed:\n{summary}");
-    watching.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed).max(dir_bytes(&data));
+    let peak = sampler.stop().max(dir_bytes(&data));
     let server_peak = peak_rss_mib(server.child.id());
     let at_end = dir_bytes(&data);
     drop(server);
@@ -175,22 +162,7 @@ fn lookups(table: &mut Vec<Row>, config: &Path, data: &Path, seconds: u64, rows:
     };
     // As make_sydent_db.py numbers them: about 0.9 * rows keys are bound; half of the hashes
     // asked for are among them.
-    let bound = rows * 9 / 10;
-    let bodies: Arc<Vec<String>> = Arc::new(
-        (0..64u64)
-            .map(|i| {
-                let hashes: Vec<String> = (0..1000u64)
-                    .map(|k| {
-                        let x = (i * 1000 + k).wrapping_mul(2_654_435_761) % (2 * bound);
-                        let (medium, address) = threepid(x);
-                        sha256_lookup_hash(&address, medium, &pepper)
-                    })
-                    .collect();
-                serde_json::json!({"algorithm": "sha256", "pepper": pepper, "addresses": hashes})
-                    .to_string()
-            })
-            .collect(),
-    );
+    let bodies = v2_lookup_bodies(&pepper, rows * 9 / 10, threepid);
     let server = common::start(config);
     measure(
         table,
@@ -198,12 +170,6 @@ fn lookups(table: &mut Vec<Row>, config: &Path, data: &Path, seconds: u64, rows:
         &format!("v2 lookup, 1 000 hashes, after importing {rows} sydent rows"),
         seconds,
         Some(TOKEN),
-        Arc::new(move |c, n| {
-            (
-                "POST",
-                "/_matrix/identity/v2/lookup".to_string(),
-                bodies[((c * 7 + n) % bodies.len() as u64) as usize].clone(),
-            )
-        }),
+        v2_lookups(bodies),
     );
 }

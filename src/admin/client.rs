@@ -137,11 +137,7 @@ impl Client {
         if !admin.enabled {
             return Err("the admin listener is off: set admin.enabled and admin.token in the configuration the server runs with".into());
         }
-        let host = if admin.hostname.contains(':') && !admin.hostname.starts_with('[') {
-            format!("[{}]", admin.hostname)
-        } else {
-            admin.hostname.clone()
-        };
+        let host = crate::util::url::bracketed(&admin.hostname);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(600)))

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, resolve_secret_file};
+use crate::util::url::{is_loopback_host, unbracket};
 
 /// `admin.*`
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -43,12 +44,7 @@ impl AdminConfig {
         if !self.enabled {
             return Ok(());
         }
-        let host = self.hostname.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
+        if !is_loopback_host(unbracket(&self.hostname)) {
             return Err(ConfigError(format!(
                 "admin.hostname: '{}' is not a loopback address; the admin API must not be reachable from the network",
                 self.hostname

@@ -11,6 +11,8 @@ mod invite;
 mod lookup;
 mod secret;
 mod sections;
+mod server;
+mod session;
 mod threepid;
 mod view;
 
@@ -24,6 +26,8 @@ pub use lookup::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
 use serde::{Deserialize, Serialize};
+pub use server::*;
+pub use session::*;
 pub use threepid::*;
 pub use view::*;
 

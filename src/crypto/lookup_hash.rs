@@ -1,6 +1,6 @@
 //! The `sha256` algorithm of hashed 3PID lookup (`POST /_matrix/identity/v2/lookup`, MSC2134).
 //!
-//! This module owns the hash function only. The caller must normalise the address first (email:
+//! This module owns the hash function only (and its raw digest, which the store indexes). The caller must normalise the address first (email:
 //! Unicode case folding; msisdn: E.164 digits without `+`) and pass the lowercase medium string;
 //! this function hashes exactly the bytes it is given.
 
@@ -13,13 +13,19 @@ use super::base64;
 ///
 /// `address` must already be normalised; it is hashed as-is.
 pub fn sha256_lookup_hash(address: &str, medium: &str, pepper: &str) -> String {
+    base64::encode_url(&lookup_digest(address, medium, pepper))
+}
+
+/// The raw SHA-256 of the lookup string `"<address> <medium> <pepper>"`: the bytes that
+/// [`sha256_lookup_hash`] encodes, and the key the store indexes bindings by.
+pub fn lookup_digest(address: &str, medium: &str, pepper: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(address.as_bytes());
     hasher.update(b" ");
     hasher.update(medium.as_bytes());
     hasher.update(b" ");
     hasher.update(pepper.as_bytes());
-    base64::encode_url(&hasher.finalize())
+    hasher.finalize().into()
 }
 
 #[cfg(test)]

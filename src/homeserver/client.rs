@@ -28,6 +28,7 @@ use super::guard::{AddressGuard, GuardedResolver};
 use super::slots::Slots;
 use super::srv::SrvResolver;
 use crate::config::OutboundConfig;
+use crate::util::url::{UrlParts, unbracket};
 
 /// Answers up to this size are read from a well-known document.
 const WELL_KNOWN_LIMIT: u64 = 16 * 1024;
@@ -50,12 +51,7 @@ impl Resolver for PinnedResolver {
         config: &UreqConfig,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = unbracket(uri.host().unwrap_or("")).to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(443);
         if let Some(addrs) = self
             .pins
@@ -145,17 +141,7 @@ impl HomeserverClient {
             DefaultConnector::new(),
             DefaultResolver::default(),
         );
-        let timeout = Duration::from_secs(config.timeout.min(5));
-        let srv = if config.nameservers.is_empty() {
-            SrvResolver::from_system(timeout)
-        } else {
-            let servers = config
-                .nameservers
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            SrvResolver::with_nameservers(servers, timeout)
-        };
+        let srv = SrvResolver::from_outbound(config);
         Ok(HomeserverClient {
             guarded,
             trusted,
@@ -351,26 +337,14 @@ const SECRET_PARAMS: &[&str] = &["access_token", "token", "client_secret", "priv
 /// `url` fit for the log: the values of credential query parameters ([`SECRET_PARAMS`]) and
 /// any userinfo (`user:password@`) replaced by `<redacted>`.
 pub fn redact_url(url: &str) -> String {
-    let (rest, fragment) = match url.split_once('#') {
-        Some((r, f)) => (r, Some(f)),
-        None => (url, None),
-    };
-    let (base, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, after)) => {
-            let end = after.find('/').unwrap_or(after.len());
-            let (authority, path) = after.split_at(end);
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://<redacted>@{host}{path}"),
-                None => base.to_string(),
-            }
+    let parts = UrlParts::split(url);
+    let mut out = match parts.scheme {
+        Some(scheme) if parts.authority.contains('@') => {
+            format!("{scheme}://<redacted>@{}{}", parts.host_port(), parts.path)
         }
-        None => base.to_string(),
+        _ => parts.base(),
     };
-    if let Some(query) = query {
+    if let Some(query) = parts.query {
         out.push('?');
         let pairs: Vec<String> = query
             .split('&')
@@ -389,7 +363,7 @@ pub fn redact_url(url: &str) -> String {
             .collect();
         out.push_str(&pairs.join("&"));
     }
-    if let Some(fragment) = fragment {
+    if let Some(fragment) = parts.fragment {
         out.push('#');
         out.push_str(fragment);
     }

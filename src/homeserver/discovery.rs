@@ -17,6 +17,7 @@ use super::HsError;
 use super::guard::{AddressGuard, GuardError};
 use super::srv::{SrvRecord, SrvResolver};
 use crate::config::is_server_name;
+use crate::util::url::bracketed;
 
 /// The default federation port.
 pub const FEDERATION_PORT: u16 = 8448;
@@ -75,11 +76,7 @@ impl ServerName {
 
 /// `https://host:port` with brackets around IPv6 literals.
 pub fn https_url(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("https://[{host}]:{port}")
-    } else {
-        format!("https://{host}:{port}")
-    }
+    format!("https://{}:{port}", bracketed(host))
 }
 
 /// The steps of discovery that need the network, so the algorithm can be tested without it.

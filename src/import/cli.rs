@@ -9,7 +9,7 @@
 //! send it, one batch at a time.
 
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +20,7 @@ use super::{Candidates, Item, Seen, SkipKind, read_mxisd, read_sydent};
 use crate::admin::client::Client;
 use crate::config::Config;
 use crate::store::bindings::BindingRecord;
+use crate::util::time::{epoch_ms, now_ms};
 
 /// Bindings per request. Large batches cost the server less (for 1 000 000 bindings, 25 s of
 /// server CPU in batches of 5 000, 11 s in batches of 20 000): fewer ingestions, fewer runs for
@@ -77,13 +78,6 @@ fn parse(args: &[String]) -> Result<Args<'_>, String> {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Reads the file and counts what it holds: the sorted candidates and the tally.
 fn scan(kind: &str, file: &Path, progress: &mut Progress) -> Result<(Candidates, Tally), String> {
     let db = Database::open(file).map_err(|e| e.to_string())?;
@@ -111,8 +105,7 @@ fn scan(kind: &str, file: &Path, progress: &mut Progress) -> Result<(Candidates,
         let made = std::fs::metadata(file)
             .and_then(|m| m.modified())
             .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
+            .map(epoch_ms)
             .unwrap_or_else(now_ms);
         read_mxisd(&db, made, &mut watch)
     }

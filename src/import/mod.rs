@@ -116,6 +116,20 @@ pub enum Seen<'a> {
     Skipped(Skipped),
 }
 
+/// Runs a streaming read (`read_sydent`, `read_mxisd`), keeping the rows it skips, and
+/// collects its bindings in memory.
+fn in_memory(
+    read: impl FnOnce(&mut dyn FnMut(Seen<'_>)) -> Result<Candidates, SqliteError>,
+) -> Result<Mapped, SqliteError> {
+    let mut skipped = Vec::new();
+    let candidates = read(&mut |seen| {
+        if let Seen::Skipped(s) = seen {
+            skipped.push(s);
+        }
+    })?;
+    candidates.into_mapped(skipped)
+}
+
 fn spill_error(e: std::io::Error) -> SqliteError {
     SqliteError::new(format!("cannot sort the rows on disk: {e}"))
 }

@@ -179,7 +179,7 @@ pub fn rfc5322_date(t: SystemTime) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let days = secs / 86_400;
-    let (y, m, d) = crate::logging::civil_from_days(days as i64);
+    let (y, m, d) = crate::util::time::civil_from_days(days as i64);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -17,6 +17,7 @@ use sailfish::runtime::escape::escape_to_string;
 
 use crate::crypto::base64;
 use crate::threepid::params::url_encode;
+use crate::util::placeholders;
 
 /// How a value may be written into an address header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,29 +144,15 @@ pub fn render_email(template: &str, vars: &Vars) -> String {
     out
 }
 
+/// Fills the placeholders of one line, each value made safe for `ctx`.
 fn substitute(line: &str, vars: &Vars, ctx: Context) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(start) = rest.find('%') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let name_len = after
-            .bytes()
-            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
-            .count();
-        if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'%') {
-            let name = &after[..name_len];
-            if let Some(value) = resolve(name, vars, ctx) {
-                out.push_str(&value);
-                rest = &after[name_len + 1..];
-                continue;
-            }
+    placeholders::fill(line, |name, out| match resolve(name, vars, ctx) {
+        Some(value) => {
+            out.push_str(&value);
+            true
         }
-        out.push('%');
-        rest = after;
-    }
-    out.push_str(rest);
-    out
+        None => false,
+    })
 }
 
 fn resolve(name: &str, vars: &Vars, ctx: Context) -> Option<String> {

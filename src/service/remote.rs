@@ -573,7 +573,7 @@ impl RemoteSessions {
             .into_iter()
             .filter(|(_, c)| c.medium == medium && c.address == address);
         for (id, call) in calls {
-            let now = crate::app::now_ms();
+            let now = crate::util::time::now_ms();
             if !force && self.due_at(&call) > now {
                 return Ok(false);
             }

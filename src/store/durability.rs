@@ -123,10 +123,7 @@ impl AckMark {
     pub fn next_mark(&self, seqno: u64) -> Mark {
         Mark {
             n: self.next.fetch_add(1, Ordering::SeqCst) + 1,
-            ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            ms: crate::util::time::now_ms(),
             seqno,
         }
     }

@@ -226,11 +226,8 @@ impl Store {
             .and_then(|v| Mark::decode(&v))
             .unwrap_or_default();
         if let Some(acked) = acknowledged.filter(|a| a.n > stored.n) {
-            let when = |ms: u64| {
-                crate::logging::utc_timestamp(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-                )
-            };
+            let when =
+                |ms: u64| crate::util::time::utc_timestamp(crate::util::time::from_epoch_ms(ms));
             let recovered = self.db.seqno();
             let batches = if acked.seqno > recovered {
                 format!(
@@ -462,13 +459,9 @@ impl Store {
     /// Blocks until every write made before this call is on disk. Concurrent callers share
     /// one flush.
     pub fn durable(&self) -> Result<()> {
-        self.last_write_ms.store(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(1),
-            Ordering::Relaxed,
-        );
+        // Never 0, which means "no write since the last flush".
+        self.last_write_ms
+            .store(crate::util::time::now_ms().max(1), Ordering::Relaxed);
         self.sync
             .wait_durable(|| self.group_commit().map(|mark| self.ack.record_soon(mark)))
             .map_err(|e| Error::internal(format_args!("store flush failed: {e}")))

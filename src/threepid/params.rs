@@ -3,6 +3,7 @@
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::util::url::{UrlParts, split_host};
 
 /// True for the spec's grammar of client secrets, sids and invite tokens:
 /// `[0-9a-zA-Z.=_-]{1,255}`.
@@ -84,43 +85,32 @@ fn next_link_target(link: &str) -> Result<(&'static str, String)> {
         return Err(bad("it contains spaces, backslashes or control characters"));
     }
     let lower = link.to_ascii_lowercase();
-    let (scheme, rest) = if let Some(rest) = lower.strip_prefix("https://") {
-        ("https", rest)
-    } else if let Some(rest) = lower.strip_prefix("http://") {
-        ("http", rest)
-    } else {
-        return Err(bad("only http:// and https:// links are allowed"));
+    // The scheme is what comes before the first `://`, so `https://` must open the link.
+    let parts = UrlParts::split(&lower);
+    let scheme = match parts.scheme {
+        Some("https") => "https",
+        Some("http") => "http",
+        _ => return Err(bad("only http:// and https:// links are allowed")),
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = parts.authority;
     if authority.contains('@') {
         return Err(bad("user names in links are not allowed"));
     }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => {
-            let (ip, port) = bracketed
-                .split_once(']')
-                .ok_or_else(|| bad("its IPv6 address has no closing ']'"))?;
-            if ip.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(bad("its host is not a valid IPv6 address"));
-            }
-            (ip, port)
+    let (host, port) =
+        split_host(authority).ok_or_else(|| bad("its IPv6 address has no closing ']'"))?;
+    if authority.starts_with('[') {
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("its host is not a valid IPv6 address"));
         }
-        None => {
-            let end = authority.find(':').unwrap_or(authority.len());
-            let (host, port) = authority.split_at(end);
-            if host.is_empty() {
-                return Err(bad("it has no host"));
-            }
-            if !is_plain_host(host) {
-                return Err(bad(
-                    "its host is not a plain host name (letters, digits, '.', '-', '_'; \
-                     internationalised names in their xn-- form) or IPv4 address \
-                     (four decimal numbers)",
-                ));
-            }
-            (host, port)
-        }
-    };
+    } else if host.is_empty() {
+        return Err(bad("it has no host"));
+    } else if !is_plain_host(host) {
+        return Err(bad(
+            "its host is not a plain host name (letters, digits, '.', '-', '_'; \
+             internationalised names in their xn-- form) or IPv4 address \
+             (four decimal numbers)",
+        ));
+    }
     if let Some(digits) = port.strip_prefix(':') {
         if !digits.is_empty()
             && (!digits.bytes().all(|b| b.is_ascii_digit())

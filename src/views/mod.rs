@@ -26,6 +26,8 @@ use sailfish::TemplateSimple;
 use sailfish::runtime::escape::escape_to_string;
 
 use crate::config::ViewConfig;
+use crate::util::placeholders;
+use crate::util::url::UrlParts;
 
 /// URL path (below the public URL's own path) where assets are served:
 /// `"/_matrix/identity/_oxisd/static"`.
@@ -361,26 +363,15 @@ impl Views {
             ("LOGO_URL", &self.chrome.logo_url),
         ];
         let mut out = String::with_capacity(template.len() + 256);
-        let mut rest = template;
-        while let Some(start) = rest.find('%') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            let hit = values.iter().find_map(|(key, value)| {
-                let tail = after.strip_prefix(key)?.strip_prefix('%')?;
-                Some((*value, tail))
-            });
-            match hit {
-                Some((value, tail)) => {
-                    escape_to_string(value, &mut out);
-                    rest = tail;
+        placeholders::fill_into(template, &mut out, |name, out| {
+            match values.iter().find(|(key, _)| *key == name) {
+                Some((_, value)) => {
+                    escape_to_string(value, out);
+                    true
                 }
-                None => {
-                    out.push('%');
-                    rest = after;
-                }
+                None => false,
             }
-        }
-        out.push_str(rest);
+        });
         out
     }
 
@@ -409,17 +400,14 @@ impl Views {
 /// Splits a public URL into the host shown on pages and the path prefix of links.
 ///
 /// `https://example.org:8443/id/` gives `("example.org:8443", "/id")`; a URL without a path
-/// gives an empty prefix. Any user info, query or fragment is dropped.
+/// gives an empty prefix. Any user info, query or fragment is dropped. (The URL is
+/// `server.publicUrl`, which validation made an `http://` or `https://` one.)
 fn split_public_url(public_url: &str) -> (String, String) {
-    let url = public_url.trim();
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    (host.to_owned(), path.trim_end_matches('/').to_owned())
+    let parts = UrlParts::split(public_url.trim());
+    (
+        parts.host_port().to_owned(),
+        parts.path.trim_end_matches('/').to_owned(),
+    )
 }
 
 /// Checks the extension of `view.brand.logo`, then reads it.

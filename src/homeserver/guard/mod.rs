@@ -38,7 +38,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
-use crate::cidr::Cidr;
+use crate::cidr::{Cidr, same_prefix_v4, same_prefix_v6};
 
 /// IPv4 ranges that are not public unicast: (network, prefix length).
 const REFUSED_V4: &[([u8; 4], u8)] = &[
@@ -101,22 +101,16 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
     let bits = u32::from(ip);
-    !REFUSED_V4.iter().any(|&(net, prefix)| {
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        bits & mask == u32::from_be_bytes(net) & mask
-    })
-}
-
-fn in_v6(bits: u128, net: u128, prefix: u8) -> bool {
-    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-    bits & mask == net & mask
+    !REFUSED_V4
+        .iter()
+        .any(|&(net, prefix)| same_prefix_v4(bits, u32::from_be_bytes(net), prefix))
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let bits = u128::from(ip);
     if REFUSED_V6
         .iter()
-        .any(|&(net, prefix)| in_v6(bits, net, prefix))
+        .any(|&(net, prefix)| same_prefix_v6(bits, net, prefix))
     {
         return false;
     }
@@ -125,21 +119,21 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return embedded.into_iter().all(is_public_v4);
     }
     // Global unicast: everything IANA has allocated to registries lies in 2000::/3.
-    in_v6(bits, 0x2000_u128 << 112, 3)
+    same_prefix_v6(bits, 0x2000_u128 << 112, 3)
 }
 
 /// The IPv4 addresses an IPv6 address carries, when it is one of the forms that carry one.
 fn embedded_v4(bits: u128) -> Vec<Ipv4Addr> {
     // The truncating casts below keep the 32 bits wanted after the shift.
-    let mapped = in_v6(bits, 0xffff_u128 << 32, 96); // ::ffff:a.b.c.d
-    let compatible = in_v6(bits, 0, 96); // ::a.b.c.d (deprecated)
-    let nat64 = in_v6(bits, 0x0064_ff9b_u128 << 96, 96); // 64:ff9b::a.b.c.d
+    let mapped = same_prefix_v6(bits, 0xffff_u128 << 32, 96); // ::ffff:a.b.c.d
+    let compatible = same_prefix_v6(bits, 0, 96); // ::a.b.c.d (deprecated)
+    let nat64 = same_prefix_v6(bits, 0x0064_ff9b_u128 << 96, 96); // 64:ff9b::a.b.c.d
     if mapped || compatible || nat64 {
         vec![Ipv4Addr::from(bits as u32)]
-    } else if in_v6(bits, 0x2002_u128 << 112, 16) {
+    } else if same_prefix_v6(bits, 0x2002_u128 << 112, 16) {
         // 6to4: 2002:aabb:ccdd::/48
         vec![Ipv4Addr::from((bits >> 80) as u32)]
-    } else if in_v6(bits, 0x2001_0000_u128 << 96, 32) {
+    } else if same_prefix_v6(bits, 0x2001_0000_u128 << 96, 32) {
         // Teredo: 2001:0:server:flags:port:client, the client inverted.
         vec![
             Ipv4Addr::from((bits >> 64) as u32),

@@ -19,6 +19,8 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::config::OutboundConfig;
+
 mod answer;
 mod error;
 mod resolv_conf;
@@ -79,6 +81,24 @@ impl SrvResolver {
             }
         };
         SrvResolver::with_nameservers(nameservers, timeout)
+    }
+
+    /// The resolver `outbound.*` configures: `outbound.nameservers` when the list is not
+    /// empty (validated as `ip:port` at load), else those of /etc/resolv.conf
+    /// ([`SrvResolver::from_system`]); each lookup is bounded by `outbound.timeout`, at most
+    /// 5 seconds.
+    pub fn from_outbound(config: &OutboundConfig) -> SrvResolver {
+        let timeout = Duration::from_secs(config.timeout.min(5));
+        if config.nameservers.is_empty() {
+            SrvResolver::from_system(timeout)
+        } else {
+            let servers = config
+                .nameservers
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            SrvResolver::with_nameservers(servers, timeout)
+        }
     }
 
     /// A resolver asking `nameservers`, in this order; `timeout` bounds each whole lookup.

@@ -104,7 +104,7 @@ pub struct Listener {
 
 /// Binds `host:port`; `keys` names the config keys for the error message.
 pub fn bind(host: &str, port: u16, keys: &str) -> Result<std::net::TcpListener, String> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = crate::util::url::unbracket(host);
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("{keys}: cannot resolve '{host}': {e}"))?

@@ -9,7 +9,7 @@
 //! It does not read WAL files, indexes, `WITHOUT ROWID` tables, tables with `VIRTUAL` generated
 //! columns or UTF-16 databases, and it does not lock the file: the program that writes it must
 //! be stopped (or its WAL checkpointed) first. Values read as SQLite reads them
-//! (`differential.rs` checks this against SQLite itself): whole numbers stored in REAL columns
+//! (`differential/` checks this against SQLite itself): whole numbers stored in REAL columns
 //! come back as reals, and records older than an ALTER TABLE ADD COLUMN read the column's
 //! DEFAULT.
 //!
@@ -18,6 +18,7 @@
 mod affinity;
 #[cfg(test)]
 mod differential;
+mod header;
 #[cfg(test)]
 mod proptests;
 mod record;
@@ -27,11 +28,13 @@ mod tests;
 
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use header::Header;
+#[cfg(test)]
+use header::{JOURNAL_MAGIC, MAGIC};
 use record::varint;
 pub use schema::{Affinity, Column, TableDef, parse_create_table};
 
@@ -39,8 +42,6 @@ pub use schema::{Affinity, Column, TableDef, parse_create_table};
 const MAX_DEPTH: usize = 40;
 /// Largest row accepted, in bytes.
 const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
-const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 
 /// Why a database cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,79 +146,20 @@ impl fmt::Debug for Database {
     }
 }
 
-/// `path` with `suffix` appended to its file name (`db` -> `db-wal`).
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 impl Database {
     /// Opens `path` and reads its schema. Refuses a database with uncheckpointed WAL content or
     /// an interrupted transaction next to it, a UTF-16 database, and anything that is not an
     /// SQLite 3 file.
     pub fn open(path: &Path) -> Result<Database> {
         let shown = path.display();
-        let wal = sibling(path, "-wal");
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            return Err(SqliteError(format!(
-                "{} exists and is not empty: recent writes are still in the write-ahead log, \
-                 where this importer cannot read them. Stop the old server, or run \
-                 `sqlite3 {shown} 'PRAGMA wal_checkpoint(TRUNCATE)'`, then import again",
-                wal.display()
-            )));
-        }
-        let journal = sibling(path, "-journal");
-        if let Ok(mut j) = File::open(&journal) {
-            let mut head = [0u8; 8];
-            if j.read_exact(&mut head).is_ok() && head == JOURNAL_MAGIC {
-                return Err(SqliteError(format!(
-                    "{} holds an unfinished transaction: stop the old server, or open the \
-                     database once with `sqlite3 {shown} 'PRAGMA integrity_check'` to roll it \
-                     back, then import again",
-                    journal.display()
-                )));
-            }
-        }
+        header::refuse_unfinished_writes(path)?;
         let file =
             File::open(path).map_err(|e| SqliteError(format!("cannot open {shown}: {e}")))?;
         let len = file
             .metadata()
             .map_err(|e| SqliteError(format!("cannot read {shown}: {e}")))?
             .len();
-        let mut header = [0u8; 100];
-        if len < 100 || file.read_exact_at(&mut header, 0).is_err() || &header[..16] != MAGIC {
-            return Err(SqliteError(format!("{shown} is not an SQLite 3 database")));
-        }
-        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-            1 => 65536,
-            n if n >= 512 && n.is_power_of_two() => n as usize,
-            n => return Err(SqliteError::corrupt(format_args!("page size {n}"))),
-        };
-        let reserved = header[20] as usize;
-        let usable = page_size.saturating_sub(reserved);
-        if usable < 480 {
-            return Err(SqliteError::corrupt(
-                "the usable page size is below 480 bytes",
-            ));
-        }
-        if header[18] > 2 || header[19] > 2 {
-            return Err(SqliteError(format!(
-                "{shown} uses a file format version this importer does not know ({}, {})",
-                header[18], header[19]
-            )));
-        }
-        match u32::from_be_bytes([header[56], header[57], header[58], header[59]]) {
-            0 | 1 => {}
-            2 | 3 => {
-                return Err(SqliteError(format!(
-                    "{shown} stores its text as UTF-16, which this importer does not read: \
-                     convert it with `sqlite3 {shown} .dump | sed \"s/PRAGMA encoding.*//\" \
-                     | sqlite3 converted.db` and import converted.db"
-                )));
-            }
-            n => return Err(SqliteError::corrupt(format_args!("text encoding {n}"))),
-        }
+        let Header { page_size, usable } = Header::read(&file, len, path)?;
         let page_count = u32::try_from(len / page_size as u64)
             .map_err(|_| SqliteError::corrupt("the file has too many pages"))?;
         let mut db = Database {
@@ -228,11 +170,17 @@ impl Database {
             page_count,
             schema: Vec::new(),
         };
+        db.schema = db.read_schema()?;
+        Ok(db)
+    }
+
+    /// The entries of `sqlite_schema`, the table on page 1.
+    fn read_schema(&self) -> Result<Vec<SchemaEntry>> {
         let columns: Arc<[String]> = ["type", "name", "tbl_name", "rootpage", "sql"]
             .map(String::from)
             .into();
         let mut schema = Vec::new();
-        for row in Rows::new(&db, 1, columns, None, vec![0, 1, 2, 3, 4]) {
+        for row in Rows::new(self, 1, columns, None, vec![0, 1, 2, 3, 4]) {
             let row = row?;
             let text = |i: usize| row.values.get(i).and_then(Value::as_text).map(String::from);
             schema.push(SchemaEntry {
@@ -245,13 +193,20 @@ impl Database {
                 sql: text(4),
             });
         }
-        db.schema = schema;
-        Ok(db)
+        Ok(schema)
     }
 
     /// The schema entries.
     pub fn schema(&self) -> &[SchemaEntry] {
         &self.schema
+    }
+
+    /// The names of the tables, in schema order.
+    pub fn table_names(&self) -> impl Iterator<Item = &str> {
+        self.schema
+            .iter()
+            .filter(|e| e.kind == "table")
+            .map(|e| e.name.as_str())
     }
 
     /// Whether a table of this name exists (case-insensitively).

@@ -35,14 +35,8 @@ fn scan_within_bounds(path: &Path, len: usize) {
     let Ok(db) = Database::open(path) else {
         return;
     };
-    let tables: Vec<String> = db
-        .schema()
-        .iter()
-        .filter(|e| e.kind == "table")
-        .map(|e| e.name.clone())
-        .collect();
-    for table in tables {
-        let Ok(rows) = db.table_rows(&table) else {
+    for table in db.table_names() {
+        let Ok(rows) = db.table_rows(table) else {
             continue;
         };
         let mut read = 0;

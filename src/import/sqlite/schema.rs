@@ -172,6 +172,44 @@ const TABLE_CONSTRAINT_WORDS: &[&str] = &["CONSTRAINT", "PRIMARY", "UNIQUE", "CH
 /// Parses `CREATE TABLE name (columns and constraints) [options]`.
 pub fn parse_create_table(sql: &str) -> Result<TableDef, String> {
     let toks = tokenize(sql)?;
+    let list = skip_table_name(&toks)?;
+    let (items, options) = split_column_list(&toks, list)?;
+    let without_rowid = toks[options..]
+        .windows(2)
+        .any(|w| w[0].is_kw("WITHOUT") && w[1].is_kw("ROWID"));
+    let mut columns = Vec::new();
+    let mut column_pk: Vec<(usize, bool)> = Vec::new(); // (column, declared DESC)
+    let mut table_pk: Vec<String> = Vec::new();
+    for item in items {
+        let Some(first) = item.first() else {
+            return Err("an empty column definition".into());
+        };
+        if TABLE_CONSTRAINT_WORDS.iter().any(|w| first.is_kw(w)) {
+            if let Some(p) = top_level_position(item, |t| t.is_kw("PRIMARY")) {
+                table_pk = parenthesised_names(&item[p..]);
+            }
+            continue;
+        }
+        let (column, primary_key) = parse_column(item)?;
+        if let Some(desc) = primary_key {
+            column_pk.push((columns.len(), desc));
+        }
+        columns.push(column);
+    }
+    if columns.is_empty() {
+        return Err("no columns".into());
+    }
+    if !without_rowid {
+        mark_rowid_alias(&mut columns, &column_pk, &table_pk);
+    }
+    Ok(TableDef {
+        columns,
+        without_rowid,
+    })
+}
+
+/// Reads `CREATE [TEMP] TABLE [IF NOT EXISTS] [schema.]name (`; the position after the `(`.
+fn skip_table_name(toks: &[Tok]) -> Result<usize, String> {
     let mut i = 0;
     let expect = |i: &mut usize, kw: &str| -> Result<(), String> {
         if toks.get(*i).is_some_and(|t| t.is_kw(kw)) {
@@ -205,112 +243,108 @@ pub fn parse_create_table(sql: &str) -> Result<TableDef, String> {
     if toks.get(i) != Some(&Tok::Punct('(')) {
         return Err("expected '(' and the column list".into());
     }
-    i += 1;
-    // Split the list at top-level commas.
+    Ok(i + 1)
+}
+
+/// Splits the column list that starts at `start` at its top-level commas: the items (column
+/// definitions and table constraints) and the position after the list's closing `)`.
+fn split_column_list(toks: &[Tok], start: usize) -> Result<(Vec<&[Tok]>, usize), String> {
     let mut items: Vec<&[Tok]> = Vec::new();
     let mut depth = 0usize;
-    let mut start = i;
+    let mut item_start = start;
+    let mut i = start;
     loop {
         match toks.get(i) {
             None => return Err("the column list is not closed".into()),
             Some(Tok::Punct('(')) => depth += 1,
             Some(Tok::Punct(')')) if depth == 0 => {
-                items.push(&toks[start..i]);
-                i += 1;
-                break;
+                items.push(&toks[item_start..i]);
+                return Ok((items, i + 1));
             }
             Some(Tok::Punct(')')) => depth -= 1,
             Some(Tok::Punct(',')) if depth == 0 => {
-                items.push(&toks[start..i]);
-                start = i + 1;
+                items.push(&toks[item_start..i]);
+                item_start = i + 1;
             }
             _ => {}
         }
         i += 1;
     }
-    let without_rowid = toks[i..]
-        .windows(2)
-        .any(|w| w[0].is_kw("WITHOUT") && w[1].is_kw("ROWID"));
+}
 
-    let mut columns = Vec::new();
-    let mut column_pk: Vec<(usize, bool)> = Vec::new(); // (column, declared DESC)
-    let mut table_pk: Vec<String> = Vec::new();
-    for item in items {
-        let Some(first) = item.first() else {
-            return Err("an empty column definition".into());
-        };
-        if TABLE_CONSTRAINT_WORDS.iter().any(|w| first.is_kw(w)) {
-            if let Some(p) = top_level_position(item, |t| t.is_kw("PRIMARY")) {
-                table_pk = parenthesised_names(&item[p..]);
+/// Reads one column definition (`name [type] [constraints]`): the column (not yet a rowid
+/// alias), and whether it is declared `PRIMARY KEY` (`Some(true)` with `DESC`).
+fn parse_column(item: &[Tok]) -> Result<(Column, Option<bool>), String> {
+    let name = item
+        .first()
+        .and_then(Tok::name)
+        .ok_or("a column without a name")?
+        .to_string();
+    let (decl_type, rest) = column_type(&item[1..]);
+    let primary_key = top_level_position(rest, |t| t.is_kw("PRIMARY"))
+        .map(|p| rest.get(p + 2).is_some_and(|t| t.is_kw("DESC")));
+    let default =
+        top_level_position(rest, |t| t.is_kw("DEFAULT")).map(|p| default_sql(&rest[p + 1..]));
+    let generated = top_level_position(rest, |t| t.is_kw("AS")).is_some();
+    let stored = !generated || top_level_position(rest, |t| t.is_kw("STORED")).is_some();
+    let column = Column {
+        name,
+        decl_type,
+        rowid_alias: false,
+        stored,
+        default,
+    };
+    Ok((column, primary_key))
+}
+
+/// The declared type at the start of `toks` (upper-case words separated by one space, sizes
+/// such as `(255)` left out), and the constraints that follow it.
+fn column_type(toks: &[Tok]) -> (String, &[Tok]) {
+    let mut type_words = Vec::new();
+    let mut j = 0;
+    while let Some(t) = toks.get(j) {
+        match t {
+            Tok::Word(w) if !CONSTRAINT_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                type_words.push(w.to_ascii_uppercase());
             }
-            continue;
-        }
-        let name = first.name().ok_or("a column without a name")?.to_string();
-        let mut type_words = Vec::new();
-        let mut j = 1;
-        while let Some(t) = item.get(j) {
-            match t {
-                Tok::Word(w) if !CONSTRAINT_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
-                    type_words.push(w.to_ascii_uppercase());
-                }
-                Tok::Quoted(w) => type_words.push(w.to_ascii_uppercase()),
-                Tok::Punct('(') => {
-                    // VARCHAR(255), DECIMAL(10, 2): skip the size.
-                    let mut d = 0;
-                    while let Some(t) = item.get(j) {
-                        match t {
-                            Tok::Punct('(') => d += 1,
-                            Tok::Punct(')') => {
-                                d -= 1;
-                                if d == 0 {
-                                    break;
-                                }
+            Tok::Quoted(w) => type_words.push(w.to_ascii_uppercase()),
+            Tok::Punct('(') => {
+                // VARCHAR(255), DECIMAL(10, 2): skip the size.
+                let mut d = 0;
+                while let Some(t) = toks.get(j) {
+                    match t {
+                        Tok::Punct('(') => d += 1,
+                        Tok::Punct(')') => {
+                            d -= 1;
+                            if d == 0 {
+                                break;
                             }
-                            _ => {}
                         }
-                        j += 1;
+                        _ => {}
                     }
+                    j += 1;
                 }
-                _ => break,
             }
-            j += 1;
+            _ => break,
         }
-        let rest = &item[j.min(item.len())..];
-        if let Some(p) = top_level_position(rest, |t| t.is_kw("PRIMARY")) {
-            let desc = rest.get(p + 2).is_some_and(|t| t.is_kw("DESC"));
-            column_pk.push((columns.len(), desc));
-        }
-        let default =
-            top_level_position(rest, |t| t.is_kw("DEFAULT")).map(|p| default_sql(&rest[p + 1..]));
-        let generated = top_level_position(rest, |t| t.is_kw("AS")).is_some();
-        let stored = !generated || top_level_position(rest, |t| t.is_kw("STORED")).is_some();
-        columns.push(Column {
-            name,
-            decl_type: type_words.join(" "),
-            rowid_alias: false,
-            stored,
-            default,
-        });
+        j += 1;
     }
-    if columns.is_empty() {
-        return Err("no columns".into());
+    (type_words.join(" "), &toks[j.min(toks.len())..])
+}
+
+/// Marks the rowid alias of a rowid table: its one `INTEGER` primary key column, declared on
+/// the column (not `DESC`) or as the table's primary key.
+fn mark_rowid_alias(columns: &mut [Column], column_pk: &[(usize, bool)], table_pk: &[String]) {
+    let alias = match (column_pk, table_pk) {
+        ([(c, false)], []) => Some(*c),
+        ([], [name]) => columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name)),
+        _ => None,
+    };
+    if let Some(c) = alias.filter(|&c| columns[c].decl_type == "INTEGER") {
+        columns[c].rowid_alias = true;
     }
-    if !without_rowid {
-        let alias = match (column_pk.as_slice(), table_pk.as_slice()) {
-            ([(c, false)], []) => Some(*c),
-            ([], [name]) => columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(name)),
-            _ => None,
-        };
-        if let Some(c) = alias.filter(|&c| columns[c].decl_type == "INTEGER") {
-            columns[c].rowid_alias = true;
-        }
-    }
-    Ok(TableDef {
-        columns,
-        without_rowid,
-    })
 }
 
 /// The SQL text of the default value at the start of `toks`: a parenthesised expression, or a

@@ -45,18 +45,12 @@ fn rows(db: &Database, table: &str) -> Vec<Row> {
 /// Opens `path` and reads every row of every table; the number of rows read.
 fn scan_all(path: &Path) -> Result<usize> {
     let db = Database::open(path)?;
-    let tables: Vec<String> = db
-        .schema()
-        .iter()
-        .filter(|e| e.kind == "table")
-        .map(|e| e.name.clone())
-        .collect();
     let mut n = 0;
-    for t in tables {
-        if db.table_def(&t)?.without_rowid {
+    for t in db.table_names() {
+        if db.table_def(t)?.without_rowid {
             continue;
         }
-        for row in db.table_rows(&t)? {
+        for row in db.table_rows(t)? {
             row?;
             n += 1;
         }

@@ -11,9 +11,68 @@ pub mod rest;
 pub mod static_store;
 pub mod synapse;
 
+use std::collections::BTreeMap;
+
 use crate::error::Result;
+use crate::service::bindings::VALIDITY_MS;
 use crate::store::Store;
-use crate::store::bindings::BindingRecord;
+use crate::store::bindings::{BindingRecord, Pepper};
+
+/// The bindings a listing store wants: (medium, address) in our normal form -> user id.
+pub type Wanted = BTreeMap<(String, String), String>;
+
+/// What [`replace_source`] changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced {
+    /// Bindings written: 3PIDs new to the source, or now bound to another user.
+    pub added: usize,
+    /// Bindings removed: 3PIDs the source had and no longer wants.
+    pub removed: usize,
+    /// Bindings that were already right and were left alone.
+    pub unchanged: usize,
+}
+
+/// Makes the bindings kept under `source` exactly `wanted`, then makes the writes durable:
+/// the 3PIDs it no longer wants are removed, and those new or bound to another user are
+/// written, valid from `not_before` until [`VALIDITY_MS`] after `now_ms`.
+pub fn replace_source(
+    store: &Store,
+    peppers: &[Pepper],
+    source: &str,
+    wanted: &Wanted,
+    not_before: u64,
+    now_ms: u64,
+) -> Result<Replaced> {
+    let mut replaced = Replaced::default();
+    for (medium, address) in store.threepids_of_source(source)? {
+        if !wanted.contains_key(&(medium.clone(), address.clone()))
+            && store
+                .delete_binding(source, &medium, &address, peppers)?
+                .is_some()
+        {
+            replaced.removed += 1;
+        }
+    }
+    for ((medium, address), mxid) in wanted {
+        let current = store.binding(medium, address, source)?;
+        if current.is_some_and(|b| &b.mxid == mxid) {
+            replaced.unchanged += 1;
+            continue;
+        }
+        let record = BindingRecord {
+            medium: medium.clone(),
+            address: address.clone(),
+            mxid: mxid.clone(),
+            ts: now_ms,
+            not_before,
+            not_after: now_ms.saturating_add(VALIDITY_MS),
+        };
+        store.put_binding(source, &record, peppers)?;
+        replaced.added += 1;
+    }
+    store.durable()?;
+    Ok(replaced)
+}
 
 /// One identity store.
 pub trait IdentityStore: Send + Sync {

@@ -17,7 +17,6 @@
 //! knowing nothing: it never breaks the lookups of the other stores.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
 use serde_json::{Map, Value, json};
@@ -28,6 +27,7 @@ use crate::config::RestStoreConfig;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::bindings::BindingRecord;
+use crate::util::time::now_ms;
 
 /// The path of single lookups, below the configured URL.
 pub const SINGLE_PATH: &str = "/_mxisd/backend/api/v1/identity/single";
@@ -320,13 +320,6 @@ fn record(medium: &str, address: &str, mxid: String, now: u64) -> BindingRecord 
         not_before: now.saturating_sub(VALID_BEFORE_MS),
         not_after: now.saturating_add(VALID_AFTER_MS),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

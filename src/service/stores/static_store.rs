@@ -7,7 +7,9 @@ use crate::config::StaticMapping;
 use crate::error::Result;
 use crate::service::bindings::{check_user_id, normalise_threepid};
 use crate::store::Store;
-use crate::store::bindings::{BindingRecord, Pepper};
+use crate::store::bindings::Pepper;
+
+use super::{Wanted, replace_source};
 
 /// The source name of the static store.
 pub const SOURCE: &str = "static";
@@ -20,14 +22,17 @@ pub fn sync(
     mappings: &[StaticMapping],
     now_ms: u64,
 ) -> Result<usize> {
-    let mut wanted = Vec::with_capacity(mappings.len());
+    let mut wanted = Wanted::new();
+    let mut valid = 0;
     for m in mappings {
         match (
             normalise_threepid(&m.medium, &m.address),
             check_user_id(&m.mxid),
         ) {
             (Ok((medium, address)), Ok(_)) => {
-                wanted.push((medium.as_str().to_string(), address, m.mxid.clone()))
+                // A 3PID mapped twice takes the later mapping.
+                wanted.insert((medium.as_str().to_string(), address), m.mxid.clone());
+                valid += 1;
             }
             _ => log::warn!(
                 "stores.static.mappings: skipping {} {} -> {}: not a valid 3PID and user id",
@@ -37,26 +42,6 @@ pub fn sync(
             ),
         }
     }
-    for (medium, address) in store.threepids_of_source(SOURCE)? {
-        if !wanted.iter().any(|(m, a, _)| *m == medium && *a == address) {
-            store.delete_binding(SOURCE, &medium, &address, peppers)?;
-        }
-    }
-    for (medium, address, mxid) in &wanted {
-        let current = store.binding(medium, address, SOURCE)?;
-        if current.as_ref().is_some_and(|b| &b.mxid == mxid) {
-            continue;
-        }
-        let record = BindingRecord {
-            medium: medium.clone(),
-            address: address.clone(),
-            mxid: mxid.clone(),
-            ts: now_ms,
-            not_before: 0,
-            not_after: now_ms.saturating_add(crate::service::bindings::VALIDITY_MS),
-        };
-        store.put_binding(SOURCE, &record, peppers)?;
-    }
-    store.durable()?;
-    Ok(wanted.len())
+    replace_source(store, peppers, SOURCE, &wanted, 0, now_ms)?;
+    Ok(valid)
 }

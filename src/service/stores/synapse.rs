@@ -26,10 +26,12 @@ use log::{debug, warn};
 use serde_json::Value;
 
 use crate::config::{Secret, SynapseStoreConfig, SynapseSync as SyncMode};
-use crate::service::bindings::{VALIDITY_MS, check_user_id, normalise_threepid};
+use crate::service::bindings::{check_user_id, normalise_threepid};
 use crate::store::Store;
-use crate::store::bindings::{BindingRecord, Pepper};
+use crate::store::bindings::Pepper;
 use crate::threepid::params::url_encode;
+
+use super::{Wanted, replace_source};
 
 /// The source name of the synced bindings (and the store's name in `stores.order`).
 pub const SOURCE: &str = "synapse";
@@ -38,9 +40,6 @@ pub const SOURCE: &str = "synapse";
 const PAGE_SIZE: u32 = 100;
 /// The most of one admin API answer that is read.
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
-
-/// Synced 3PIDs: (medium, address) -> user id.
-type Threepids = BTreeMap<(String, String), String>;
 
 /// What one sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,7 +115,7 @@ impl SynapseSync {
     }
 
     /// Every 3PID of every active account, and the number of active accounts.
-    fn collect(&self) -> Result<(Threepids, usize), String> {
+    fn collect(&self) -> Result<(Wanted, usize), String> {
         // None: claimed by more than one account.
         let mut found: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
         let mut users = 0;
@@ -264,46 +263,21 @@ impl SynapseSync {
     }
 }
 
-/// Makes the source match `wanted`, then makes the writes durable.
+/// Makes the source match `wanted` (bindings valid from now), then makes the writes durable.
 fn reconcile(
     store: &Store,
     peppers: &[Pepper],
-    wanted: &Threepids,
+    wanted: &Wanted,
     users: usize,
     now_ms: u64,
 ) -> crate::error::Result<SyncReport> {
-    let mut report = SyncReport {
+    let replaced = replace_source(store, peppers, SOURCE, wanted, now_ms, now_ms)?;
+    Ok(SyncReport {
         users,
-        ..SyncReport::default()
-    };
-    for (medium, address) in store.threepids_of_source(SOURCE)? {
-        if !wanted.contains_key(&(medium.clone(), address.clone()))
-            && store
-                .delete_binding(SOURCE, &medium, &address, peppers)?
-                .is_some()
-        {
-            report.removed += 1;
-        }
-    }
-    for ((medium, address), mxid) in wanted {
-        let current = store.binding(medium, address, SOURCE)?;
-        if current.is_some_and(|b| &b.mxid == mxid) {
-            report.unchanged += 1;
-            continue;
-        }
-        let record = BindingRecord {
-            medium: medium.clone(),
-            address: address.clone(),
-            mxid: mxid.clone(),
-            ts: now_ms,
-            not_before: now_ms,
-            not_after: now_ms.saturating_add(VALIDITY_MS),
-        };
-        store.put_binding(SOURCE, &record, peppers)?;
-        report.added += 1;
-    }
-    store.durable()?;
-    Ok(report)
+        added: replaced.added,
+        removed: replaced.removed,
+        unchanged: replaced.unchanged,
+    })
 }
 
 /// One 3PID of an account in our normal form (emails case-folded, phone numbers as E.164
