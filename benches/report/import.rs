@@ -47,6 +47,8 @@ fn write_config(dir: &Path) -> PathBuf {
         "server": {"hostname": "127.0.0.1", "port": 0, "name": "bench.test"},
         "storage": {"path": dir.join("data")},
         "logging": {"level": "warn", "requests": false},
+        // The figures are of the lookups, not of the per-client budget.
+        "lookup": {"rateLimit": {"perClient": {"addressesPerSecond": 0}}},
         "admin": {"enabled": true, "port": free_port(), "token": "bench-admin-token-0123456789"},
     });
     let path = dir.join("config.yaml");
