@@ -116,7 +116,11 @@ pub fn run(args: Vec<String>) -> i32 {
             0
         }
         Ok(Command::Version) => {
-            println!("oxisd {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "oxisd {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("OXISD_COMMIT")
+            );
             0
         }
         Ok(Command::CheckConfig(path)) => match Config::load(path.as_deref()) {

@@ -7,9 +7,22 @@ use serde_json::json;
 fn version_and_help() {
     let dir = TempDir::new("cli");
     let (code, out, _) = run_cli(&["--version"], dir.path());
+    // The commit the binary was built from (issue 19): the checkout's HEAD.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_string(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        });
     assert_eq!(
         (code, out.trim()),
-        (0, format!("oxisd {}", env!("CARGO_PKG_VERSION")).as_str())
+        (
+            0,
+            format!("oxisd {} (commit {head})", env!("CARGO_PKG_VERSION")).as_str()
+        )
     );
     let (code, out, _) = run_cli(&["--help"], dir.path());
     assert_eq!(code, 0);
