@@ -273,6 +273,68 @@ fn an_operator_template_replaces_the_built_in_one() {
 }
 
 #[test]
+fn issue_19_a_template_that_is_only_a_body_gets_the_headers_and_a_subject() {
+    let sink = SmtpSink::start();
+    let dir = TempDir::new("tpl-body");
+    // HTML, with a subject from the config.
+    let html = dir.path().join("validation.html");
+    std::fs::write(
+        &html,
+        "<!DOCTYPE html>\n<p>Hello %RECIPIENT_ADDRESS%: <a href=\"%VALIDATION_LINK%\">confirm</a>, code %VALIDATION_TOKEN%</p>\n",
+    )
+    .unwrap();
+    let s = start(
+        &sink,
+        json!({"threepid": {"medium": {"email": {"generators": {
+            "template": {"session": {"validation": html}},
+            "subject": {"session": {"validation": "Your code for %DOMAIN%"}}
+        }}}}}),
+    );
+    request_token(&s, V1, "ann@example.org", "sec", 1);
+    let mail = &sink.wait_for_mails(1, WAIT)[0];
+    let (head, body) = mail.data.split_once("\r\n\r\n").unwrap();
+    for h in [
+        "Subject: Your code for id.test\r\n",
+        "To: ann@example.org\r\n",
+        "Content-Type: text/html; charset=UTF-8\r\n",
+        "MIME-Version: 1.0\r\n",
+        "Date: ",
+        "Message-ID: <",
+        "From: ",
+    ] {
+        assert!(head.contains(h), "{h} missing in {head}");
+    }
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    assert!(body.contains("Hello ann@example.org: "), "{body}");
+    // The link is escaped for HTML, as in the built-in template's HTML part.
+    assert!(body.contains("/submitToken?sid="), "{body}");
+    assert!(body.contains("&amp;client_secret=sec"), "{body}");
+    drop(s);
+
+    // Plain text, no subject configured: the built-in template's subject.
+    let sink = SmtpSink::start();
+    let text = dir.path().join("validation.txt");
+    std::fs::write(&text, "Hello,\n\nyour code is %VALIDATION_TOKEN%.\n").unwrap();
+    let s = start(
+        &sink,
+        json!({"threepid": {"medium": {"email": {"generators": {"template": {"session": {"validation": text}}}}}}}),
+    );
+    request_token(&s, V1, "bo@example.org", "sec", 1);
+    let mail = &sink.wait_for_mails(1, WAIT)[0];
+    let (head, body) = mail.data.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("subject: confirm your email address for id.test\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Content-Type: text/plain; charset=UTF-8\r\n"),
+        "{head}"
+    );
+    assert!(body.starts_with("Hello,\r\n\r\nyour code is "), "{body}");
+}
+
+#[test]
 fn validation_can_be_disabled_by_policy() {
     let sink = SmtpSink::start();
     let s = start(

@@ -313,6 +313,36 @@ mod tests {
     }
 
     #[test]
+    fn email_subjects_are_one_short_line() {
+        let with = |subject: &str| {
+            let yaml = format!(
+                "threepid:\n  medium:\n    email:\n      generators:\n        subject:\n          session:\n            validation: {}\n",
+                serde_json::Value::String(subject.into())
+            );
+            Config::parse(&yaml).and_then(|c| c.validated()).map(|c| {
+                c.threepid
+                    .medium
+                    .email
+                    .generators
+                    .subject
+                    .session
+                    .validation
+            })
+        };
+        assert_eq!(
+            with("Your code for %DOMAIN%").unwrap().as_deref(),
+            Some("Your code for %DOMAIN%")
+        );
+        for bad in ["a\nBcc: x@example.org", " ", &"x".repeat(201)] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("threepid.medium.email.generators.subject.session.validation"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn camel_and_snake_case_are_both_accepted() {
         let a = Config::parse("server:\n  publicUrl: https://id.example.org/\n").unwrap();
         let b = Config::parse("server:\n  public_url: https://id.example.org/\n").unwrap();

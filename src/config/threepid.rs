@@ -161,6 +161,79 @@ impl Default for SmtpConfig {
 pub struct EmailGenerators {
     /// `threepid.medium.email.generators.template.*`
     pub template: EmailTemplates,
+    /// `threepid.medium.email.generators.subject.*`
+    pub subject: EmailSubjects,
+}
+
+/// `threepid.medium.email.generators.subject.*`: the subject of each email (placeholders as
+/// in the templates), for the built-in templates and for template files that are only a body.
+/// A template file that is a complete message keeps its own Subject header.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmailSubjects {
+    /// The 3PID room invite email.
+    pub invite: Option<String>,
+    /// `...subject.session.*`
+    pub session: EmailSessionSubjects,
+}
+
+/// `threepid.medium.email.generators.subject.session.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmailSessionSubjects {
+    /// The validation email.
+    pub validation: Option<String>,
+    /// `...subject.session.unbind.*`
+    pub unbind: UnbindSubjects,
+}
+
+/// `threepid.medium.email.generators.subject.session.unbind.*`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct UnbindSubjects {
+    /// The warning sent when someone tried to unbind the 3PID without proof.
+    pub fraudulent: Option<String>,
+    /// The notice sent after the 3PID was unbound.
+    pub notification: Option<String>,
+}
+
+impl EmailSubjects {
+    /// Each configured subject with its key.
+    fn all(&self) -> [(&'static str, &Option<String>); 4] {
+        [
+            ("invite", &self.invite),
+            ("session.validation", &self.session.validation),
+            ("session.unbind.fraudulent", &self.session.unbind.fraudulent),
+            (
+                "session.unbind.notification",
+                &self.session.unbind.notification,
+            ),
+        ]
+    }
+
+    /// A subject is one line of at most 200 characters.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, subject) in self.all() {
+            let Some(subject) = subject else { continue };
+            let key = format!("threepid.medium.email.generators.subject.{key}");
+            if subject.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{key}: must not be empty (leave it out for the built-in subject)"
+                )));
+            }
+            if subject.chars().any(char::is_control) {
+                return Err(ConfigError(format!(
+                    "{key}: must be one line, without control characters"
+                )));
+            }
+            if subject.chars().count() > 200 {
+                return Err(ConfigError(format!(
+                    "{key}: must be at most 200 characters"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `threepid.medium.email.generators.template.*`: files that replace the built-in templates.
@@ -195,6 +268,7 @@ pub struct UnbindTemplates {
 
 impl EmailConfig {
     pub(super) fn validate(&mut self, domain: &str) -> Result<(), ConfigError> {
+        self.generators.subject.validate()?;
         let from = self
             .identity
             .from

@@ -5,6 +5,7 @@
 //! they never see templates or connectors.
 
 pub mod email;
+mod email_template;
 pub mod generator;
 pub mod log;
 pub mod sms;
@@ -199,6 +200,14 @@ pub struct InviteMessage<'a> {
     pub register_url: &'a str,
 }
 
+/// Which of a medium's session templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TemplateKind {
+    Validation,
+    UnbindFraudulent,
+    UnbindNotification,
+}
+
 /// The message templates of one medium, each built in or the operator's file.
 pub(crate) struct Templates {
     validation: String,
@@ -209,29 +218,44 @@ pub(crate) struct Templates {
 impl Templates {
     /// Loads the templates configured under `key` (`threepid.medium.<medium>.generators.
     /// template.session`), falling back to `builtin` (validation, unbind warning, unbind
-    /// notice); `check(text, what)` vets an operator's file.
+    /// notice). `prepare(kind, file, builtin, what)` makes the template to render from the
+    /// operator's file's text (or `None`) and vets it; `what` names the key and file.
     pub(crate) fn load(
         validation: Option<&Path>,
         unbind: &crate::config::UnbindTemplates,
         builtin: [&str; 3],
         key: &str,
-        check: impl Fn(&str, &str) -> Result<(), String>,
+        prepare: impl Fn(TemplateKind, Option<&str>, &str, &str) -> Result<String, String>,
     ) -> Result<Templates, String> {
-        let one = |path: Option<&Path>, builtin: &str, key: String| -> Result<String, String> {
-            let text = load_template(path, builtin, &key)?;
-            if let Some(path) = path {
-                check(&text, &format!("{key}: {}", path.display()))?;
-            }
-            Ok(text)
+        let one = |kind: TemplateKind, path: Option<&Path>, builtin: &str, key: String| {
+            let text = match path {
+                None => None,
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?,
+                ),
+            };
+            let what = match path {
+                Some(path) => format!("{key}: {}", path.display()),
+                None => key,
+            };
+            prepare(kind, text.as_deref(), builtin, &what)
         };
         Ok(Templates {
-            validation: one(validation, builtin[0], format!("{key}.validation"))?,
+            validation: one(
+                TemplateKind::Validation,
+                validation,
+                builtin[0],
+                format!("{key}.validation"),
+            )?,
             unbind_fraudulent: one(
+                TemplateKind::UnbindFraudulent,
                 unbind.fraudulent.as_deref(),
                 builtin[1],
                 format!("{key}.unbind.fraudulent"),
             )?,
             unbind_notification: one(
+                TemplateKind::UnbindNotification,
                 unbind.notification.as_deref(),
                 builtin[2],
                 format!("{key}.unbind.notification"),

@@ -24,11 +24,16 @@ pub struct SmsChannel {
 }
 
 /// An operator's SMS template must not be empty.
-fn check_sms_template(text: &str, what: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
-        Err(format!("{what}: the template is empty"))
-    } else {
-        Ok(())
+fn prepare_sms_template(
+    _: super::TemplateKind,
+    file: Option<&str>,
+    builtin: &str,
+    what: &str,
+) -> Result<String, String> {
+    match file {
+        None => Ok(builtin.to_string()),
+        Some(text) if text.trim().is_empty() => Err(format!("{what}: the template is empty")),
+        Some(text) => Ok(text.to_string()),
     }
 }
 
@@ -59,7 +64,7 @@ impl SmsChannel {
             &session.unbind,
             builtin,
             TEMPLATE_KEY,
-            check_sms_template,
+            prepare_sms_template,
         )?;
         Ok(SmsChannel {
             transport,
