@@ -171,3 +171,33 @@ fn serve_without_config_uses_the_embedded_defaults() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn issue_19_the_default_data_directory_is_next_to_the_config_file() {
+    let dir = TempDir::new("cli-datadir");
+    let etc = dir.path().join("etc");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let file = etc.join("config.yaml");
+    std::fs::write(&file, "server:\n  name: id.example.org\n").unwrap();
+    let (code, out, err) = run_cli(&["check-config", "--config", file.to_str().unwrap()], &cwd);
+    assert_eq!(code, 0, "{err}");
+    let expected = etc.join("oxisd-data");
+    assert!(
+        out.contains(&format!("path: {}", expected.display())),
+        "{out}"
+    );
+    // A store left where earlier versions put it (the working directory) is not silently
+    // replaced by an empty one next to the file.
+    std::fs::create_dir_all(cwd.join("oxisd-data").join("db")).unwrap();
+    let (code, _, err) = run_cli(&["check-config", "--config", file.to_str().unwrap()], &cwd);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("storage.path is not set") && err.contains("set storage.path"),
+        "{err}"
+    );
+    let (code, _, err) = run_cli(&["serve", "--config", file.to_str().unwrap()], &cwd);
+    assert_eq!(code, 1, "{err}");
+    assert!(!expected.exists(), "serve created {}", expected.display());
+}

@@ -104,6 +104,26 @@ impl fmt::Display for Source {
     }
 }
 
+/// Before 0.2 (see CHANGELOG.md), a config file without `storage.path` kept the data in
+/// `./oxisd-data` under the working directory; now it is next to the file. Starting on an
+/// empty directory there while the store is elsewhere would look like a fresh install (an empty
+/// store and a new signing key), so that case is refused with what to do.
+fn refuse_a_data_dir_left_behind(data_dir: &Path, old: &Path) -> Result<(), ConfigError> {
+    if data_dir.exists() || !old.join("db").is_dir() {
+        return Ok(());
+    }
+    let old = std::fs::canonicalize(old).unwrap_or_else(|_| old.to_path_buf());
+    Err(ConfigError(format!(
+        "storage.path is not set, so the data directory is {} (next to the config file: \
+         relative paths and this default are relative to the config file), which does not \
+         exist; a store exists at {}, where earlier versions put it (relative to the working \
+         directory): set storage.path to that directory, or move it to {}",
+        data_dir.display(),
+        old.display(),
+        data_dir.display()
+    )))
+}
+
 impl Config {
     /// Loads the file at `path`, or at `$OXISD_CONFIG`, or the embedded defaults when neither
     /// is given; then validates it.
@@ -116,14 +136,23 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        let config = Config::parse(&text)
+        let mut config = Config::parse(&text)
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
-        // Relative paths in a config file are relative to the file, not to the working directory.
+        // One rule: relative paths in a config file, and the default data directory when the
+        // file leaves `storage.path` out, are relative to the file, not to the working
+        // directory. (Without a config file, the defaults are relative to the working
+        // directory: there is no file to be relative to.)
         let base = path.parent().unwrap_or(Path::new(""));
-        Ok((
-            config.resolve_relative_paths(base).validated()?,
-            Source::File(path),
-        ))
+        let data_dir_defaulted = config.storage.path.is_none();
+        if data_dir_defaulted {
+            let name = DEFAULT_DATA_DIR.trim_start_matches("./");
+            config.storage.path = Some(PathBuf::from(name));
+        }
+        let config = config.resolve_relative_paths(base).validated()?;
+        if data_dir_defaulted {
+            refuse_a_data_dir_left_behind(config.data_dir(), Path::new(DEFAULT_DATA_DIR))?;
+        }
+        Ok((config, Source::File(path)))
     }
 
     /// Parses YAML text into a config (not yet validated). Errors name the key path.
