@@ -444,7 +444,9 @@ mod tests {
              Every key oxisd understands, with its default and what it does. This page is\n\
              `config.example.yaml` (a test keeps the two identical); keys may be written in\n\
              camelCase or snake_case, `*_file` keys read a secret from a file, relative paths are\n\
-             relative to the config file. Check a file with `oxisd check-config --config FILE`.\n\n\
+             relative to the config file, and so is the default data directory when `storage.path`\n\
+             is left out (`oxisd-data` next to the file; with no config file at all, `./oxisd-data`\n\
+             in the working directory). Check a file with `oxisd check-config --config FILE`.\n\n\
              ```yaml\n{example}```\n"
         );
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CONFIGURATION.md");
