@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod client_ip;
+pub mod paths;
 mod request;
 mod response;
 pub mod router;

@@ -39,10 +39,12 @@ use crate::config::{Config, InviteDelivery, RateLimit, ScopePolicy};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::{HomeserverClient, HsError};
+use crate::http::paths;
 use crate::metrics::METRICS;
 use crate::store::Store;
 use crate::store::remote::{RemoteBinding, RemoteCall, RemoteOp};
 use crate::store::sessions::{RemoteSession, SessionRecord};
+use crate::threepid::Medium;
 use crate::threepid::params::url_encode;
 
 /// The remote-session policy.
@@ -203,8 +205,9 @@ impl RemoteSessions {
     /// Our page that starts the upstream session of a validated session.
     pub fn start_link(&self, sid: &str, client_secret: &str) -> String {
         format!(
-            "{}/_matrix/identity/_oxisd/remote/start?sid={}&client_secret={}",
+            "{}{}?sid={}&client_secret={}",
             self.public_url,
+            paths::REMOTE_START,
             url_encode(sid),
             url_encode(client_secret)
         )
@@ -213,8 +216,9 @@ impl RemoteSessions {
     /// Our page that checks the upstream session.
     pub fn check_link(&self, sid: &str, client_secret: &str) -> String {
         format!(
-            "{}/_matrix/identity/_oxisd/remote/check?sid={}&client_secret={}",
+            "{}{}?sid={}&client_secret={}",
             self.public_url,
+            paths::REMOTE_CHECK,
             url_encode(sid),
             url_encode(client_secret)
         )
@@ -265,10 +269,8 @@ impl RemoteSessions {
                 json!({"client_secret": remote_secret, "email": session.address, "send_attempt": send_attempt})
             }
         };
-        let endpoint = format!(
-            "{url}/_matrix/identity/api/v1/validate/{}/requestToken",
-            session.medium
-        );
+        let medium = Medium::parse(&session.medium).unwrap_or(Medium::Email);
+        let endpoint = format!("{url}{}{}", paths::V1, paths::request_token(medium));
         let answer = client
             .post_url_json(&endpoint, &body)
             .map_err(|e| upstream_error(&name, e))?;
@@ -330,7 +332,9 @@ impl RemoteSessions {
             return Ok(Step::Validated { server: name });
         }
         let endpoint = format!(
-            "{url}/_matrix/identity/api/v1/3pid/getValidated3pid?sid={}&client_secret={}",
+            "{url}{}{}?sid={}&client_secret={}",
+            paths::V1,
+            paths::GET_VALIDATED_3PID,
             url_encode(&remote.sid),
             url_encode(&remote.client_secret)
         );
@@ -501,7 +505,7 @@ impl RemoteSessions {
         }
         let answer = client
             .post_url_json(
-                &format!("{url}/_matrix/identity/api/v1/3pid/bind"),
+                &format!("{url}{}{}", paths::V1, paths::BIND),
                 &json!({"sid": remote.sid, "client_secret": remote.client_secret, "mxid": mxid}),
             )
             .map_err(|e| upstream_error(&remote.server, e))?;
@@ -611,11 +615,11 @@ impl RemoteSessions {
         };
         let result = match call.op {
             RemoteOp::Bind => client.post_url_json(
-                &format!("{url}/_matrix/identity/api/v1/3pid/bind"),
+                &format!("{url}{}{}", paths::V1, paths::BIND),
                 &json!({"sid": call.sid, "client_secret": call.client_secret, "mxid": call.mxid}),
             ),
             RemoteOp::Unbind => client.post_url_json(
-                &format!("{url}/_matrix/identity/api/v1/3pid/unbind"),
+                &format!("{url}{}{}", paths::V1, paths::UNBIND),
                 &json!({
                     "sid": call.sid,
                     "client_secret": call.client_secret,

@@ -22,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::config::{Config, RateLimit};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::paths;
 use crate::notify::{Notifier, NotifyError};
 use crate::store::Store;
 use crate::store::sessions::SessionRecord;
@@ -114,10 +115,12 @@ impl Sessions {
 
     /// The link that validates a session from the browser.
     pub fn validation_link(&self, r: &SessionRecord) -> String {
+        let medium = Medium::parse(&r.medium).unwrap_or(Medium::Email);
         format!(
-            "{}/_matrix/identity/v2/validate/{}/submitToken?sid={}&client_secret={}&token={}",
+            "{}{}{}?sid={}&client_secret={}&token={}",
             self.public_url,
-            r.medium,
+            paths::V2,
+            paths::submit_token(medium),
             url_encode(&r.sid),
             url_encode(&r.client_secret),
             url_encode(&r.token)

@@ -24,6 +24,7 @@ use crate::crypto::base64;
 use crate::crypto::random;
 use crate::crypto::signing::{KeyPair, sign_json};
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::paths;
 use crate::keys::KeyRing;
 use crate::notify::{InviteMessage, Notifier};
 use crate::store::Store;
@@ -229,8 +230,10 @@ impl Invites {
 
         let private_key = base64::encode_url(&ephemeral.seed());
         let sign_url = format!(
-            "{}/_matrix/identity/api/v1/sign-ed25519?token={token}&private_key={private_key}",
-            self.public_url
+            "{}{}{}?token={token}&private_key={private_key}",
+            self.public_url,
+            paths::V1,
+            paths::SIGN_ED25519,
         );
         let text = |v: &Option<String>, max: usize| cut(v.as_deref().unwrap_or(""), max);
         let (sender_name, room_name) = (
@@ -291,11 +294,11 @@ impl Invites {
             "public_keys": [
                 {
                     "public_key": long_term,
-                    "key_validity_url": format!("{}/_matrix/identity/v2/pubkey/isvalid", self.public_url),
+                    "key_validity_url": format!("{}{}{}", self.public_url, paths::V2, paths::PUBKEY_ISVALID),
                 },
                 {
                     "public_key": base64::encode_url(&ephemeral.public_key()),
-                    "key_validity_url": format!("{}/_matrix/identity/v2/pubkey/ephemeral/isvalid", self.public_url),
+                    "key_validity_url": format!("{}{}{}", self.public_url, paths::V2, paths::EPHEMERAL_PUBKEY_ISVALID),
                 },
             ],
             "public_key": long_term,
