@@ -88,7 +88,7 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
             let mut compaction = SessionCompaction::default();
             move || {
                 sweeper.run(|| {
-                    let removed = match app.sessions.sweep(&app.store, app.now_ms()) {
+                    let removed = match app.sessions.sweep(app.now_ms()) {
                         Ok(0) => 0,
                         Ok(n) => {
                             log::debug!("removed {n} expired sessions");
@@ -161,17 +161,10 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
             stop.clone(),
             "pending invites are claimed only by binds here",
             move || {
-                task.run(|| {
-                    match app.invites.resolve_pending(
-                        &app.store,
-                        &app.keys,
-                        &app.lookups,
-                        app.now_ms(),
-                    ) {
-                        Ok(0) => {}
-                        Ok(n) => log::info!("{n} pending invites found their user"),
-                        Err(e) => log::warn!("checking pending invites failed: {e}"),
-                    }
+                task.run(|| match app.invites.resolve_pending(app.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("{n} pending invites found their user"),
+                    Err(e) => log::warn!("checking pending invites failed: {e}"),
                 });
             },
         ));
@@ -272,10 +265,7 @@ pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<Join
         .spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let now = app.now_ms();
-                let delivered = task.run(|| {
-                    app.remote
-                        .deliver_due(&app.store, &app.homeserver, &stop, now)
-                });
+                let delivered = task.run(|| app.remote.deliver_due(&stop, now));
                 let wait = match delivered {
                     Some(Ok(Some(next))) => Duration::from_millis(next.saturating_sub(now)),
                     Some(Ok(None)) => COURIER_PERIOD,

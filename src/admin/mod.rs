@@ -4,6 +4,7 @@
 //! public listener is busy. fjall lets one process open the store, so administration goes
 //! through the running server.
 
+mod answers;
 pub mod client;
 mod handlers;
 mod routes;

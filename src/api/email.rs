@@ -1,7 +1,6 @@
 //! Email validation: requestToken, and submitToken as JSON (POST) and from the browser (GET).
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::validation;
 use crate::app::App;
@@ -21,6 +20,12 @@ struct EmailTokenRequest {
     send_attempt: serde_json::Value,
     /// Where the browser goes after the link was clicked (http/https).
     next_link: Option<String>,
+}
+
+/// The answer of `requestToken`.
+#[derive(Serialize)]
+struct Session<'a> {
+    sid: &'a str,
 }
 
 /// `POST /validate/email/requestToken`
@@ -51,10 +56,8 @@ pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
         requester: &requester,
         calling_code: None,
     };
-    let session =
-        app.sessions
-            .request_token(&app.store, &app.notifier, &token_request, app.now_ms())?;
-    Ok(Reply::ok(json!({ "sid": session.sid })))
+    let session = app.sessions.request_token(&token_request, app.now_ms())?;
+    Ok(Reply::ok(Session { sid: &session.sid }))
 }
 
 /// `POST /validate/email/submitToken`

@@ -1,8 +1,7 @@
 //! Phone number validation: requestToken (an SMS with a code), and submitToken as JSON (POST)
 //! and from a browser (GET).
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::validation;
 use crate::app::App;
@@ -24,6 +23,18 @@ struct MsisdnTokenRequest {
     send_attempt: serde_json::Value,
     /// Where the browser goes after a validation link (http/https).
     next_link: Option<String>,
+}
+
+/// The answer of `requestToken`.
+#[derive(Serialize)]
+struct Session<'a> {
+    /// The number in international format, for people.
+    intl_fmt: &'a str,
+    /// The number's E.164 digits.
+    msisdn: &'a str,
+    sid: &'a str,
+    /// For older clients.
+    success: bool,
 }
 
 /// `POST /validate/msisdn/requestToken`
@@ -77,15 +88,13 @@ pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
         requester: &requester,
         calling_code: Some(number.calling_code),
     };
-    let session =
-        app.sessions
-            .request_token(&app.store, &app.notifier, &token_request, app.now_ms())?;
-    Ok(Reply::ok(json!({
-        "sid": session.sid,
-        "msisdn": number.digits,
-        "intl_fmt": number.international,
-        "success": true,
-    })))
+    let session = app.sessions.request_token(&token_request, app.now_ms())?;
+    Ok(Reply::ok(Session {
+        intl_fmt: &number.international,
+        msisdn: &number.digits,
+        sid: &session.sid,
+        success: true,
+    }))
 }
 
 /// `POST /validate/msisdn/submitToken`

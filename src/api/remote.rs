@@ -61,14 +61,7 @@ fn credentials(req: &Req) -> Result<(&str, &str), Error> {
 pub fn start_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply> {
     let result = credentials(req).and_then(|(sid, secret)| {
         app.remote
-            .start(
-                &app.store,
-                &app.sessions,
-                &app.homeserver,
-                sid,
-                secret,
-                app.now_ms(),
-            )
+            .start(sid, secret, app.now_ms())
             .map(|step| (step, sid, secret))
     });
     Ok(match result {
@@ -100,14 +93,7 @@ pub fn start_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply>
 pub fn check_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply> {
     let result = credentials(req).and_then(|(sid, secret)| {
         app.remote
-            .check(
-                &app.store,
-                &app.sessions,
-                &app.homeserver,
-                sid,
-                secret,
-                app.now_ms(),
-            )
+            .check(sid, secret, app.now_ms())
             .map(|step| (step, sid, secret))
     });
     Ok(match result {

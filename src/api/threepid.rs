@@ -1,8 +1,9 @@
 //! Publishing and removing 3PID bindings: bind and unbind.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::Empty;
 use crate::app::App;
 use crate::error::Result;
 use crate::http::{Reply, Req};
@@ -30,7 +31,6 @@ struct BindRequest {
 pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
     let body: BindRequest = req.params()?;
     let association = app.bindings.bind(
-        &app.binding_context(),
         &body.sid,
         &body.client_secret,
         &body.mxid,
@@ -95,7 +95,6 @@ pub fn unbind_3pid(app: &App, req: &Req) -> Result<Reply> {
         session,
         signed: if session.is_none() { signed } else { None },
     };
-    app.bindings
-        .unbind(&app.binding_context(), &unbind, app.now_ms())?;
-    Ok(Reply::ok(json!({})))
+    app.bindings.unbind(&unbind, app.now_ms())?;
+    Ok(Reply::ok(Empty {}))
 }

@@ -1,8 +1,7 @@
 //! What the email and phone validation endpoints share: the policy switch, token submission
 //! (JSON and browser page) and getValidated3pid.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
@@ -49,7 +48,21 @@ fn submit(
         ));
     }
     app.sessions
-        .submit_token(&app.store, medium, sid, client_secret, token, app.now_ms())
+        .submit_token(medium, sid, client_secret, token, app.now_ms())
+}
+
+/// The answer of POST submitToken.
+#[derive(Serialize)]
+struct Submitted {
+    success: bool,
+}
+
+/// The answer of getValidated3pid.
+#[derive(Serialize)]
+struct Validated<'a> {
+    address: &'a str,
+    medium: &'a str,
+    validated_at: Option<u64>,
 }
 
 /// POST submitToken: `{"success": true}`, or the error with `"success": false`.
@@ -58,7 +71,7 @@ pub fn submit_token_json(app: &App, req: &Req, medium: Medium) -> Result<Reply> 
         .params::<SubmitTokenRequest>()
         .and_then(|b| submit(app, medium, &b.sid, &b.client_secret, &b.token));
     match result {
-        Ok(_) => Ok(Reply::ok(json!({ "success": true }))),
+        Ok(_) => Ok(Reply::ok(Submitted { success: true })),
         Err(e) => Err(e.with_extra("success", false)),
     }
 }
@@ -156,12 +169,10 @@ pub fn check_3pid_validity(app: &App, req: &Req) -> Result<Reply> {
     let sid = req.required_query("sid")?;
     let secret = req.required_query("client_secret")?;
     params::check_client_secret(secret)?;
-    let s = app
-        .sessions
-        .validated(&app.store, sid, secret, app.now_ms())?;
-    Ok(Reply::ok(json!({
-        "medium": s.medium,
-        "address": s.address,
-        "validated_at": s.validated_ms,
-    })))
+    let s = app.sessions.validated(sid, secret, app.now_ms())?;
+    Ok(Reply::ok(Validated {
+        address: &s.address,
+        medium: &s.medium,
+        validated_at: s.validated_ms,
+    }))
 }

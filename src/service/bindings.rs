@@ -2,6 +2,8 @@
 //! stored so lookups find it), and removing it on proof of ownership or on the word of the
 //! user's homeserver. Any other unbind attempt is refused and, by policy, reported to the owner.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::invites::Invites;
@@ -27,6 +29,7 @@ pub const VALIDITY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// The bind and unbind service.
 pub struct Bindings {
+    deps: Deps,
     store_bindings: bool,
     allowed_servers: Vec<String>,
     server_name: String,
@@ -37,24 +40,24 @@ pub struct Bindings {
     verifier: Verifier,
 }
 
-/// What the other services a bind or unbind needs.
-pub struct Context<'a> {
+/// What binds and unbinds work with, shared with the other services.
+pub struct Deps {
     /// The store.
-    pub store: &'a Store,
+    pub store: Arc<Store>,
     /// Validation sessions.
-    pub sessions: &'a Sessions,
+    pub sessions: Arc<Sessions>,
     /// Lookup peppers.
-    pub peppers: &'a Peppers,
+    pub peppers: Arc<Peppers>,
     /// Signing keys.
-    pub keys: &'a KeyRing,
+    pub keys: Arc<KeyRing>,
     /// Outbound client, for homeserver keys.
-    pub homeserver: &'a HomeserverClient,
+    pub homeserver: Arc<HomeserverClient>,
     /// Notifications.
-    pub notifier: &'a Notifier,
+    pub notifier: Arc<Notifier>,
     /// Pending invites, delivered when their 3PID is bound.
-    pub invites: &'a Invites,
+    pub invites: Arc<Invites>,
     /// Upstream identity servers that binds are forwarded to.
-    pub remote: &'a RemoteSessions,
+    pub remote: Arc<RemoteSessions>,
 }
 
 /// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
@@ -120,8 +123,9 @@ pub struct Unbind<'a> {
 
 impl Bindings {
     /// The service, from the configuration.
-    pub fn new(config: &Config) -> Bindings {
+    pub fn new(config: &Config, deps: Deps) -> Bindings {
         Bindings {
+            deps,
             store_bindings: config.bind.store,
             allowed_servers: config.bind.allowed_servers.clone(),
             server_name: config.server.name.clone(),
@@ -147,7 +151,6 @@ impl Bindings {
     /// user's mxid on v2, or a homeserver not allowed by `bind.allowedServers`).
     pub fn bind(
         &self,
-        cx: &Context<'_>,
         sid: &str,
         client_secret: &str,
         mxid: &str,
@@ -175,15 +178,11 @@ impl Bindings {
                 ),
             ));
         }
-        let session = cx
-            .sessions
-            .validated(cx.store, sid, client_secret, now_ms)?;
+        let cx = &self.deps;
+        let session = cx.sessions.validated(sid, client_secret, now_ms)?;
         if !cx.remote.binds_here(&session.medium, &session.address) {
             // Published upstream only: the upstream's answer is the association.
-            return match cx
-                .remote
-                .bind_upstream_only(cx.store, cx.homeserver, &session, mxid)?
-            {
+            return match cx.remote.bind_upstream_only(&session, mxid)? {
                 Some(answer) => {
                     log::info!("forwarded a {} bind to the upstream only", session.medium);
                     Ok(answer)
@@ -210,24 +209,17 @@ impl Bindings {
         log::info!("bound a {} to {mxid}", record.medium);
         // A validated upstream session: bind there too, through the outbox (retried when the
         // upstream fails). Its failure does not undo ours.
-        if let Err(e) = cx
-            .remote
-            .forward_bind(cx.store, cx.homeserver, &session, mxid, now_ms)
-        {
+        if let Err(e) = cx.remote.forward_bind(&session, mxid, now_ms) {
             log::error!(
                 "queueing the bind of a {} upstream failed: {e}",
                 record.medium
             );
         }
         // The bind stands either way; invites left pending are claimed by the next resolution.
-        if let Err(e) = cx.invites.claim(
-            cx.store,
-            cx.keys,
-            &record.medium,
-            &record.address,
-            mxid,
-            now_ms,
-        ) {
+        if let Err(e) = cx
+            .invites
+            .claim(&record.medium, &record.address, mxid, now_ms)
+        {
             log::error!("queueing the invites of a newly bound 3PID failed: {e}");
         }
         signed_association(&record, &self.server_name, &cx.keys.signing())
@@ -236,21 +228,20 @@ impl Bindings {
     /// `unbind`: removes the binding when the request proves ownership of the 3PID or comes
     /// signed from the user's homeserver. Anything else is refused with 403 `M_FORBIDDEN` and
     /// reported to the 3PID's owner (once a day at most, and only if it is bound).
-    pub fn unbind(&self, cx: &Context<'_>, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
+    pub fn unbind(&self, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
+        let cx = &self.deps;
         let server = check_user_id(req.mxid)?;
         let (medium, address) = normalise_threepid(req.medium, req.address)?;
         let mut proof = None;
         let refused = match (&req.session, &req.signed) {
-            (Some((sid, secret)), _) => {
-                match cx.sessions.validated(cx.store, sid, secret, now_ms) {
-                    Ok(s) if s.medium == medium.as_str() && s.address == address => {
-                        proof = Some(s);
-                        None
-                    }
-                    Ok(_) => Some("the session is for another 3PID".to_string()),
-                    Err(e) => Some(format!("no valid session: {}", e.message())),
+            (Some((sid, secret)), _) => match cx.sessions.validated(sid, secret, now_ms) {
+                Ok(s) if s.medium == medium.as_str() && s.address == address => {
+                    proof = Some(s);
+                    None
                 }
-            }
+                Ok(_) => Some("the session is for another 3PID".to_string()),
+                Err(e) => Some(format!("no valid session: {}", e.message())),
+            },
             (None, Some((auth, method, uri, content))) => {
                 if !auth.origin.eq_ignore_ascii_case(server) {
                     Some(format!("signed by {} for a user of {server}", auth.origin))
@@ -263,7 +254,7 @@ impl Bindings {
                     };
                     match self
                         .verifier
-                        .verify(cx.homeserver, &request, &self.destinations, now_ms)
+                        .verify(&cx.homeserver, &request, &self.destinations, now_ms)
                     {
                         Ok(_) => None,
                         Err(XMatrixError::KeyUnavailable(why)) => {
@@ -281,7 +272,7 @@ impl Bindings {
         };
         if let Some(why) = refused {
             log::warn!("refused an unbind of a {medium} from {}: {why}", req.mxid);
-            self.warn_owner(cx, medium, &address, now_ms);
+            self.warn_owner(medium, &address, now_ms);
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "Unbinding needs a validated session for this 3PID or a signature of the user's homeserver",
@@ -303,8 +294,6 @@ impl Bindings {
         // Bound upstream through us: unbind there too (queued, retried when it fails), so
         // that the address does not stay discoverable there.
         if let Err(e) = cx.remote.forward_unbind(
-            cx.store,
-            cx.homeserver,
             (medium.as_str(), &address, req.mxid),
             proof.as_ref(),
             now_ms,
@@ -314,10 +303,11 @@ impl Bindings {
         Ok(())
     }
 
-    fn warn_owner(&self, cx: &Context<'_>, medium: Medium, address: &str, now_ms: u64) {
+    fn warn_owner(&self, medium: Medium, address: &str, now_ms: u64) {
         if !self.send_warning {
             return;
         }
+        let cx = &self.deps;
         match cx.store.binding(medium.as_str(), address, BUILTIN) {
             Ok(Some(_)) => {}
             Ok(None) => return,

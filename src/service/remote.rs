@@ -27,7 +27,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -64,6 +64,9 @@ pub struct RemoteSessions {
     resting: Mutex<HashMap<String, u64>>,
     /// Set when the outbox has new work; the remote courier waits on it.
     work: (Mutex<bool>, Condvar),
+    store: Arc<Store>,
+    sessions: Arc<Sessions>,
+    client: Arc<HomeserverClient>,
 }
 
 /// A 3PID's place among the busy ones, given back (and the courier woken) when dropped.
@@ -118,8 +121,14 @@ pub enum Step {
 }
 
 impl RemoteSessions {
-    /// The policy as configured.
-    pub fn new(config: &Config) -> RemoteSessions {
+    /// The policy as configured: sessions are read through `sessions`, the outbox kept in
+    /// `store`, upstreams called through `client`.
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        sessions: Arc<Sessions>,
+        client: Arc<HomeserverClient>,
+    ) -> RemoteSessions {
         let v = &config.session.policy.validation;
         let mut local_domains: Vec<String> = v
             .local_domains
@@ -157,6 +166,9 @@ impl RemoteSessions {
             busy: Mutex::new(HashSet::new()),
             resting: Mutex::new(HashMap::new()),
             work: (Mutex::new(false), Condvar::new()),
+            store,
+            sessions,
+            client,
         }
     }
 
@@ -241,16 +253,8 @@ impl RemoteSessions {
 
     /// Starts (or restarts, with a new token) the upstream session of a validated session:
     /// the upstream sends the person its own message.
-    pub fn start(
-        &self,
-        store: &Store,
-        sessions: &Sessions,
-        client: &HomeserverClient,
-        sid: &str,
-        client_secret: &str,
-        now_ms: u64,
-    ) -> Result<Step> {
-        let session = sessions.validated(store, sid, client_secret, now_ms)?;
+    pub fn start(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<Step> {
+        let session = self.sessions.validated(sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
         // Counted when tried, even if the upstream then fails: it may have sent its message.
         let _counted = self.starts.take(&session.sid, now_ms)?;
@@ -271,7 +275,8 @@ impl RemoteSessions {
         };
         let medium = Medium::parse(&session.medium).unwrap_or(Medium::Email);
         let endpoint = format!("{url}{}{}", paths::V1, paths::request_token(medium));
-        let answer = client
+        let answer = self
+            .client
             .post_url_json(&endpoint, &body)
             .map_err(|e| upstream_error(&name, e))?;
         let remote_sid = answer["sid"]
@@ -289,8 +294,7 @@ impl RemoteSessions {
         let validated = previous
             .as_ref()
             .is_some_and(|r| r.validated && r.sid == remote_sid);
-        sessions.set_remote(
-            store,
+        self.sessions.set_remote(
             sid,
             client_secret,
             RemoteSession {
@@ -314,16 +318,8 @@ impl RemoteSessions {
     }
 
     /// Asks the upstream whether its session is validated, and remembers it when it is.
-    pub fn check(
-        &self,
-        store: &Store,
-        sessions: &Sessions,
-        client: &HomeserverClient,
-        sid: &str,
-        client_secret: &str,
-        now_ms: u64,
-    ) -> Result<Step> {
-        let session = sessions.validated(store, sid, client_secret, now_ms)?;
+    pub fn check(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<Step> {
+        let session = self.sessions.validated(sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
         let Some(mut remote) = session.remote.clone().filter(|r| r.server == name) else {
             return Ok(Step::NotStarted { server: name });
@@ -338,7 +334,7 @@ impl RemoteSessions {
             url_encode(&remote.sid),
             url_encode(&remote.client_secret)
         );
-        match client.get_url_json(&endpoint, Some(64 * 1024)) {
+        match self.client.get_url_json(&endpoint, Some(64 * 1024)) {
             Ok(v) => {
                 if v["medium"] != session.medium.as_str()
                     || v["address"] != session.address.as_str()
@@ -349,7 +345,8 @@ impl RemoteSessions {
                     ));
                 }
                 remote.validated = true;
-                sessions.set_remote(store, sid, client_secret, remote, now_ms)?;
+                self.sessions
+                    .set_remote(sid, client_secret, remote, now_ms)?;
                 log::info!("a {} session was validated at {name}", session.medium);
                 Ok(Step::Validated { server: name })
             }
@@ -393,14 +390,7 @@ impl RemoteSessions {
 
     /// Queues the forwarding of a bind here (of a session whose upstream session is validated)
     /// and makes it at once unless it must wait. False when there is nothing to forward.
-    pub fn forward_bind(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        session: &SessionRecord,
-        mxid: &str,
-        now_ms: u64,
-    ) -> Result<bool> {
+    pub fn forward_bind(&self, session: &SessionRecord, mxid: &str, now_ms: u64) -> Result<bool> {
         let Some(remote) = self.forwardable(session) else {
             return Ok(false);
         };
@@ -416,7 +406,7 @@ impl RemoteSessions {
             next_attempt_ms: now_ms,
             created_ms: now_ms,
         };
-        self.queue_and_deliver(store, client, &call)?;
+        self.queue_and_deliver(&call)?;
         Ok(true)
     }
 
@@ -426,13 +416,11 @@ impl RemoteSessions {
     /// False when the 3PID was not bound upstream through us.
     pub fn forward_unbind(
         &self,
-        store: &Store,
-        client: &HomeserverClient,
         (medium, address, mxid): (&str, &str, &str),
         session: Option<&SessionRecord>,
         now_ms: u64,
     ) -> Result<bool> {
-        let credentials = match store.remote_binding(medium, address)? {
+        let credentials = match self.store.remote_binding(medium, address)? {
             Some(b) if b.mxid == mxid => Some((b.server, b.sid, b.client_secret)),
             Some(_) => None,
             // Bound before bindings were recorded: the session's upstream session, if any.
@@ -456,20 +444,14 @@ impl RemoteSessions {
             next_attempt_ms: now_ms,
             created_ms: now_ms,
         };
-        self.queue_and_deliver(store, client, &call)?;
+        self.queue_and_deliver(&call)?;
         Ok(true)
     }
 
     /// Binds a 3PID published at the upstream only: after the 3PID's queued calls (all of
     /// them made now, or the bind is refused), the bind is made there, and its answer (the
     /// upstream's association) returned. `Ok(None)` when there is nothing to forward.
-    pub fn bind_upstream_only(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        session: &SessionRecord,
-        mxid: &str,
-    ) -> Result<Option<Value>> {
+    pub fn bind_upstream_only(&self, session: &SessionRecord, mxid: &str) -> Result<Option<Value>> {
         let Some(remote) = self.forwardable(session) else {
             return Ok(None);
         };
@@ -494,7 +476,7 @@ impl RemoteSessions {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        if !self.deliver_locked(store, client, medium, address, true)? {
+        if !self.deliver_locked(medium, address, true)? {
             return Err(Error::new(
                 ErrorKind::BadGateway,
                 format!(
@@ -503,13 +485,14 @@ impl RemoteSessions {
                 ),
             ));
         }
-        let answer = client
+        let answer = self
+            .client
             .post_url_json(
                 &format!("{url}{}{}", paths::V1, paths::BIND),
                 &json!({"sid": remote.sid, "client_secret": remote.client_secret, "mxid": mxid}),
             )
             .map_err(|e| upstream_error(&remote.server, e))?;
-        store.put_remote_binding(
+        self.store.put_remote_binding(
             medium,
             address,
             &RemoteBinding {
@@ -533,46 +516,29 @@ impl RemoteSessions {
     /// Queues `call` and makes its 3PID's due calls at once, unless another thread is making
     /// them (the courier is woken when that one ends, and makes this one). The 3PID is taken
     /// before the call is queued, so that the courier cannot take it in between.
-    fn queue_and_deliver(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        call: &RemoteCall,
-    ) -> Result<()> {
+    fn queue_and_deliver(&self, call: &RemoteCall) -> Result<()> {
         let busy = self.take(&format!("{}\0{}", call.medium, call.address));
-        store.queue_remote(call)?;
+        self.store.queue_remote(call)?;
         if busy.is_some() {
-            self.deliver_locked(store, client, &call.medium, &call.address, false)?;
+            self.deliver_locked(&call.medium, &call.address, false)?;
         }
         Ok(())
     }
 
     /// Makes the due calls of one 3PID in order, unless another thread is making them (the
     /// courier is woken when that one ends). True when none is left.
-    fn deliver_threepid(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        medium: &str,
-        address: &str,
-    ) -> Result<bool> {
+    fn deliver_threepid(&self, medium: &str, address: &str) -> Result<bool> {
         let Some(_busy) = self.take(&format!("{medium}\0{address}")) else {
             return Ok(false);
         };
-        self.deliver_locked(store, client, medium, address, false)
+        self.deliver_locked(medium, address, false)
     }
 
     /// Makes the calls of one 3PID in order (due or not when `force`), stopping at the first
     /// that must wait. True when none is left.
-    fn deliver_locked(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        medium: &str,
-        address: &str,
-        force: bool,
-    ) -> Result<bool> {
-        let calls = store
+    fn deliver_locked(&self, medium: &str, address: &str, force: bool) -> Result<bool> {
+        let calls = self
+            .store
             .remote_outbox()?
             .into_iter()
             .filter(|(_, c)| c.medium == medium && c.address == address);
@@ -581,7 +547,7 @@ impl RemoteSessions {
             if !force && self.due_at(&call) > now {
                 return Ok(false);
             }
-            if !self.attempt(store, client, &id, call, now)? {
+            if !self.attempt(&id, call, now)? {
                 return Ok(false);
             }
         }
@@ -596,14 +562,8 @@ impl RemoteSessions {
 
     /// Makes one queued call and records the outcome. True when it left the outbox (made,
     /// refused for good, given up), false when it waits for its next attempt.
-    fn attempt(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        id: &[u8],
-        mut call: RemoteCall,
-        now_ms: u64,
-    ) -> Result<bool> {
+    fn attempt(&self, id: &[u8], mut call: RemoteCall, now_ms: u64) -> Result<bool> {
+        let (store, client) = (&*self.store, &*self.client);
         let (op, medium, server) = (call.op.name(), call.medium.clone(), call.server.clone());
         let Some(url) = self.servers.get(&server) else {
             log::warn!(
@@ -689,17 +649,11 @@ impl RemoteSessions {
     /// The remote courier's round: makes the due calls of every 3PID whose first call is due
     /// (3PIDs one after the other) until `stop`; returns when to look again (ms since the
     /// epoch), if anything is queued.
-    pub fn deliver_due(
-        &self,
-        store: &Store,
-        client: &HomeserverClient,
-        stop: &AtomicBool,
-        now_ms: u64,
-    ) -> Result<Option<u64>> {
+    pub fn deliver_due(&self, stop: &AtomicBool, now_ms: u64) -> Result<Option<u64>> {
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut next: Option<u64> = None;
         let mut due = Vec::new();
-        for (_, call) in store.remote_outbox()? {
+        for (_, call) in self.store.remote_outbox()? {
             if !seen.insert((call.medium.clone(), call.address.clone())) {
                 continue;
             }
@@ -717,7 +671,7 @@ impl RemoteSessions {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            self.deliver_threepid(store, client, &medium, &address)?;
+            self.deliver_threepid(&medium, &address)?;
         }
         // Look again soon: what failed is due a backoff (at least 1 s) later, and a 3PID another
         // thread was on wakes us when it is done.

@@ -17,7 +17,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, RateLimit};
 use crate::crypto::random;
@@ -54,6 +54,8 @@ pub struct TokenRequest<'a> {
 
 /// The session service.
 pub struct Sessions {
+    store: Arc<Store>,
+    notifier: Arc<Notifier>,
     ttl_ms: u64,
     max_token_attempts: u32,
     public_url: String,
@@ -67,11 +69,14 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Builds the service from the configuration.
-    pub fn new(config: &Config) -> Sessions {
+    /// Builds the service from the configuration: sessions are kept in `store`, their
+    /// messages sent through `notifier`.
+    pub fn new(config: &Config, store: Arc<Store>, notifier: Arc<Notifier>) -> Sessions {
         let s = &config.session;
         let msisdn = &config.threepid.medium.msisdn;
         Sessions {
+            store,
+            notifier,
             ttl_ms: s.ttl * 1000,
             max_token_attempts: s.max_token_attempts,
             public_url: config.server.public_url().to_string(),
@@ -132,13 +137,8 @@ impl Sessions {
     ///
     /// Errors: 429 `M_LIMIT_EXCEEDED`; for email 500 `M_EMAIL_SEND_ERROR` or 400
     /// `M_INVALID_EMAIL` when the mail server refuses the address.
-    pub fn request_token(
-        &self,
-        store: &Store,
-        notifier: &Notifier,
-        req: &TokenRequest<'_>,
-        now_ms: u64,
-    ) -> Result<SessionRecord> {
+    pub fn request_token(&self, req: &TokenRequest<'_>, now_ms: u64) -> Result<SessionRecord> {
+        let store = &*self.store;
         let medium = req.medium.as_str();
         let _guard = self.lock(medium, req.address, req.client_secret);
         let existing = store.session_by_triple(medium, req.address, req.client_secret)?;
@@ -164,7 +164,10 @@ impl Sessions {
         // nothing went out.
         let taken = rate_limit::take(&self.limits_for(req), now_ms)?;
         let link = self.validation_link(&record);
-        if let Err(e) = notifier.send_validation(req.medium, req.address, &record.token, &link) {
+        if let Err(e) = self
+            .notifier
+            .send_validation(req.medium, req.address, &record.token, &link)
+        {
             taken.give_back();
             return Err(send_error(req.medium, e));
         }
@@ -225,7 +228,7 @@ impl Sessions {
 
     /// Finds the session for `sid` + `client_secret`: 404 `M_NO_VALID_SESSION` for an unknown
     /// sid and a wrong secret alike (the answer must not tell which).
-    fn find(&self, store: &Store, sid: &str, client_secret: &str) -> Result<SessionRecord> {
+    fn find(&self, sid: &str, client_secret: &str) -> Result<SessionRecord> {
         let no_session = || {
             Error::new(
                 ErrorKind::NoValidSession,
@@ -235,7 +238,7 @@ impl Sessions {
         if !is_opaque_id(sid) {
             return Err(no_session());
         }
-        let record = store.session(sid)?.ok_or_else(no_session)?;
+        let record = self.store.session(sid)?.ok_or_else(no_session)?;
         if !random::constant_time_eq(record.client_secret.as_bytes(), client_secret.as_bytes()) {
             return Err(no_session());
         }
@@ -248,17 +251,17 @@ impl Sessions {
     /// once the session is locked after too many wrong tokens).
     pub fn submit_token(
         &self,
-        store: &Store,
         medium: Medium,
         sid: &str,
         client_secret: &str,
         token: &str,
         now_ms: u64,
     ) -> Result<SessionRecord> {
-        let found = self.find(store, sid, client_secret)?;
+        let store = &*self.store;
+        let found = self.find(sid, client_secret)?;
         let _guard = self.lock(&found.medium, &found.address, &found.client_secret);
         // Re-read under the lock: a concurrent request may have changed it.
-        let record = self.find(store, sid, client_secret)?;
+        let record = self.find(sid, client_secret)?;
         if record.medium != medium.as_str() {
             return Err(Error::new(
                 ErrorKind::NoValidSession,
@@ -310,14 +313,8 @@ impl Sessions {
     ///
     /// Errors, checked in this order: 404 `M_NO_VALID_SESSION`, 400 `M_SESSION_EXPIRED`, 400
     /// `M_SESSION_NOT_VALIDATED`.
-    pub fn validated(
-        &self,
-        store: &Store,
-        sid: &str,
-        client_secret: &str,
-        now_ms: u64,
-    ) -> Result<SessionRecord> {
-        let record = self.find(store, sid, client_secret)?;
+    pub fn validated(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<SessionRecord> {
+        let record = self.find(sid, client_secret)?;
         if self.expired(&record, now_ms) {
             return Err(Error::new(
                 ErrorKind::SessionExpired,
@@ -337,15 +334,15 @@ impl Sessions {
     /// this returns.
     pub fn set_remote(
         &self,
-        store: &Store,
         sid: &str,
         client_secret: &str,
         remote: crate::store::sessions::RemoteSession,
         now_ms: u64,
     ) -> Result<SessionRecord> {
-        let current = self.validated(store, sid, client_secret, now_ms)?;
+        let store = &*self.store;
+        let current = self.validated(sid, client_secret, now_ms)?;
         let _guard = self.lock(&current.medium, &current.address, &current.client_secret);
-        let record = self.validated(store, sid, client_secret, now_ms)?;
+        let record = self.validated(sid, client_secret, now_ms)?;
         let mut updated = record.clone();
         updated.remote = Some(remote);
         self.touch(&mut updated, now_ms);
@@ -356,7 +353,8 @@ impl Sessions {
 
     /// Deletes sessions past their purge time; returns how many. Only the purge index is read,
     /// never the live sessions.
-    pub fn sweep(&self, store: &Store, now_ms: u64) -> Result<usize> {
+    pub fn sweep(&self, now_ms: u64) -> Result<usize> {
+        let store = &*self.store;
         let mut total = 0;
         loop {
             let due = store.sessions_due(now_ms, 1000)?;
