@@ -224,7 +224,7 @@ impl Lookups {
         Ok(current)
     }
 
-    /// v2 lookup by `client` (a rate-limit key, see [`Lookups::admit`]): the entries of
+    /// v2 lookup by `client` (a rate-limit key, counted in addresses): the entries of
     /// `addresses` that were found, each distinct entry once, in the order of the entries'
     /// strings. `none` entries are normalised as every other path normalises a 3PID (emails
     /// case-folded), so `Alice@Example.org email` finds what v1 finds.
