@@ -25,6 +25,7 @@ use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 use oxisd::store::sessions::SessionRecord;
+use oxisd::threepid::Medium;
 
 use common::{Server, cpu_seconds, env_num, rss_mib};
 
@@ -86,7 +87,7 @@ fn prepare_sessions(dir: &Path, binds: u64) {
     for i in 0..binds {
         let record = SessionRecord {
             sid: format!("benchsid{i}"),
-            medium: "email".into(),
+            medium: Medium::Email,
             address: format!("new{i}@bench.example.org"),
             client_secret: "secret".into(),
             token: "t".into(),

@@ -195,6 +195,33 @@ impl Error {
     }
 }
 
+/// Marks a serde error message that carries a Matrix error; see [`Error::carried_by`].
+const CARRIED: char = '\u{1f}';
+
+impl Error {
+    /// A serde error carrying this error's kind and message: values checked while a request is
+    /// deserialised (identifiers, media) refuse with the very Matrix error a later check would
+    /// give, and the request decoder ([`crate::http::decode_value`]) answers it as it is.
+    pub fn carried<E: serde::de::Error>(&self) -> E {
+        let tag = match self.kind {
+            ErrorKind::NoValidSession => 's',
+            _ => 'p',
+        };
+        E::custom(format_args!("{CARRIED}{tag}{}", self.message))
+    }
+
+    /// The error a serde error message carries (see [`Error::carried`]), if it carries one.
+    pub fn carried_by(message: &str) -> Option<Error> {
+        let rest = message.strip_prefix(CARRIED)?;
+        let mut chars = rest.chars();
+        let kind = match chars.next()? {
+            's' => ErrorKind::NoValidSession,
+            _ => ErrorKind::InvalidParam,
+        };
+        Some(Error::new(kind, chars.as_str()))
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (_, code) = self.kind.status_and_code();

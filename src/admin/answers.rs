@@ -12,6 +12,7 @@ use crate::service::admin::{
 };
 use crate::store::invites::InviteRecord;
 use crate::store::sessions::SessionRecord;
+use crate::threepid::Medium;
 
 /// A binding.
 #[derive(Serialize)]
@@ -77,7 +78,7 @@ impl<'a> From<&'a SessionRecord> for Session<'a> {
             address: &s.address,
             created_ms: s.created_ms,
             failed_attempts: s.failed_attempts,
-            medium: &s.medium,
+            medium: s.medium.as_str(),
             messages_sent: s.send_attempt.is_some(),
             purge_at_ms: s.purge_at_ms,
             sid: &s.sid,
@@ -123,7 +124,7 @@ impl<'a> From<&'a InviteRecord> for Invite<'a> {
             address: &i.address,
             created_ms: i.created_ms,
             expires_ms: (i.expires_ms != u64::MAX).then_some(i.expires_ms),
-            medium: &i.medium,
+            medium: i.medium.as_str(),
             room_id: &i.room_id,
             sender: &i.sender,
             signed_for: i.signed_for.as_deref(),
@@ -177,7 +178,7 @@ pub struct ExportedThreepid<'a> {
 
 impl<'a> ExportedThreepid<'a> {
     /// The export of the 3PID (medium, address).
-    pub fn of(medium: &'a str, address: &'a str, e: &'a ThreepidExport) -> ExportedThreepid<'a> {
+    pub fn of(medium: Medium, address: &'a str, e: &'a ThreepidExport) -> ExportedThreepid<'a> {
         ExportedThreepid {
             bindings: bindings(&e.bindings),
             invites_received: invites(&e.invites_received),
@@ -190,7 +191,10 @@ impl<'a> ExportedThreepid<'a> {
                 })
                 .collect(),
             sessions: e.sessions.iter().map(Session::from).collect(),
-            threepid: Threepid { address, medium },
+            threepid: Threepid {
+                address,
+                medium: medium.as_str(),
+            },
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::http::{Reply, Req};
 use crate::metrics::METRICS;
 use crate::service::bindings::{check_user_id, normalise_threepid};
 use crate::store::bindings::BindingRecord;
+use crate::threepid::Medium;
 
 const DEFAULT_LIMIT: usize = 100;
 
@@ -41,7 +42,7 @@ pub fn list_bindings(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /bindings/threepid`.
 pub fn bindings_of_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let list = app.admin.bindings_of_threepid(&medium, &address)?;
+    let list = app.admin.bindings_of_threepid(medium, &address)?;
     Ok(Reply::ok(answers::Bindings::of(&list)))
 }
 
@@ -54,7 +55,7 @@ pub fn bindings_of_user(app: &App, req: &Req) -> Result<Reply> {
 /// `DELETE /bindings/threepid`.
 pub fn delete_threepid_bindings(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let n = app.admin.delete_threepid_bindings(&medium, &address)?;
+    let n = app.admin.delete_threepid_bindings(medium, &address)?;
     log::info!("admin: deleted {n} binding(s) of a {medium}");
     Ok(Reply::ok(answers::Deleted::of(n)))
 }
@@ -89,9 +90,9 @@ pub fn delete_invite(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /export/threepid`: everything kept about a 3PID (GDPR access request).
 pub fn export_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let export = app.admin.export_threepid(&medium, &address)?;
+    let export = app.admin.export_threepid(medium, &address)?;
     Ok(Reply::ok(answers::ExportedThreepid::of(
-        &medium, &address, &export,
+        medium, &address, &export,
     )))
 }
 
@@ -105,7 +106,7 @@ pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/threepid` (GDPR erasure; published upstream through us: unbound there too).
 pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let erased = Erased::from(app.admin.erase_threepid(&medium, &address, app.now_ms())?);
+    let erased = Erased::from(app.admin.erase_threepid(medium, &address, app.now_ms())?);
     log::info!("admin: erased a {medium}: {erased}");
     Ok(Reply::ok(answers::Erasure::of(erased)))
 }
@@ -199,10 +200,8 @@ fn limit(req: &Req) -> Result<usize> {
     }
 }
 
-fn threepid(req: &Req) -> Result<(String, String)> {
-    let (medium, address) =
-        normalise_threepid(required(req, "medium")?, required(req, "address")?)?;
-    Ok((medium.as_str().to_string(), address))
+fn threepid(req: &Req) -> Result<(Medium, String)> {
+    normalise_threepid(required(req, "medium")?, required(req, "address")?)
 }
 
 fn user(req: &Req) -> Result<&str> {

@@ -42,7 +42,7 @@ pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
     params::check_client_secret(&body.client_secret)?;
     let send_attempt = params::send_attempt(&body.send_attempt)?;
     let address = email::normalise(&body.email)?;
-    app.remote.check_request("email", &address)?;
+    app.remote.check_request(Medium::Email, &address)?;
     if let Some(link) = &body.next_link {
         params::check_next_link(link, &app.config.session.next_link.allowed_hosts)?;
     }

@@ -54,7 +54,7 @@ pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     params::check_client_secret(&body.client_secret)?;
     let send_attempt = params::send_attempt(&body.send_attempt)?;
     let number = msisdn::normalise(&body.country, &body.phone_number)?;
-    app.remote.check_request("msisdn", &number.digits)?;
+    app.remote.check_request(Medium::Msisdn, &number.digits)?;
     if let Some(link) = &body.next_link {
         params::check_next_link(link, &app.config.session.next_link.allowed_hosts)?;
     }

@@ -19,7 +19,7 @@ pub fn offer_page(
     next: Option<String>,
 ) -> String {
     let start = app.remote.start_link(&session.sid, &session.client_secret);
-    let here = app.remote.binds_here(&session.medium, &session.address);
+    let here = app.remote.binds_here(session.medium, &session.address);
     let message = if here {
         format!(
             "Your address is verified here. You can also publish it at the identity server {upstream}, so that people who use that server can find you."

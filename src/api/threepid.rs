@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::http::{Reply, Req};
 use crate::service::bindings::Unbind;
 use crate::service::xmatrix::parse_header;
+use crate::threepid::Medium;
 
 /// The body of `bind`.
 #[derive(Deserialize)]
@@ -44,7 +45,7 @@ pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
 #[derive(Deserialize)]
 struct ThreePid {
     /// `email` or `msisdn`.
-    medium: String,
+    medium: Medium,
     /// The address.
     address: String,
 }
@@ -90,7 +91,7 @@ pub fn unbind_3pid(app: &App, req: &Req) -> Result<Reply> {
     };
     let unbind = Unbind {
         mxid: &body.mxid,
-        medium: &body.threepid.medium,
+        medium: body.threepid.medium,
         address: &body.threepid.address,
         session,
         signed: if session.is_none() { signed } else { None },

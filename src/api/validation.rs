@@ -94,7 +94,7 @@ pub fn submit_token_page(app: &App, req: &Req, medium: Medium) -> Reply {
                 .next_link
                 .as_deref()
                 .map(|link| params::with_sid(link, &session.sid));
-            match app.remote.upstream_for(&session.medium, &session.address) {
+            match app.remote.upstream_for(session.medium, &session.address) {
                 Some(upstream) => Reply::Html(
                     200,
                     super::remote::offer_page(app, &session, upstream, next),
@@ -172,7 +172,7 @@ pub fn check_3pid_validity(app: &App, req: &Req) -> Result<Reply> {
     let s = app.sessions.validated(sid, secret, app.now_ms())?;
     Ok(Reply::ok(Validated {
         address: &s.address,
-        medium: &s.medium,
+        medium: s.medium.as_str(),
         validated_at: s.validated_ms,
     }))
 }

@@ -161,7 +161,9 @@ pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> 
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if let Some(field) = inner.strip_prefix("missing field ") {
+        if let Some(carried) = Error::carried_by(&inner) {
+            carried
+        } else if let Some(field) = inner.strip_prefix("missing field ") {
             let field = field.trim_matches('`');
             let full = if path == "." {
                 field.to_string()

@@ -23,6 +23,7 @@ use crate::store::bindings::BindingRecord;
 use crate::store::invites::InviteRecord;
 use crate::store::remote::RemoteBinding;
 use crate::store::sessions::SessionRecord;
+use crate::threepid::Medium;
 
 /// A binding and the identity store it comes from.
 pub type SourcedBinding = (String, BindingRecord);
@@ -206,8 +207,12 @@ impl Admin {
     }
 
     /// The bindings of a 3PID, from every source.
-    pub fn bindings_of_threepid(&self, medium: &str, address: &str) -> Result<Vec<SourcedBinding>> {
-        self.store.bindings_of(medium, address)
+    pub fn bindings_of_threepid(
+        &self,
+        medium: Medium,
+        address: &str,
+    ) -> Result<Vec<SourcedBinding>> {
+        self.store.bindings_of(medium.as_str(), address)
     }
 
     /// The bindings to a user, from every source.
@@ -236,10 +241,10 @@ impl Admin {
     }
 
     /// Everything stored about a 3PID.
-    pub fn export_threepid(&self, medium: &str, address: &str) -> Result<ThreepidExport> {
+    pub fn export_threepid(&self, medium: Medium, address: &str) -> Result<ThreepidExport> {
         let store = &self.store;
         Ok(ThreepidExport {
-            bindings: store.bindings_of(medium, address)?,
+            bindings: store.bindings_of(medium.as_str(), address)?,
             sessions: store.list_sessions(Some((medium, address)), usize::MAX)?,
             invites_received: store.list_invites(Some((medium, address)), None, usize::MAX)?,
             published_upstream: store.remote_binding(medium, address)?,
@@ -264,14 +269,14 @@ impl Admin {
 
     /// Removes every binding of a 3PID (all sources); returns how many. Durable when this
     /// returns.
-    pub fn delete_threepid_bindings(&self, medium: &str, address: &str) -> Result<usize> {
+    pub fn delete_threepid_bindings(&self, medium: Medium, address: &str) -> Result<usize> {
         let guard = self.peppers.for_writes();
         let all = guard.all();
         let mut removed = 0;
-        for (source, _) in self.store.bindings_of(medium, address)? {
+        for (source, _) in self.store.bindings_of(medium.as_str(), address)? {
             if self
                 .store
-                .delete_binding(&source, medium, address, &all)?
+                .delete_binding(&source, medium.as_str(), address, &all)?
                 .is_some()
             {
                 removed += 1;
@@ -305,7 +310,7 @@ impl Admin {
     /// sync unless removed there too.
     pub fn erase_threepid(
         &self,
-        medium: &str,
+        medium: Medium,
         address: &str,
         now_ms: u64,
     ) -> Result<ThreepidErasure> {
@@ -348,9 +353,12 @@ impl Admin {
         }
         let mut upstream_unbinds = 0;
         for (medium, address, _) in store.remote_bindings_of_user(mxid)? {
+            let Some(medium) = Medium::parse(&medium) else {
+                continue;
+            };
             if self
                 .remote
-                .forward_unbind((&medium, &address, mxid), None, now_ms)?
+                .forward_unbind((medium, &address, mxid), None, now_ms)?
             {
                 upstream_unbinds += 1;
             }

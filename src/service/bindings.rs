@@ -85,24 +85,26 @@ pub fn check_user_id(mxid: &str) -> Result<&str> {
 /// Normalises a 3PID named in a request: 400 `M_INVALID_PARAM` for an unknown medium or an
 /// address that cannot be one.
 pub fn normalise_threepid(medium: &str, address: &str) -> Result<(Medium, String)> {
-    match Medium::parse(medium) {
-        Some(Medium::Email) => email::normalise(address)
-            .map(|a| (Medium::Email, a))
+    let medium = Medium::of_request(medium)?;
+    Ok((medium, normalise_address(medium, address)?))
+}
+
+/// Normalises the address of a 3PID of `medium` named in a request: 400 `M_INVALID_PARAM` for
+/// an address that cannot be one.
+pub fn normalise_address(medium: Medium, address: &str) -> Result<String> {
+    match medium {
+        Medium::Email => email::normalise(address)
             .map_err(|e| Error::new(ErrorKind::InvalidParam, e.message().to_string())),
-        Some(Medium::Msisdn)
+        Medium::Msisdn
             if !address.is_empty()
                 && address.len() <= 15
                 && address.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            Ok((Medium::Msisdn, address.to_string()))
+            Ok(address.to_string())
         }
-        Some(Medium::Msisdn) => Err(Error::new(
+        Medium::Msisdn => Err(Error::new(
             ErrorKind::InvalidParam,
             "An msisdn is the E.164 digits, without '+'",
-        )),
-        None => Err(Error::new(
-            ErrorKind::InvalidParam,
-            format!("Unknown medium '{medium}'"),
         )),
     }
 }
@@ -112,7 +114,7 @@ pub struct Unbind<'a> {
     /// The user the 3PID is unbound from.
     pub mxid: &'a str,
     /// The 3PID's medium.
-    pub medium: &'a str,
+    pub medium: Medium,
     /// The 3PID's address.
     pub address: &'a str,
     /// Proof of ownership: a validated session.
@@ -180,7 +182,7 @@ impl Bindings {
         }
         let cx = &self.deps;
         let session = cx.sessions.validated(sid, client_secret, now_ms)?;
-        if !cx.remote.binds_here(&session.medium, &session.address) {
+        if !cx.remote.binds_here(session.medium, &session.address) {
             // Published upstream only: the upstream's answer is the association.
             return match cx.remote.bind_upstream_only(&session, mxid)? {
                 Some(answer) => {
@@ -194,7 +196,7 @@ impl Bindings {
             };
         }
         let record = BindingRecord {
-            medium: session.medium.clone(),
+            medium: session.medium.as_str().to_string(),
             address: session.address.clone(),
             mxid: mxid.to_string(),
             ts: now_ms,
@@ -218,7 +220,7 @@ impl Bindings {
         // The bind stands either way; invites left pending are claimed by the next resolution.
         if let Err(e) = cx
             .invites
-            .claim(&record.medium, &record.address, mxid, now_ms)
+            .claim(session.medium, &record.address, mxid, now_ms)
         {
             log::error!("queueing the invites of a newly bound 3PID failed: {e}");
         }
@@ -231,11 +233,12 @@ impl Bindings {
     pub fn unbind(&self, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
         let cx = &self.deps;
         let server = check_user_id(req.mxid)?;
-        let (medium, address) = normalise_threepid(req.medium, req.address)?;
+        let medium = req.medium;
+        let address = normalise_address(medium, req.address)?;
         let mut proof = None;
         let refused = match (&req.session, &req.signed) {
             (Some((sid, secret)), _) => match cx.sessions.validated(sid, secret, now_ms) {
-                Ok(s) if s.medium == medium.as_str() && s.address == address => {
+                Ok(s) if s.medium == medium && s.address == address => {
                     proof = Some(s);
                     None
                 }
@@ -293,11 +296,10 @@ impl Bindings {
         }
         // Bound upstream through us: unbind there too (queued, retried when it fails), so
         // that the address does not stay discoverable there.
-        if let Err(e) = cx.remote.forward_unbind(
-            (medium.as_str(), &address, req.mxid),
-            proof.as_ref(),
-            now_ms,
-        ) {
+        if let Err(e) =
+            cx.remote
+                .forward_unbind((medium, &address, req.mxid), proof.as_ref(), now_ms)
+        {
             log::error!("queueing the unbind of a {medium} upstream failed: {e}");
         }
         Ok(())

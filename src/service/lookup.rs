@@ -23,7 +23,7 @@ use crate::store::bindings::{BindingRecord, Pepper};
 use crate::threepid::Medium;
 
 /// A 3PID as (medium, address).
-pub type ThreePid = (String, String);
+pub type ThreePid = (Medium, String);
 
 /// The lookup service.
 pub struct Lookups {
@@ -154,14 +154,19 @@ impl Lookups {
     }
 
     /// The first valid binding of (medium, address) in store order.
-    pub fn find(&self, medium: &str, address: &str, now_ms: u64) -> Result<Option<BindingRecord>> {
+    pub fn find(
+        &self,
+        medium: Medium,
+        address: &str,
+        now_ms: u64,
+    ) -> Result<Option<BindingRecord>> {
         first_valid(self.stores.iter(), &self.store, medium, address, now_ms)
     }
 
     /// Bindings of many 3PIDs, asking each store only for what earlier stores did not know.
     pub fn find_many(
         &self,
-        threepids: &[(String, String)],
+        threepids: &[ThreePid],
         now_ms: u64,
     ) -> Result<Vec<Option<BindingRecord>>> {
         let store = &*self.store;
@@ -178,8 +183,7 @@ impl Lookups {
             let answers = if missing.len() == threepids.len() {
                 s.bulk_lookup(store, threepids)?
             } else {
-                let ask: Vec<(String, String)> =
-                    missing.iter().map(|i| threepids[*i].clone()).collect();
+                let ask: Vec<ThreePid> = missing.iter().map(|i| threepids[*i].clone()).collect();
                 s.bulk_lookup(store, &ask)?
             };
             for (i, answer) in missing.into_iter().zip(answers) {
@@ -300,7 +304,7 @@ impl Lookups {
                 && let Ok((m, a)) = normalise_threepid(m, a)
             {
                 asked.push(i);
-                threepids.push((m.as_str().to_string(), a));
+                threepids.push((m, a));
             }
         }
         Ok(asked
@@ -330,7 +334,7 @@ impl Lookups {
         let (medium, address) = normalise_threepid(medium, address)?;
         self.admit(client, 1, now_ms)?;
         METRICS.lookups.inc();
-        if let Some(b) = self.find(medium.as_str(), &address, now_ms)? {
+        if let Some(b) = self.find(medium, &address, now_ms)? {
             METRICS.lookup_hits.inc();
             let signed = signed_association(&b, &self.server_name, &self.keys.signing())?;
             return Ok(Some(signed));
@@ -371,7 +375,7 @@ impl Lookups {
         for (i, [medium, address]) in pairs.iter().enumerate() {
             if let Ok((m, a)) = normalise_threepid(medium, address) {
                 sent.push(i);
-                normalised.push((m.as_str().to_string(), a));
+                normalised.push((m, a));
             }
         }
         let mut seen: HashSet<&[String; 2]> = HashSet::with_capacity(sent.len());
@@ -401,9 +405,7 @@ impl Lookups {
             let mut asked: HashSet<&str> = HashSet::new();
             let mut remote = Vec::new();
             for (&index, (m, a)) in sent.iter().zip(&normalised) {
-                if m != Medium::Email.as_str()
-                    || known.contains(&pairs[index])
-                    || !asked.insert(a.as_str())
+                if *m != Medium::Email || known.contains(&pairs[index]) || !asked.insert(a.as_str())
                 {
                     continue;
                 }
@@ -437,7 +439,7 @@ fn budget(budget: AddressBudget) -> Option<RateLimiter> {
 fn first_valid<'a>(
     stores: impl Iterator<Item = &'a Box<dyn IdentityStore>>,
     store: &Store,
-    medium: &str,
+    medium: Medium,
     address: &str,
     now_ms: u64,
 ) -> Result<Option<BindingRecord>> {

@@ -96,7 +96,7 @@ impl Sessions {
         }
     }
 
-    fn lock(&self, medium: &str, address: &str, client_secret: &str) -> MutexGuard<'_, ()> {
+    fn lock(&self, medium: Medium, address: &str, client_secret: &str) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         (medium, address, client_secret).hash(&mut h);
         let stripe = &self.stripes[(h.finish() as usize) % STRIPES];
@@ -120,12 +120,11 @@ impl Sessions {
 
     /// The link that validates a session from the browser.
     pub fn validation_link(&self, r: &SessionRecord) -> String {
-        let medium = Medium::parse(&r.medium).unwrap_or(Medium::Email);
         format!(
             "{}{}{}?sid={}&client_secret={}&token={}",
             self.public_url,
             paths::V2,
-            paths::submit_token(medium),
+            paths::submit_token(r.medium),
             url_encode(&r.sid),
             url_encode(&r.client_secret),
             url_encode(&r.token)
@@ -139,7 +138,7 @@ impl Sessions {
     /// `M_INVALID_EMAIL` when the mail server refuses the address.
     pub fn request_token(&self, req: &TokenRequest<'_>, now_ms: u64) -> Result<SessionRecord> {
         let store = &*self.store;
-        let medium = req.medium.as_str();
+        let medium = req.medium;
         let _guard = self.lock(medium, req.address, req.client_secret);
         let existing = store.session_by_triple(medium, req.address, req.client_secret)?;
         // A new session is only written once its message went out: one write per request,
@@ -209,7 +208,7 @@ impl Sessions {
         };
         let mut record = SessionRecord {
             sid: random::token(18)?,
-            medium: req.medium.as_str().to_string(),
+            medium: req.medium,
             address: req.address.to_string(),
             client_secret: req.client_secret.to_string(),
             token,
@@ -259,10 +258,10 @@ impl Sessions {
     ) -> Result<SessionRecord> {
         let store = &*self.store;
         let found = self.find(sid, client_secret)?;
-        let _guard = self.lock(&found.medium, &found.address, &found.client_secret);
+        let _guard = self.lock(found.medium, &found.address, &found.client_secret);
         // Re-read under the lock: a concurrent request may have changed it.
         let record = self.find(sid, client_secret)?;
-        if record.medium != medium.as_str() {
+        if record.medium != medium {
             return Err(Error::new(
                 ErrorKind::NoValidSession,
                 "No valid session was found matching that sid and client secret",
@@ -341,7 +340,7 @@ impl Sessions {
     ) -> Result<SessionRecord> {
         let store = &*self.store;
         let current = self.validated(sid, client_secret, now_ms)?;
-        let _guard = self.lock(&current.medium, &current.address, &current.client_secret);
+        let _guard = self.lock(current.medium, &current.address, &current.client_secret);
         let record = self.validated(sid, client_secret, now_ms)?;
         let mut updated = record.clone();
         updated.remote = Some(remote);
@@ -360,7 +359,7 @@ impl Sessions {
             let due = store.sessions_due(now_ms, 1000)?;
             let batch = due.len();
             for record in due {
-                let _guard = self.lock(&record.medium, &record.address, &record.client_secret);
+                let _guard = self.lock(record.medium, &record.address, &record.client_secret);
                 // Re-check under the lock: a request may just have renewed it.
                 if let Some(current) = store.session(&record.sid)?
                     && current.purge_at_ms <= now_ms

@@ -10,6 +10,7 @@ use super::invites::InviteRecord;
 use super::sessions::SessionRecord;
 use super::{SCHEMA_VERSION, Store};
 use crate::error::{Error, ErrorKind, Result};
+use crate::threepid::Medium;
 
 /// Counts of the store, for operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ impl Store {
     /// Validation sessions, at most `limit`, optionally only those of (medium, address).
     pub fn list_sessions(
         &self,
-        threepid: Option<(&str, &str)>,
+        threepid: Option<(Medium, &str)>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>> {
         let mut out = Vec::new();
@@ -101,7 +102,7 @@ impl Store {
     /// Invites, at most `limit`, optionally only those to (medium, address) or from `sender`.
     pub fn list_invites(
         &self,
-        to: Option<(&str, &str)>,
+        to: Option<(Medium, &str)>,
         from: Option<&str>,
         limit: usize,
     ) -> Result<Vec<InviteRecord>> {

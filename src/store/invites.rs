@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
+use crate::threepid::Medium;
 
 /// An invite stored by store-invite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +34,7 @@ pub struct InviteRecord {
     /// The random token (the `state_key` of the room's `m.room.third_party_invite`).
     pub token: String,
     /// `email`.
-    pub medium: String,
+    pub medium: Medium,
     /// The normalised address.
     pub address: String,
     /// The room.
@@ -110,9 +111,9 @@ impl Keyspaces {
     }
 }
 
-fn threepid_key(medium: &str, address: &str, token: &str) -> Vec<u8> {
+fn threepid_key(medium: Medium, address: &str, token: &str) -> Vec<u8> {
     [
-        medium.as_bytes(),
+        medium.as_str().as_bytes(),
         b"\0",
         address.as_bytes(),
         b"\0",
@@ -148,7 +149,7 @@ impl Store {
         batch.insert(&i.by_token, invite.token.as_bytes(), json);
         batch.insert(
             &i.by_threepid,
-            threepid_key(&invite.medium, &invite.address, &invite.token),
+            threepid_key(invite.medium, &invite.address, &invite.token),
             b"".to_vec(),
         );
         batch.insert(
@@ -183,7 +184,7 @@ impl Store {
     }
 
     /// The invites still waiting for (medium, address) to be bound, oldest token order.
-    pub fn pending_invites(&self, medium: &str, address: &str) -> Result<Vec<InviteRecord>> {
+    pub fn pending_invites(&self, medium: Medium, address: &str) -> Result<Vec<InviteRecord>> {
         let prefix = threepid_key(medium, address, "");
         let mut out = Vec::new();
         for item in self.invites.by_threepid.prefix(&prefix) {
@@ -233,7 +234,7 @@ impl Store {
         for invite in invites {
             batch.remove(
                 &self.invites.by_threepid,
-                threepid_key(&invite.medium, &invite.address, &invite.token),
+                threepid_key(invite.medium, &invite.address, &invite.token),
             );
         }
         batch.commit()?;
@@ -305,7 +306,7 @@ impl Store {
                     batch.insert(&self.invites.by_token, invite.token.as_bytes(), json);
                     batch.remove(
                         &self.invites.by_threepid,
-                        threepid_key(&invite.medium, &invite.address, &invite.token),
+                        threepid_key(invite.medium, &invite.address, &invite.token),
                     );
                     batch.commit()?;
                     true
@@ -335,7 +336,7 @@ impl Store {
         batch.remove(&i.by_token, invite.token.as_bytes().to_vec());
         batch.remove(
             &i.by_threepid,
-            threepid_key(&invite.medium, &invite.address, &invite.token),
+            threepid_key(invite.medium, &invite.address, &invite.token),
         );
         batch.remove(&i.by_ephemeral, invite.ephemeral_key.to_vec());
         batch.remove(&i.by_expiry, expiry_key(invite.expires_ms, &invite.token));
@@ -376,7 +377,7 @@ mod tests {
     fn invite(token: &str, address: &str, expires_ms: u64) -> InviteRecord {
         InviteRecord {
             token: token.into(),
-            medium: "email".into(),
+            medium: Medium::Email,
             address: address.into(),
             room_id: "!room:example.org".into(),
             sender: "@bob:example.org".into(),
@@ -400,7 +401,9 @@ mod tests {
             store.put_invite(i).unwrap();
         }
         assert_eq!(
-            store.pending_invites("email", "alice@example.com").unwrap(),
+            store
+                .pending_invites(Medium::Email, "alice@example.com")
+                .unwrap(),
             [a.clone(), b.clone()]
         );
         assert_eq!(store.pending_invite_threepids().unwrap().len(), 2);
@@ -429,7 +432,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .pending_invites("email", "alice@example.com")
+                .pending_invites(Medium::Email, "alice@example.com")
                 .unwrap()
                 .is_empty()
         );
@@ -478,7 +481,9 @@ mod tests {
             store.invite_of_ephemeral_key(&[b'w'; 32]).unwrap(),
             Some(www)
         );
-        let pending = store.pending_invites("email", "tina@example.com").unwrap();
+        let pending = store
+            .pending_invites(Medium::Email, "tina@example.com")
+            .unwrap();
         assert_eq!(pending, invites[..3]);
 
         let entries: Vec<OutboxEntry> = pending

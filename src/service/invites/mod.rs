@@ -239,7 +239,7 @@ impl Invites {
             ));
         }
         let address = email::normalise(&req.address)?;
-        if let Some(bound) = self.lookups.find("email", &address, now_ms)? {
+        if let Some(bound) = self.lookups.find(Medium::Email, &address, now_ms)? {
             return Err(Error::new(
                 ErrorKind::ThreepidInUse,
                 "This address is bound to a Matrix user: invite that user",
@@ -257,7 +257,7 @@ impl Invites {
             .map_err(|e| Error::internal(format_args!("no randomness: {e}")))?;
         let record = InviteRecord {
             token,
-            medium: "email".into(),
+            medium: Medium::Email,
             address: address.to_string(),
             room_id: req.room_id.clone(),
             sender: req.sender.clone(),
@@ -386,7 +386,7 @@ impl Invites {
     /// Queues the `onbind` delivery of the pending invites of (medium, address), now bound to
     /// `mxid`, one call per invite; returns how many invites were queued. Invites signed
     /// through sign-ed25519 are redeemed already and left out. Durable when this returns.
-    pub fn claim(&self, medium: &str, address: &str, mxid: &str, now_ms: u64) -> Result<usize> {
+    pub fn claim(&self, medium: Medium, address: &str, mxid: &str, now_ms: u64) -> Result<usize> {
         let invites: Vec<InviteRecord> = self
             .store
             .pending_invites(medium, address)?
@@ -441,8 +441,11 @@ impl Invites {
     pub fn resolve_pending(&self, now_ms: u64) -> Result<usize> {
         let mut claimed = 0;
         for (medium, address) in self.store.pending_invite_threepids()? {
-            if let Some(b) = self.lookups.find(&medium, &address, now_ms)? {
-                claimed += self.claim(&medium, &address, &b.mxid, now_ms)?;
+            let Some(medium) = Medium::parse(&medium) else {
+                continue;
+            };
+            if let Some(b) = self.lookups.find(medium, &address, now_ms)? {
+                claimed += self.claim(medium, &address, &b.mxid, now_ms)?;
             }
         }
         Ok(claimed)

@@ -43,7 +43,7 @@ fn pending_invites_are_claimed_when_an_identity_store_knows_their_3pid() {
     let (store, invites) = service(&dir, vec![Box::new(LocalSource::new("synapse"))]);
     let invite = |token: &str, address: &str| InviteRecord {
         token: token.into(),
-        medium: "email".into(),
+        medium: Medium::Email,
         address: address.into(),
         room_id: "!room:example.org".into(),
         sender: "@bob:example.org".into(),
@@ -107,7 +107,7 @@ fn a_claim_queues_one_call_per_invite_and_leaves_signed_invites_out() {
         store
             .put_invite(&InviteRecord {
                 token: token.into(),
-                medium: "email".into(),
+                medium: Medium::Email,
                 address: "dora@example.com".into(),
                 room_id: room.into(),
                 sender: "@bob:x.org".into(),
@@ -130,7 +130,7 @@ fn a_claim_queues_one_call_per_invite_and_leaves_signed_invites_out() {
     );
 
     let n = invites
-        .claim("email", "dora@example.com", "@dora:example.org", 5)
+        .claim(Medium::Email, "dora@example.com", "@dora:example.org", 5)
         .unwrap();
     assert_eq!(n, 2);
     let queued = store.outbox().unwrap();

@@ -14,6 +14,7 @@ use crate::http::paths;
 use crate::metrics::METRICS;
 use crate::service::invites::outbox::{self, Verdict};
 use crate::store::remote::{RemoteCall, RemoteOp};
+use crate::threepid::Medium;
 
 impl RemoteOp {
     fn name(self) -> &'static str {
@@ -27,7 +28,7 @@ impl RemoteOp {
 impl RemoteSessions {
     /// Makes the due calls of one 3PID in order, unless another thread is making them (the
     /// courier is woken when that one ends). True when none is left.
-    pub(super) fn deliver_threepid(&self, medium: &str, address: &str) -> Result<bool> {
+    pub(super) fn deliver_threepid(&self, medium: Medium, address: &str) -> Result<bool> {
         let Some(_busy) = self.take(&format!("{medium}\0{address}")) else {
             return Ok(false);
         };
@@ -36,7 +37,12 @@ impl RemoteSessions {
 
     /// Makes the calls of one 3PID in order (due or not when `force`), stopping at the first
     /// that must wait. True when none is left.
-    pub(super) fn deliver_locked(&self, medium: &str, address: &str, force: bool) -> Result<bool> {
+    pub(super) fn deliver_locked(
+        &self,
+        medium: Medium,
+        address: &str,
+        force: bool,
+    ) -> Result<bool> {
         let calls = self
             .store
             .remote_outbox()?
@@ -64,7 +70,7 @@ impl RemoteSessions {
     /// refused for good, given up), false when it waits for its next attempt.
     fn attempt(&self, id: &[u8], mut call: RemoteCall, now_ms: u64) -> Result<bool> {
         let (store, client) = (&*self.store, &*self.client);
-        let (op, medium, server) = (call.op.name(), call.medium.clone(), call.server.clone());
+        let (op, medium, server) = (call.op.name(), call.medium, call.server.clone());
         let Some(url) = self.servers.get(&server) else {
             log::warn!(
                 "dropped a queued {op} of a {medium} for {}: {server} is no longer in matrix.identity.servers",
@@ -150,11 +156,11 @@ impl RemoteSessions {
     /// (3PIDs one after the other) until `stop`; returns when to look again (ms since the
     /// epoch), if anything is queued.
     pub fn deliver_due(&self, stop: &AtomicBool, now_ms: u64) -> Result<Option<u64>> {
-        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut seen: HashSet<(Medium, String)> = HashSet::new();
         let mut next: Option<u64> = None;
         let mut due = Vec::new();
         for (_, call) in self.store.remote_outbox()? {
-            if !seen.insert((call.medium.clone(), call.address.clone())) {
+            if !seen.insert((call.medium, call.address.clone())) {
                 continue;
             }
             let at = self.due_at(&call);
@@ -171,7 +177,7 @@ impl RemoteSessions {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            self.deliver_threepid(&medium, &address)?;
+            self.deliver_threepid(medium, &address)?;
         }
         // Look again soon: what failed is due a backoff (at least 1 s) later, and a 3PID another
         // thread was on wakes us when it is done.

@@ -13,6 +13,7 @@ use crate::http::paths;
 use crate::metrics::METRICS;
 use crate::store::remote::{RemoteBinding, RemoteCall, RemoteOp};
 use crate::store::sessions::{RemoteSession, SessionRecord};
+use crate::threepid::Medium;
 
 /// A 3PID's place among the busy ones, given back (and the courier woken) when dropped.
 pub(super) struct Busy<'a> {
@@ -31,8 +32,8 @@ impl RemoteSessions {
     /// The validated upstream session a bind of `session` is forwarded with; `None` (logged,
     /// at warn when the person started publishing but it cannot be used) when there is none.
     fn forwardable<'s>(&self, session: &'s SessionRecord) -> Option<&'s RemoteSession> {
-        let upstream = self.upstream_for(&session.medium, &session.address)?;
-        let medium = &session.medium;
+        let upstream = self.upstream_for(session.medium, &session.address)?;
+        let medium = session.medium;
         match &session.remote {
             None => {
                 log::info!(
@@ -69,7 +70,7 @@ impl RemoteSessions {
             sid: remote.sid.clone(),
             client_secret: remote.client_secret.clone(),
             mxid: mxid.to_string(),
-            medium: session.medium.clone(),
+            medium: session.medium,
             address: session.address.clone(),
             attempts: 0,
             next_attempt_ms: now_ms,
@@ -85,7 +86,7 @@ impl RemoteSessions {
     /// False when the 3PID was not bound upstream through us.
     pub fn forward_unbind(
         &self,
-        (medium, address, mxid): (&str, &str, &str),
+        (medium, address, mxid): (Medium, &str, &str),
         session: Option<&SessionRecord>,
         now_ms: u64,
     ) -> Result<bool> {
@@ -107,7 +108,7 @@ impl RemoteSessions {
             sid,
             client_secret,
             mxid: mxid.to_string(),
-            medium: medium.to_string(),
+            medium,
             address: address.to_string(),
             attempts: 0,
             next_attempt_ms: now_ms,
@@ -127,7 +128,7 @@ impl RemoteSessions {
         let Some(url) = self.servers.get(&remote.server) else {
             return Ok(None);
         };
-        let (medium, address) = (&session.medium, &session.address);
+        let (medium, address) = (session.medium, &session.address);
         let key = format!("{medium}\0{address}");
         let deadline = Instant::now() + Duration::from_secs(10);
         let _busy = loop {
@@ -189,7 +190,7 @@ impl RemoteSessions {
         let busy = self.take(&format!("{}\0{}", call.medium, call.address));
         self.store.queue_remote(call)?;
         if busy.is_some() {
-            self.deliver_locked(&call.medium, &call.address, false)?;
+            self.deliver_locked(call.medium, &call.address, false)?;
         }
         Ok(())
     }

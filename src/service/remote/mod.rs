@@ -46,6 +46,7 @@ use crate::homeserver::{HomeserverClient, HsError};
 use crate::http::paths;
 use crate::store::Store;
 use crate::store::sessions::SessionRecord;
+use crate::threepid::Medium;
 use crate::threepid::params::url_encode;
 
 /// The remote-session policy.
@@ -152,8 +153,8 @@ impl RemoteSessions {
     }
 
     /// The policy of a 3PID's scope.
-    pub fn scope(&self, medium: &str, address: &str) -> &ScopePolicy {
-        let local = medium == "email"
+    pub fn scope(&self, medium: Medium, address: &str) -> &ScopePolicy {
+        let local = medium == Medium::Email
             && address.rsplit_once('@').is_some_and(|(_, d)| {
                 self.local_domains
                     .iter()
@@ -167,7 +168,7 @@ impl RemoteSessions {
     }
 
     /// 403 `M_FORBIDDEN` when sessions for this 3PID may not be started.
-    pub fn check_request(&self, medium: &str, address: &str) -> Result<()> {
+    pub fn check_request(&self, medium: Medium, address: &str) -> Result<()> {
         let scope = self.scope(medium, address);
         if scope.enabled && (scope.to_local || scope.to_remote.enabled) {
             Ok(())
@@ -180,7 +181,7 @@ impl RemoteSessions {
     }
 
     /// The upstream offered for this 3PID, if any.
-    pub fn upstream_for(&self, medium: &str, address: &str) -> Option<&str> {
+    pub fn upstream_for(&self, medium: Medium, address: &str) -> Option<&str> {
         let scope = self.scope(medium, address);
         scope
             .to_remote
@@ -189,7 +190,7 @@ impl RemoteSessions {
     }
 
     /// Whether binds of this 3PID are stored here.
-    pub fn binds_here(&self, medium: &str, address: &str) -> bool {
+    pub fn binds_here(&self, medium: Medium, address: &str) -> bool {
         self.scope(medium, address).to_local
     }
 
@@ -217,7 +218,7 @@ impl RemoteSessions {
 
     fn upstream(&self, session: &SessionRecord) -> Result<(String, String)> {
         let name = self
-            .upstream_for(&session.medium, &session.address)
+            .upstream_for(session.medium, &session.address)
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Forbidden,

@@ -26,17 +26,16 @@ impl RemoteSessions {
             None => random::alphanumeric(32)?,
         };
         let send_attempt = previous.as_ref().map_or(1, |r| r.send_attempt + 1);
-        let body = match session.medium.as_str() {
-            "msisdn" => {
+        let body = match session.medium {
+            Medium::Msisdn => {
                 let (country, number) = msisdn_parts(&session.address)?;
                 json!({"client_secret": remote_secret, "country": country, "phone_number": number, "send_attempt": send_attempt})
             }
-            _ => {
+            Medium::Email => {
                 json!({"client_secret": remote_secret, "email": session.address, "send_attempt": send_attempt})
             }
         };
-        let medium = Medium::parse(&session.medium).unwrap_or(Medium::Email);
-        let endpoint = format!("{url}{}{}", paths::V1, paths::request_token(medium));
+        let endpoint = format!("{url}{}{}", paths::V1, paths::request_token(session.medium));
         let answer = self
             .client
             .post_url_json(&endpoint, &body)
