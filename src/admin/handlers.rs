@@ -7,8 +7,9 @@ use super::answers::{self, Erased};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::UserId;
 use crate::metrics::METRICS;
-use crate::service::bindings::{check_user_id, normalise_threepid};
+use crate::service::bindings::normalise_threepid;
 use crate::store::bindings::BindingRecord;
 use crate::threepid::Medium;
 
@@ -48,7 +49,7 @@ pub fn bindings_of_threepid(app: &App, req: &Req) -> Result<Reply> {
 
 /// `GET /bindings/user`.
 pub fn bindings_of_user(app: &App, req: &Req) -> Result<Reply> {
-    let list = app.admin.bindings_of_user(user(req)?)?;
+    let list = app.admin.bindings_of_user(&user(req)?)?;
     Ok(Reply::ok(answers::Bindings::of(&list)))
 }
 
@@ -63,7 +64,7 @@ pub fn delete_threepid_bindings(app: &App, req: &Req) -> Result<Reply> {
 /// `DELETE /bindings/user`.
 pub fn delete_user_bindings(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let n = app.admin.delete_user_bindings(mxid)?;
+    let n = app.admin.delete_user_bindings(&mxid)?;
     log::info!("admin: deleted {n} binding(s) of {mxid}");
     Ok(Reply::ok(answers::Deleted::of(n)))
 }
@@ -99,8 +100,8 @@ pub fn export_threepid(app: &App, req: &Req) -> Result<Reply> {
 /// `GET /export/user`: everything kept about a user.
 pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let export = app.admin.export_user(mxid)?;
-    Ok(Reply::ok(answers::ExportedUser::of(mxid, &export)))
+    let export = app.admin.export_user(&mxid)?;
+    Ok(Reply::ok(answers::ExportedUser::of(&mxid, &export)))
 }
 
 /// `POST /erase/threepid` (GDPR erasure; published upstream through us: unbound there too).
@@ -114,7 +115,7 @@ pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
 /// `POST /erase/user` (3PIDs published upstream through us: unbound there too).
 pub fn erase_user(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let erased = Erased::from(app.admin.erase_user(mxid, app.now_ms())?);
+    let erased = Erased::from(app.admin.erase_user(&mxid, app.now_ms())?);
     log::info!("admin: erased {mxid}: {erased}");
     Ok(Reply::ok(answers::Erasure::of(erased)))
 }
@@ -204,10 +205,8 @@ fn threepid(req: &Req) -> Result<(Medium, String)> {
     normalise_threepid(required(req, "medium")?, required(req, "address")?)
 }
 
-fn user(req: &Req) -> Result<&str> {
-    let mxid = required(req, "mxid")?;
-    check_user_id(mxid)?;
-    Ok(mxid)
+fn user(req: &Req) -> Result<UserId> {
+    UserId::parse(required(req, "mxid")?)
 }
 
 fn metrics(app: &App) -> Result<String> {

@@ -6,14 +6,15 @@ use super::validation;
 use crate::app::App;
 use crate::error::Result;
 use crate::http::{Reply, Req};
+use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
 use crate::threepid::{Medium, email, params};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
 struct EmailTokenRequest {
-    /// The client's secret for this session, `[0-9a-zA-Z.=_-]{1,255}`.
-    client_secret: String,
+    /// The client's secret for this session.
+    client_secret: ClientSecret,
     /// The address to validate.
     email: String,
     /// The client's attempt counter: a message is sent only when it grows.
@@ -39,7 +40,6 @@ struct Session<'a> {
 pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: EmailTokenRequest = req.params()?;
-    params::check_client_secret(&body.client_secret)?;
     let send_attempt = params::send_attempt(&body.send_attempt)?;
     let address = email::normalise(&body.email)?;
     app.remote.check_request(Medium::Email, &address)?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Mount, Reply, Req};
+use crate::ids::UserId;
 use crate::service::invites::{InviteKey, NewInvite, StoredInvite};
 
 /// The answer of `store-invite`.
@@ -71,7 +72,7 @@ pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
     let body: NewInvite = req.params()?;
     let stored = app.invites.store_invite(
         &body,
-        req.user.as_deref(),
+        req.user.as_ref(),
         &format!("ip:{}", req.client_ip),
         app.now_ms(),
     )?;
@@ -83,7 +84,7 @@ pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct SignRequest {
-    mxid: Option<String>,
+    mxid: Option<UserId>,
     token: Option<String>,
     private_key: Option<String>,
 }
@@ -109,9 +110,14 @@ pub fn sign_ed25519(app: &App, req: &Req) -> Result<Reply> {
             .or_else(|| req.query(name).map(str::to_string))
             .ok_or_else(|| Error::new(ErrorKind::MissingParams, format!("Missing '{name}'")))
     };
-    let mxid = field(body.mxid, "mxid")?;
+    // Checked once all three are known to be there.
+    let mxid = match body.mxid {
+        Some(mxid) => Ok(mxid),
+        None => field(None, "mxid").map(UserId::try_from)?,
+    };
     let token = field(body.token, "token")?;
     let private_key = field(body.private_key, "private_key")?;
+    let mxid = mxid?;
     let signed = app.invites.sign(&mxid, &token, &private_key)?;
     Ok(Reply::ok(signed))
 }

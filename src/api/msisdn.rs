@@ -7,14 +7,15 @@ use super::validation;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
 use crate::threepid::{Medium, msisdn, params};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
 struct MsisdnTokenRequest {
-    /// The client's secret for this session, `[0-9a-zA-Z.=_-]{1,255}`.
-    client_secret: String,
+    /// The client's secret for this session.
+    client_secret: ClientSecret,
     /// ISO 3166 alpha-2 code of the country the number is dialled from.
     country: String,
     /// The number as the user typed it.
@@ -51,7 +52,6 @@ struct Session<'a> {
 pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: MsisdnTokenRequest = req.params()?;
-    params::check_client_secret(&body.client_secret)?;
     let send_attempt = params::send_attempt(&body.send_attempt)?;
     let number = msisdn::normalise(&body.country, &body.phone_number)?;
     app.remote.check_request(Medium::Msisdn, &number.digits)?;

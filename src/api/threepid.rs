@@ -7,6 +7,7 @@ use super::Empty;
 use crate::app::App;
 use crate::error::Result;
 use crate::http::{Reply, Req};
+use crate::ids::{SessionId, UserId};
 use crate::service::bindings::Unbind;
 use crate::service::xmatrix::parse_header;
 use crate::threepid::Medium;
@@ -15,11 +16,11 @@ use crate::threepid::Medium;
 #[derive(Deserialize)]
 struct BindRequest {
     /// The validated session.
-    sid: String,
+    sid: SessionId,
     /// Its client secret.
     client_secret: String,
     /// The user to bind to.
-    mxid: String,
+    mxid: UserId,
 }
 
 /// `POST /3pid/bind`
@@ -35,7 +36,7 @@ pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
         &body.sid,
         &body.client_secret,
         &body.mxid,
-        req.user.as_deref(),
+        req.user.as_ref(),
         app.now_ms(),
     )?;
     Ok(Reply::ok(association))
@@ -54,7 +55,7 @@ struct ThreePid {
 #[derive(Deserialize)]
 struct UnbindRequest {
     /// The user the 3PID is bound to.
-    mxid: String,
+    mxid: UserId,
     /// The 3PID.
     threepid: ThreePid,
     /// A validated session for the 3PID (with `client_secret`).

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::{ClientSecret, SessionId};
+use crate::store::sessions::SessionRecord;
 use crate::threepid::{Medium, params};
 use crate::views::Failure;
 
@@ -25,30 +27,50 @@ pub fn check_enabled(app: &App) -> Result<()> {
 #[derive(Deserialize)]
 struct SubmitTokenRequest {
     /// The session id.
-    sid: String,
+    sid: SessionId,
     /// The client's secret.
-    client_secret: String,
+    client_secret: ClientSecret,
     /// The token the user received.
     token: String,
 }
 
-fn submit(
-    app: &App,
-    medium: Medium,
-    sid: &str,
-    client_secret: &str,
-    token: &str,
-) -> Result<crate::store::sessions::SessionRecord> {
-    check_enabled(app)?;
-    params::check_client_secret(client_secret)?;
+/// 400 `M_INVALID_PARAM` unless the token is 1 to 255 characters.
+fn check_token(token: &str) -> Result<()> {
     if token.is_empty() || token.chars().count() > 255 {
         return Err(Error::new(
             ErrorKind::InvalidParam,
             "The token must be 1 to 255 characters",
         ));
     }
+    Ok(())
+}
+
+fn submit(
+    app: &App,
+    medium: Medium,
+    sid: &SessionId,
+    client_secret: &ClientSecret,
+    token: &str,
+) -> Result<SessionRecord> {
+    check_enabled(app)?;
+    check_token(token)?;
     app.sessions
         .submit_token(medium, sid, client_secret, token, app.now_ms())
+}
+
+/// [`submit`] from the query of the link: checked in the order of the JSON form's checks
+/// (the policy, the client secret, the token, then the sid as the session lookup does).
+fn submit_link(
+    app: &App,
+    medium: Medium,
+    sid: &str,
+    client_secret: &str,
+    token: &str,
+) -> Result<SessionRecord> {
+    check_enabled(app)?;
+    let client_secret = ClientSecret::parse(client_secret)?;
+    check_token(token)?;
+    submit(app, medium, &SessionId::parse(sid)?, &client_secret, token)
 }
 
 /// The answer of POST submitToken.
@@ -86,7 +108,7 @@ pub fn submit_token_page(app: &App, req: &Req, medium: Medium) -> Reply {
             "The link is incomplete",
         ))
     } else {
-        submit(app, medium, sid, secret, token)
+        submit_link(app, medium, sid, secret, token)
     };
     match result {
         Ok(session) => {
@@ -168,8 +190,10 @@ fn failure_for(e: &Error, medium: Medium) -> Failure {
 pub fn check_3pid_validity(app: &App, req: &Req) -> Result<Reply> {
     let sid = req.required_query("sid")?;
     let secret = req.required_query("client_secret")?;
-    params::check_client_secret(secret)?;
-    let s = app.sessions.validated(sid, secret, app.now_ms())?;
+    let secret = ClientSecret::parse(secret)?;
+    let s = app
+        .sessions
+        .validated(&SessionId::parse(sid)?, &secret, app.now_ms())?;
     Ok(Reply::ok(Validated {
         address: &s.address,
         medium: s.medium.as_str(),

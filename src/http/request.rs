@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::routes::Mount;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::UserId;
 
 /// HTTP methods the router knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct Req {
     /// Decoded path parameters, in the order of the route's `{...}` segments.
     pub params: Vec<String>,
     /// The authenticated account's user id (v2 authentication), if any.
-    pub user: Option<String>,
+    pub user: Option<UserId>,
 }
 
 impl Req {

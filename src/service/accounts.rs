@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::{AccountConfig, is_server_name};
+use crate::config::AccountConfig;
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::{HomeserverClient, HsError};
+use crate::ids::{ServerName, UserId};
 use crate::service::bindings::check_user_id;
 use crate::store::Store;
 use crate::store::accounts::AccountRecord;
@@ -30,8 +31,8 @@ pub struct OpenIdToken {
     /// Always `Bearer`.
     #[serde(default)]
     pub token_type: Option<String>,
-    /// The homeserver that issued it.
-    pub matrix_server_name: String,
+    /// The homeserver that issued it (trimmed, in lower case).
+    pub matrix_server_name: ServerName,
     /// Seconds the OpenID token stays valid (not used: our token does not expire with it).
     #[serde(default)]
     pub expires_in: Option<serde_json::Value>,
@@ -65,15 +66,9 @@ impl Accounts {
     /// `M_UNAUTHORIZED` (token rejected, or a user of another server); 502/504 when the
     /// homeserver cannot be reached.
     pub fn register(&self, openid: &OpenIdToken, now_ms: u64) -> Result<String> {
-        let server = openid.matrix_server_name.trim().to_ascii_lowercase();
-        if !is_server_name(&server) {
-            return Err(Error::new(
-                ErrorKind::InvalidParam,
-                "matrix_server_name is not a valid server name",
-            ));
-        }
+        let server = &openid.matrix_server_name;
         let allowed = &self.config.allowed_servers;
-        if !allowed.is_empty() && !allowed.iter().any(|s| s.eq_ignore_ascii_case(&server)) {
+        if !allowed.is_empty() && !allowed.iter().any(|s| s.eq_ignore_ascii_case(server)) {
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "Users of this homeserver cannot register with this identity server",
@@ -91,7 +86,7 @@ impl Accounts {
                 "token_type must be Bearer",
             ));
         }
-        let sub = self.userinfo(&server, &openid.access_token)?;
+        let sub = self.userinfo(server, &openid.access_token)?;
         let token = random::token(32)?;
         self.store.put_token(
             &token,
@@ -131,8 +126,11 @@ impl Accounts {
     }
 
     /// The user an access token belongs to.
-    pub fn user_of(&self, token: &str) -> Result<Option<String>> {
-        Ok(self.store.token_account(token)?.map(|a| a.user_id))
+    pub fn user_of(&self, token: &str) -> Result<Option<UserId>> {
+        self.store
+            .token_account(token)?
+            .map(|a| UserId::try_from(a.user_id).map_err(Error::internal))
+            .transpose()
     }
 
     /// Logs out: forgets the token. 401 `M_UNKNOWN_TOKEN` when it is not known.

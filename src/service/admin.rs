@@ -15,6 +15,7 @@ use super::bindings::{BUILTIN, check_user_id, normalise_threepid};
 use super::pepper::Peppers;
 use super::remote::RemoteSessions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::UserId;
 use crate::keys::KeyRing;
 use crate::store::Store;
 use crate::store::accounts::AccountRecord;
@@ -216,7 +217,7 @@ impl Admin {
     }
 
     /// The bindings to a user, from every source.
-    pub fn bindings_of_user(&self, mxid: &str) -> Result<Vec<SourcedBinding>> {
+    pub fn bindings_of_user(&self, mxid: &UserId) -> Result<Vec<SourcedBinding>> {
         self.store.bindings_of_user(mxid)
     }
 
@@ -252,7 +253,7 @@ impl Admin {
     }
 
     /// Everything stored about a Matrix user.
-    pub fn export_user(&self, mxid: &str) -> Result<UserExport> {
+    pub fn export_user(&self, mxid: &UserId) -> Result<UserExport> {
         let store = &self.store;
         Ok(UserExport {
             published_upstream: store.remote_bindings_of_user(mxid)?,
@@ -287,7 +288,7 @@ impl Admin {
     }
 
     /// Removes every binding to `mxid`; returns how many. Durable when this returns.
-    pub fn delete_user_bindings(&self, mxid: &str) -> Result<usize> {
+    pub fn delete_user_bindings(&self, mxid: &UserId) -> Result<usize> {
         let guard = self.peppers.for_writes();
         let all = guard.all();
         let mut removed = 0;
@@ -343,7 +344,7 @@ impl Admin {
 
     /// Erases a user: bindings to it, access tokens, accepted terms and the invites it sent;
     /// the 3PIDs published upstream through us for it are unbound there too.
-    pub fn erase_user(&self, mxid: &str, now_ms: u64) -> Result<UserErasure> {
+    pub fn erase_user(&self, mxid: &UserId, now_ms: u64) -> Result<UserErasure> {
         let store = &self.store;
         let bindings = self.delete_user_bindings(mxid)?;
         let access_tokens = store.erase_account(mxid)?;

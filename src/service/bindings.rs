@@ -13,9 +13,10 @@ use super::rate_limit::RateLimiter;
 use super::remote::RemoteSessions;
 use super::sessions::Sessions;
 use super::xmatrix::{SignedRequest, Verifier, XMatrix, XMatrixError};
-use crate::config::{Config, RateLimit, is_server_name};
+use crate::config::{Config, RateLimit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::HomeserverClient;
+use crate::ids::{SessionId, UserId};
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::store::Store;
@@ -60,27 +61,8 @@ pub struct Deps {
     pub remote: Arc<RemoteSessions>,
 }
 
-/// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
-pub fn check_user_id(mxid: &str) -> Result<&str> {
-    let bad = || {
-        Error::new(
-            ErrorKind::InvalidParam,
-            format!("'{mxid}' is not a valid Matrix user id"),
-        )
-    };
-    let (local, server) = mxid
-        .strip_prefix('@')
-        .and_then(|r| r.split_once(':'))
-        .ok_or_else(bad)?;
-    let local_ok = !local.is_empty()
-        && local
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b':');
-    if mxid.len() > 255 || !local_ok || !is_server_name(server) {
-        return Err(bad());
-    }
-    Ok(server)
-}
+/// Checks a Matrix user id (see [`crate::ids::check_user_id`]).
+pub use crate::ids::check_user_id;
 
 /// Normalises a 3PID named in a request: 400 `M_INVALID_PARAM` for an unknown medium or an
 /// address that cannot be one.
@@ -112,7 +94,7 @@ pub fn normalise_address(medium: Medium, address: &str) -> Result<String> {
 /// An unbind request.
 pub struct Unbind<'a> {
     /// The user the 3PID is unbound from.
-    pub mxid: &'a str,
+    pub mxid: &'a UserId,
     /// The 3PID's medium.
     pub medium: Medium,
     /// The 3PID's address.
@@ -153,13 +135,13 @@ impl Bindings {
     /// user's mxid on v2, or a homeserver not allowed by `bind.allowedServers`).
     pub fn bind(
         &self,
-        sid: &str,
+        sid: &SessionId,
         client_secret: &str,
-        mxid: &str,
-        requester: Option<&str>,
+        mxid: &UserId,
+        requester: Option<&UserId>,
         now_ms: u64,
     ) -> Result<Value> {
-        let server = check_user_id(mxid)?;
+        let server = mxid.server_name();
         if requester.is_some_and(|user| user != mxid) {
             return Err(Error::new(
                 ErrorKind::Forbidden,
@@ -232,12 +214,14 @@ impl Bindings {
     /// reported to the 3PID's owner (once a day at most, and only if it is bound).
     pub fn unbind(&self, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
         let cx = &self.deps;
-        let server = check_user_id(req.mxid)?;
+        let server = req.mxid.server_name();
         let medium = req.medium;
         let address = normalise_address(medium, req.address)?;
         let mut proof = None;
         let refused = match (&req.session, &req.signed) {
-            (Some((sid, secret)), _) => match cx.sessions.validated(sid, secret, now_ms) {
+            (Some((sid, secret)), _) => match SessionId::parse(sid)
+                .and_then(|sid| cx.sessions.validated(&sid, secret, now_ms))
+            {
                 Ok(s) if s.medium == medium && s.address == address => {
                     proof = Some(s);
                     None
@@ -282,7 +266,7 @@ impl Bindings {
             ));
         }
         let bound = cx.store.binding(medium.as_str(), &address, BUILTIN)?;
-        if bound.as_ref().is_some_and(|b| b.mxid == req.mxid) {
+        if bound.as_ref().is_some_and(|b| *req.mxid == b.mxid) {
             let peppers = cx.peppers.for_writes();
             cx.store
                 .delete_binding(BUILTIN, medium.as_str(), &address, &peppers.all())?;
@@ -333,22 +317,6 @@ impl Bindings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_ids_are_checked() {
-        assert_eq!(check_user_id("@alice:example.org").unwrap(), "example.org");
-        assert_eq!(check_user_id("@a.b=c/d:[::1]:8448").unwrap(), "[::1]:8448");
-        for bad in [
-            "alice:example.org",
-            "@:example.org",
-            "@alice",
-            "@al ice:example.org",
-            "@alice:exa mple.org",
-            "@alice:",
-        ] {
-            assert!(check_user_id(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn threepids_are_normalised() {

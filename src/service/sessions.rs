@@ -23,11 +23,12 @@ use crate::config::{Config, RateLimit};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::paths;
+use crate::ids::{ClientSecret, SessionId};
 use crate::notify::{Notifier, NotifyError};
 use crate::store::Store;
 use crate::store::sessions::SessionRecord;
 use crate::threepid::Medium;
-use crate::threepid::params::{is_opaque_id, url_encode};
+use crate::threepid::params::url_encode;
 
 use super::rate_limit::{self, RateLimiter};
 
@@ -40,8 +41,8 @@ pub struct TokenRequest<'a> {
     pub medium: Medium,
     /// The normalised address.
     pub address: &'a str,
-    /// The client's secret (already checked against the grammar).
-    pub client_secret: &'a str,
+    /// The client's secret.
+    pub client_secret: &'a ClientSecret,
     /// The client's attempt counter.
     pub send_attempt: u64,
     /// Where to send the browser after validation (already checked).
@@ -207,10 +208,10 @@ impl Sessions {
             Medium::Msisdn => random::digits(self.sms_token_length)?,
         };
         let mut record = SessionRecord {
-            sid: random::token(18)?,
+            sid: SessionId::try_from(random::token(18)?).map_err(Error::internal)?,
             medium: req.medium,
             address: req.address.to_string(),
-            client_secret: req.client_secret.to_string(),
+            client_secret: req.client_secret.clone(),
             token,
             send_attempt: None,
             next_link: req.next_link.map(str::to_string),
@@ -227,16 +228,13 @@ impl Sessions {
 
     /// Finds the session for `sid` + `client_secret`: 404 `M_NO_VALID_SESSION` for an unknown
     /// sid and a wrong secret alike (the answer must not tell which).
-    fn find(&self, sid: &str, client_secret: &str) -> Result<SessionRecord> {
+    fn find(&self, sid: &SessionId, client_secret: &str) -> Result<SessionRecord> {
         let no_session = || {
             Error::new(
                 ErrorKind::NoValidSession,
                 "No valid session was found matching that sid and client secret",
             )
         };
-        if !is_opaque_id(sid) {
-            return Err(no_session());
-        }
         let record = self.store.session(sid)?.ok_or_else(no_session)?;
         if !random::constant_time_eq(record.client_secret.as_bytes(), client_secret.as_bytes()) {
             return Err(no_session());
@@ -251,8 +249,8 @@ impl Sessions {
     pub fn submit_token(
         &self,
         medium: Medium,
-        sid: &str,
-        client_secret: &str,
+        sid: &SessionId,
+        client_secret: &ClientSecret,
         token: &str,
         now_ms: u64,
     ) -> Result<SessionRecord> {
@@ -312,7 +310,12 @@ impl Sessions {
     ///
     /// Errors, checked in this order: 404 `M_NO_VALID_SESSION`, 400 `M_SESSION_EXPIRED`, 400
     /// `M_SESSION_NOT_VALIDATED`.
-    pub fn validated(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<SessionRecord> {
+    pub fn validated(
+        &self,
+        sid: &SessionId,
+        client_secret: &str,
+        now_ms: u64,
+    ) -> Result<SessionRecord> {
         let record = self.find(sid, client_secret)?;
         if self.expired(&record, now_ms) {
             return Err(Error::new(
@@ -333,7 +336,7 @@ impl Sessions {
     /// this returns.
     pub fn set_remote(
         &self,
-        sid: &str,
+        sid: &SessionId,
         client_secret: &str,
         remote: crate::store::sessions::RemoteSession,
         now_ms: u64,

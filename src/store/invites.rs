@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
 use crate::threepid::Medium;
 
 /// An invite stored by store-invite.
@@ -38,9 +39,9 @@ pub struct InviteRecord {
     /// The normalised address.
     pub address: String,
     /// The room.
-    pub room_id: String,
+    pub room_id: RoomId,
     /// The inviting user.
-    pub sender: String,
+    pub sender: UserId,
     /// The raw ephemeral public key.
     pub ephemeral_key: [u8; 32],
     /// The long-term key named in the answer (and so in the room): it signs the delivery.
@@ -52,7 +53,7 @@ pub struct InviteRecord {
     /// stays until it expires, so that a repeated sign-ed25519 is answered and the ephemeral
     /// key stays valid for the homeserver's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signed_for: Option<String>,
+    pub signed_for: Option<UserId>,
     /// When it was stored, ms since the epoch.
     pub created_ms: u64,
     /// When it is removed unless claimed (`u64::MAX`: never).
@@ -295,12 +296,12 @@ impl Store {
     /// Records that sign-ed25519 signed the invite `token` for `mxid` (the first time only) and
     /// takes it out of the pending index, so that no later bind queues it; durable when this
     /// returns. False when the invite is gone or was signed before.
-    pub fn mark_invite_signed(&self, token: &str, mxid: &str) -> Result<bool> {
+    pub fn mark_invite_signed(&self, token: &str, mxid: &UserId) -> Result<bool> {
         let changed = {
             let _records = self.invites.lock_records();
             match self.invite(token)? {
                 Some(mut invite) if invite.signed_for.is_none() => {
-                    invite.signed_for = Some(mxid.to_string());
+                    invite.signed_for = Some(mxid.clone());
                     let json = serde_json::to_vec(&invite).map_err(Error::internal)?;
                     let mut batch = self.db.batch();
                     batch.insert(&self.invites.by_token, invite.token.as_bytes(), json);
@@ -379,8 +380,8 @@ mod tests {
             token: token.into(),
             medium: Medium::Email,
             address: address.into(),
-            room_id: "!room:example.org".into(),
-            sender: "@bob:example.org".into(),
+            room_id: RoomId::parse("!room:example.org").unwrap(),
+            sender: UserId::parse("@bob:example.org").unwrap(),
             ephemeral_key: [token.as_bytes()[0]; 32],
             key_id: String::new(),
             signed_for: None,
@@ -462,17 +463,17 @@ mod tests {
         // sign-ed25519 takes "www" out of the pending index, once; the record stays.
         assert!(
             store
-                .mark_invite_signed("www", "@tina:example.org")
+                .mark_invite_signed("www", &UserId::parse("@tina:example.org").unwrap())
                 .unwrap()
         );
         assert!(
             !store
-                .mark_invite_signed("www", "@other:example.org")
+                .mark_invite_signed("www", &UserId::parse("@other:example.org").unwrap())
                 .unwrap()
         );
         assert!(
             !store
-                .mark_invite_signed("nosuch", "@tina:example.org")
+                .mark_invite_signed("nosuch", &UserId::parse("@tina:example.org").unwrap())
                 .unwrap()
         );
         let www = store.invite("www").unwrap().unwrap();

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::threepid::Medium;
 
 /// What a queued call does at the upstream.
@@ -42,7 +43,7 @@ pub struct RemoteCall {
     /// Its client secret.
     pub client_secret: String,
     /// The user.
-    pub mxid: String,
+    pub mxid: UserId,
     /// The 3PID's medium.
     pub medium: Medium,
     /// The 3PID's normalised address.
@@ -65,7 +66,7 @@ pub struct RemoteBinding {
     /// Its client secret.
     pub client_secret: String,
     /// The user it was bound to.
-    pub mxid: String,
+    pub mxid: UserId,
 }
 
 /// The remote keyspaces.
@@ -227,7 +228,7 @@ mod tests {
             server: "upstream".into(),
             sid: "sid".into(),
             client_secret: "secret".into(),
-            mxid: "@a:example.org".into(),
+            mxid: UserId::parse("@a:example.org").unwrap(),
             medium: Medium::Email,
             address: address.into(),
             attempts: 0,

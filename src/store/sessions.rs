@@ -16,19 +16,20 @@ use super::{OpenError, Store, open_keyspace};
 /// big-endian; see [`Store::compact_sessions`]).
 const SESSIONS_COMPACTED_KEY: &[u8] = b"sessions_compacted_ms";
 use crate::error::{Error, Result};
+use crate::ids::{ClientSecret, SessionId};
 use crate::threepid::Medium;
 
 /// One 3PID validation session, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The session id given to the client.
-    pub sid: String,
+    pub sid: SessionId,
     /// `email` or `msisdn`.
     pub medium: Medium,
     /// The normalised address.
     pub address: String,
     /// The client's secret.
-    pub client_secret: String,
+    pub client_secret: ClientSecret,
     /// The validation token sent to the user.
     pub token: String,
     /// The highest `send_attempt` for which a message was actually sent.
@@ -253,10 +254,10 @@ mod tests {
 
     fn record(sid: &str, secret: &str, purge_at_ms: u64) -> SessionRecord {
         SessionRecord {
-            sid: sid.into(),
+            sid: SessionId::parse(sid).unwrap(),
             medium: Medium::Email,
             address: "a@b.org".into(),
-            client_secret: secret.into(),
+            client_secret: ClientSecret::parse(secret).unwrap(),
             token: "t".into(),
             send_attempt: None,
             next_link: None,

@@ -3,6 +3,7 @@
 //! our sign URL).
 
 use super::NewInvite;
+use crate::ids::cut;
 use crate::notify::{InviteMessage, Notifier, NotifyError};
 
 /// Values shown in the invite email are cut to these many characters.
@@ -112,26 +113,4 @@ fn room_link(
         }
     }
     link
-}
-
-/// `s` cut to `max` characters, with an ellipsis when something was cut.
-pub(super) fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_values_are_cut() {
-        assert_eq!(cut("short", 10), "short");
-        assert_eq!(cut("0123456789abc", 10), "012345678…");
-        assert_eq!(cut("ééééé", 3), "éé…");
-    }
 }

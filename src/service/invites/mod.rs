@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::bindings::check_user_id;
 use super::lookup::Lookups;
 use super::rate_limit::{self, RateLimiter, Taken};
 use crate::config::{Config, InviteDelivery, InviteDisplayName};
@@ -28,12 +27,13 @@ use crate::crypto::random;
 use crate::crypto::signing::{KeyPair, sign_json};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::paths;
+use crate::ids::{RoomId, UserId};
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::store::Store;
 use crate::store::invites::{InviteRecord, OutboxEntry};
 use crate::threepid::{Medium, email};
-use message::{Invitation, cut};
+use message::Invitation;
 
 /// Characters of an invite token (`[a-zA-Z0-9]`, about 190 bits).
 const TOKEN_CHARS: usize = 32;
@@ -41,16 +41,16 @@ const TOKEN_CHARS: usize = 32;
 const MAX_ID: usize = 255;
 
 /// A store-invite request.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct NewInvite {
     /// Only `email`.
     pub medium: String,
     /// The invitee's address.
     pub address: String,
     /// The room.
-    pub room_id: String,
+    pub room_id: RoomId,
     /// The inviting user.
-    pub sender: String,
+    pub sender: UserId,
     /// Optional details shown in the email.
     pub room_alias: Option<String>,
     /// The room avatar (mxc URL).
@@ -179,7 +179,7 @@ impl Invites {
     pub fn store_invite(
         &self,
         req: &NewInvite,
-        requester: Option<&str>,
+        requester: Option<&UserId>,
         client: &str,
         now_ms: u64,
     ) -> Result<StoredInvite> {
@@ -212,19 +212,18 @@ impl Invites {
     fn check_new(
         &self,
         req: &NewInvite,
-        requester: Option<&str>,
+        requester: Option<&UserId>,
         now_ms: u64,
     ) -> Result<(String, String)> {
         self.check_enabled()?;
-        let sender_server = check_user_id(&req.sender)?.to_ascii_lowercase();
-        if requester.is_some_and(|user| user != req.sender) {
+        let sender_server = req.sender.server_name().to_ascii_lowercase();
+        if requester.is_some_and(|user| *user != req.sender) {
             return Err(Error::new(
                 ErrorKind::NotOwnUser,
                 "'sender' must be the user of the access token",
             ));
         }
-        check_room_id(&req.room_id)?;
-        if self.blocked_rooms.contains(&req.room_id)
+        if self.blocked_rooms.iter().any(|r| req.room_id == *r)
             || self.blocked_servers.contains(&sender_server)
         {
             return Err(Error::new(
@@ -348,9 +347,8 @@ impl Invites {
     /// the invite redeemed: no later bind queues it and a queued delivery of it is dropped (see
     /// [`InviteRecord::signed_for`]). The invite stays until it expires, and a repeated request
     /// is answered as the first.
-    pub fn sign(&self, mxid: &str, token: &str, private_key: &str) -> Result<Value> {
+    pub fn sign(&self, mxid: &UserId, token: &str, private_key: &str) -> Result<Value> {
         self.check_enabled()?;
-        check_user_id(mxid)?;
         let unknown = || Error::new(ErrorKind::Unrecognized, "Didn't recognize token");
         if token.len() > MAX_ID {
             return Err(unknown());
@@ -386,7 +384,13 @@ impl Invites {
     /// Queues the `onbind` delivery of the pending invites of (medium, address), now bound to
     /// `mxid`, one call per invite; returns how many invites were queued. Invites signed
     /// through sign-ed25519 are redeemed already and left out. Durable when this returns.
-    pub fn claim(&self, medium: Medium, address: &str, mxid: &str, now_ms: u64) -> Result<usize> {
+    pub fn claim(
+        &self,
+        medium: Medium,
+        address: &str,
+        mxid: &UserId,
+        now_ms: u64,
+    ) -> Result<usize> {
         let invites: Vec<InviteRecord> = self
             .store
             .pending_invites(medium, address)?
@@ -396,7 +400,7 @@ impl Invites {
         if invites.is_empty() {
             return Ok(0);
         }
-        let server = check_user_id(mxid)?.to_string();
+        let server = mxid.server_name().to_string();
         let mut entries = Vec::with_capacity(invites.len());
         for invite in &invites {
             let mut signed = json!({ "mxid": mxid, "token": invite.token });
@@ -445,7 +449,8 @@ impl Invites {
                 continue;
             };
             if let Some(b) = self.lookups.find(medium, &address, now_ms)? {
-                claimed += self.claim(medium, &address, &b.mxid, now_ms)?;
+                let mxid = UserId::try_from(b.mxid)?;
+                claimed += self.claim(medium, &address, &mxid, now_ms)?;
             }
         }
         Ok(claimed)
@@ -469,27 +474,5 @@ impl Invites {
                 .0;
         }
         *pending = false;
-    }
-}
-
-/// A room id: `!opaque:server`, or from room version 12 on just `!opaque` (Synapse 1.163
-/// creates those by default); at most 255 bytes, no whitespace or control characters.
-fn check_room_id(room_id: &str) -> Result<()> {
-    let ok = room_id.len() <= MAX_ID
-        && room_id.strip_prefix('!').is_some_and(|rest| {
-            let opaque = rest.split_once(':').map_or(rest, |(id, _)| id);
-            let server_ok = rest
-                .split_once(':')
-                .is_none_or(|(_, server)| !server.is_empty());
-            !opaque.is_empty() && server_ok
-        })
-        && !room_id.chars().any(|c| c.is_control() || c.is_whitespace());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorKind::InvalidParam,
-            format!("'{}' is not a room id", cut(room_id, 80)),
-        ))
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{RemoteSessions, lock, upstream_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::paths;
+use crate::ids::UserId;
 use crate::metrics::METRICS;
 use crate::store::remote::{RemoteBinding, RemoteCall, RemoteOp};
 use crate::store::sessions::{RemoteSession, SessionRecord};
@@ -60,7 +61,12 @@ impl RemoteSessions {
 
     /// Queues the forwarding of a bind here (of a session whose upstream session is validated)
     /// and makes it at once unless it must wait. False when there is nothing to forward.
-    pub fn forward_bind(&self, session: &SessionRecord, mxid: &str, now_ms: u64) -> Result<bool> {
+    pub fn forward_bind(
+        &self,
+        session: &SessionRecord,
+        mxid: &UserId,
+        now_ms: u64,
+    ) -> Result<bool> {
         let Some(remote) = self.forwardable(session) else {
             return Ok(false);
         };
@@ -69,7 +75,7 @@ impl RemoteSessions {
             server: remote.server.clone(),
             sid: remote.sid.clone(),
             client_secret: remote.client_secret.clone(),
-            mxid: mxid.to_string(),
+            mxid: mxid.clone(),
             medium: session.medium,
             address: session.address.clone(),
             attempts: 0,
@@ -86,12 +92,12 @@ impl RemoteSessions {
     /// False when the 3PID was not bound upstream through us.
     pub fn forward_unbind(
         &self,
-        (medium, address, mxid): (Medium, &str, &str),
+        (medium, address, mxid): (Medium, &str, &UserId),
         session: Option<&SessionRecord>,
         now_ms: u64,
     ) -> Result<bool> {
         let credentials = match self.store.remote_binding(medium, address)? {
-            Some(b) if b.mxid == mxid => Some((b.server, b.sid, b.client_secret)),
+            Some(b) if b.mxid == *mxid => Some((b.server, b.sid, b.client_secret)),
             Some(_) => None,
             // Bound before bindings were recorded: the session's upstream session, if any.
             None => session
@@ -107,7 +113,7 @@ impl RemoteSessions {
             server,
             sid,
             client_secret,
-            mxid: mxid.to_string(),
+            mxid: mxid.clone(),
             medium,
             address: address.to_string(),
             attempts: 0,
@@ -121,7 +127,11 @@ impl RemoteSessions {
     /// Binds a 3PID published at the upstream only: after the 3PID's queued calls (all of
     /// them made now, or the bind is refused), the bind is made there, and its answer (the
     /// upstream's association) returned. `Ok(None)` when there is nothing to forward.
-    pub fn bind_upstream_only(&self, session: &SessionRecord, mxid: &str) -> Result<Option<Value>> {
+    pub fn bind_upstream_only(
+        &self,
+        session: &SessionRecord,
+        mxid: &UserId,
+    ) -> Result<Option<Value>> {
         let Some(remote) = self.forwardable(session) else {
             return Ok(None);
         };
@@ -169,7 +179,7 @@ impl RemoteSessions {
                 server: remote.server.clone(),
                 sid: remote.sid.clone(),
                 client_secret: remote.client_secret.clone(),
-                mxid: mxid.to_string(),
+                mxid: mxid.clone(),
             },
         )?;
         METRICS.remote_binds.inc();

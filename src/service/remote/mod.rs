@@ -44,6 +44,7 @@ use crate::config::{Config, InviteDelivery, RateLimit, ScopePolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::{HomeserverClient, HsError};
 use crate::http::paths;
+use crate::ids::SessionId;
 use crate::store::Store;
 use crate::store::sessions::SessionRecord;
 use crate::threepid::Medium;
@@ -195,7 +196,7 @@ impl RemoteSessions {
     }
 
     /// Our page that starts the upstream session of a validated session.
-    pub fn start_link(&self, sid: &str, client_secret: &str) -> String {
+    pub fn start_link(&self, sid: &SessionId, client_secret: &str) -> String {
         format!(
             "{}{}?sid={}&client_secret={}",
             self.public_url,
@@ -206,7 +207,7 @@ impl RemoteSessions {
     }
 
     /// Our page that checks the upstream session.
-    pub fn check_link(&self, sid: &str, client_secret: &str) -> String {
+    pub fn check_link(&self, sid: &SessionId, client_secret: &str) -> String {
         format!(
             "{}{}?sid={}&client_secret={}",
             self.public_url,

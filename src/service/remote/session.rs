@@ -8,6 +8,7 @@ use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::HsError;
 use crate::http::paths;
+use crate::ids::SessionId;
 use crate::store::sessions::RemoteSession;
 use crate::threepid::Medium;
 use crate::threepid::params::url_encode;
@@ -15,7 +16,7 @@ use crate::threepid::params::url_encode;
 impl RemoteSessions {
     /// Starts (or restarts, with a new token) the upstream session of a validated session:
     /// the upstream sends the person its own message.
-    pub fn start(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<Step> {
+    pub fn start(&self, sid: &SessionId, client_secret: &str, now_ms: u64) -> Result<Step> {
         let session = self.sessions.validated(sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
         // Counted when tried, even if the upstream then fails: it may have sent its message.
@@ -79,7 +80,7 @@ impl RemoteSessions {
     }
 
     /// Asks the upstream whether its session is validated, and remembers it when it is.
-    pub fn check(&self, sid: &str, client_secret: &str, now_ms: u64) -> Result<Step> {
+    pub fn check(&self, sid: &SessionId, client_secret: &str, now_ms: u64) -> Result<Step> {
         let session = self.sessions.validated(sid, client_secret, now_ms)?;
         let (name, url) = self.upstream(&session)?;
         let Some(mut remote) = session.remote.clone().filter(|r| r.server == name) else {
