@@ -8,7 +8,8 @@ use crate::error::Result;
 use crate::http::{Reply, Req};
 use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
-use crate::threepid::{Medium, email, params};
+use crate::threepid::params::{self, SendAttempt};
+use crate::threepid::{Medium, email};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
@@ -18,7 +19,7 @@ struct EmailTokenRequest {
     /// The address to validate.
     email: String,
     /// The client's attempt counter: a message is sent only when it grows.
-    send_attempt: serde_json::Value,
+    send_attempt: SendAttempt,
     /// Where the browser goes after the link was clicked (http/https).
     next_link: Option<String>,
 }
@@ -40,7 +41,6 @@ struct Session<'a> {
 pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: EmailTokenRequest = req.params()?;
-    let send_attempt = params::send_attempt(&body.send_attempt)?;
     let address = email::normalise(&body.email)?;
     app.remote.check_request(Medium::Email, &address)?;
     if let Some(link) = &body.next_link {
@@ -51,7 +51,7 @@ pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
         medium: Medium::Email,
         address: &address,
         client_secret: &body.client_secret,
-        send_attempt,
+        send_attempt: body.send_attempt.0,
         next_link: body.next_link.as_deref(),
         requester: &requester,
         calling_code: None,

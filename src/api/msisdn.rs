@@ -9,7 +9,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
 use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
-use crate::threepid::{Medium, msisdn, params};
+use crate::threepid::params::{self, SendAttempt};
+use crate::threepid::{Medium, msisdn};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
@@ -21,7 +22,7 @@ struct MsisdnTokenRequest {
     /// The number as the user typed it.
     phone_number: String,
     /// The client's attempt counter: an SMS is sent only when it grows.
-    send_attempt: serde_json::Value,
+    send_attempt: SendAttempt,
     /// Where the browser goes after a validation link (http/https).
     next_link: Option<String>,
 }
@@ -52,7 +53,6 @@ struct Session<'a> {
 pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: MsisdnTokenRequest = req.params()?;
-    let send_attempt = params::send_attempt(&body.send_attempt)?;
     let number = msisdn::normalise(&body.country, &body.phone_number)?;
     app.remote.check_request(Medium::Msisdn, &number.digits)?;
     if let Some(link) = &body.next_link {
@@ -83,7 +83,7 @@ pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
         medium: Medium::Msisdn,
         address: &number.digits,
         client_secret: &body.client_secret,
-        send_attempt,
+        send_attempt: body.send_attempt.0,
         next_link: body.next_link.as_deref(),
         requester: &requester,
         calling_code: Some(number.calling_code),
