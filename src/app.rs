@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
+use crate::error::StartError;
 use crate::homeserver::HomeserverClient;
 use crate::homeserver::srv::SrvResolver;
 use crate::keys::KeyRing;
@@ -41,11 +42,11 @@ pub struct StartOptions {
 /// Loads the signing keys. A missing key file is replaced by a new key only for a store created
 /// in this start, or with `--new-signing-key` (then under the next free id, and the keys the
 /// store recorded stay valid as lost keys). The public keys are recorded in the store.
-fn load_keys(config: &Config, store: &Store, new_signing_key: bool) -> Result<KeyRing, String> {
+fn load_keys(config: &Config, store: &Store, new_signing_key: bool) -> Result<KeyRing, StartError> {
     let key_path = config.key_path();
     let recorded = store
         .recorded_public_keys()
-        .map_err(|e| format!("cannot read the recorded public keys: {e}"))?;
+        .map_err(|e| StartError::other(format!("cannot read the recorded public keys: {e}")))?;
     let mut lost_now: Vec<String> = Vec::new();
     let keys = match KeyRing::load(&key_path)? {
         Some(keys) => {
@@ -83,7 +84,7 @@ fn replace_lost_key(
     store: &Store,
     recorded: &[RecordedKey],
     new_signing_key: bool,
-) -> Result<KeyRing, String> {
+) -> Result<KeyRing, StartError> {
     let key_path = config.key_path();
     let mut ids: Vec<&str> = recorded.iter().map(|r| r.id.as_str()).collect();
     ids.push(&config.key.id);
@@ -101,13 +102,13 @@ fn replace_lost_key(
         )
     };
     if !new_signing_key {
-        return Err(format!(
+        return Err(StartError::other(format!(
             "the signing key file {} is missing, but the store at {} is not new: homeservers hold bindings and invites signed with that key. \
              Restore the key file from a backup ('oxisd admin backup' copies it as signing.key into the backup directory) and start again. \
              Only if the key is lost for good, start once with 'oxisd serve --new-signing-key': a new key {next} then signs, and {known}",
             key_path.display(),
             store.path().display()
-        ));
+        )));
     }
     let keys = KeyRing::generate(&key_path, &next)?;
     log::warn!(
@@ -119,13 +120,15 @@ fn replace_lost_key(
 
 /// Records the public keys of `keys` in the store (`lost_now`: recorded keys whose private
 /// half is gone from now on), and lets the lost ones answer isvalid.
-fn record_keys(store: &Store, keys: &KeyRing, lost_now: &[String]) -> Result<(), String> {
+fn record_keys(store: &Store, keys: &KeyRing, lost_now: &[String]) -> Result<(), StartError> {
     store
         .record_public_keys(&keys.public_keys(), lost_now)
-        .map_err(|e| format!("cannot record the public keys in the store: {e}"))?;
+        .map_err(|e| {
+            StartError::other(format!("cannot record the public keys in the store: {e}"))
+        })?;
     let lost: Vec<(String, String)> = store
         .recorded_public_keys()
-        .map_err(|e| format!("cannot read the recorded public keys: {e}"))?
+        .map_err(|e| StartError::other(format!("cannot read the recorded public keys: {e}")))?
         .into_iter()
         .filter(|r| r.lost)
         .map(|r| (r.id, r.public_key))
@@ -193,7 +196,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// The identity stores of `stores.order` that are enabled.
-fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, String> {
+fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, StartError> {
     let stores = &config.stores;
     let mut out: Vec<Box<dyn IdentityStore>> = Vec::new();
     for name in &stores.order {
@@ -213,7 +216,7 @@ fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, Strin
                     .unwrap_or(&config.server.name);
                 out.push(Box::new(
                     RestStore::new(&stores.rest, domain)
-                        .map_err(|e| format!("stores.rest: {e}"))?,
+                        .map_err(|e| StartError::setting("stores.rest", e))?,
                 ));
             }
             _ => {}
@@ -247,16 +250,16 @@ fn federation(config: &Config) -> Option<Federation> {
 }
 
 /// The lookup pepper, and the static store synced into the store with it.
-fn peppers(config: &Config, store: &Store) -> Result<Peppers, String> {
+fn peppers(config: &Config, store: &Store) -> Result<Peppers, StartError> {
     let peppers = Peppers::load_or_create(store)
-        .map_err(|e| format!("cannot set up the lookup pepper: {e}"))?;
+        .map_err(|e| StartError::other(format!("cannot set up the lookup pepper: {e}")))?;
     let statics = static_store::sync(
         store,
         &peppers.for_writes().all(),
         &config.stores.static_store.mappings,
         now_ms(),
     )
-    .map_err(|e| format!("stores.static: {e}"))?;
+    .map_err(|e| StartError::setting("stores.static", e))?;
     if statics > 0 {
         log::info!("static store: {statics} mappings");
     }
@@ -275,13 +278,17 @@ struct Handles {
 impl Handles {
     /// Opens the store, loads (or creates) the signing keys and the pepper, sets up the
     /// outbound client.
-    fn open(config: &Config, options: StartOptions, notifier: Notifier) -> Result<Handles, String> {
+    fn open(
+        config: &Config,
+        options: StartOptions,
+        notifier: Notifier,
+    ) -> Result<Handles, StartError> {
         let store = Store::open_with_options(
             config.data_dir(),
             config.storage.cache_size,
             options.accept_data_loss,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(StartError::other)?;
         let keys = load_keys(config, &store, options.new_signing_key)?;
         let homeserver = HomeserverClient::new(&config.outbound)?;
         if config.outbound.insecure_skip_tls_verify {
@@ -304,12 +311,12 @@ impl App {
     /// Opens the store, loads (or creates) the signing key and the pepper, loads templates and
     /// views, syncs the static store, and builds the services. Errors say what to fix, naming
     /// the config key where there is one.
-    pub fn build(config: Config) -> Result<App, String> {
+    pub fn build(config: Config) -> Result<App, StartError> {
         App::build_with(config, StartOptions::default())
     }
 
     /// [`App::build`] with the operator's decisions of `oxisd serve`'s flags.
-    pub fn build_with(config: Config, options: StartOptions) -> Result<App, String> {
+    pub fn build_with(config: Config, options: StartOptions) -> Result<App, StartError> {
         let notifier = Notifier::new(&config)?;
         let brand_name = config.matrix.domain.clone().unwrap_or_default();
         let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
@@ -332,7 +339,7 @@ impl App {
         let synapse_sync = if config.stores.synapse.enabled {
             Some(
                 SynapseSync::new(&config.stores.synapse)
-                    .map_err(|e| format!("stores.synapse: {e}"))?,
+                    .map_err(|e| StartError::setting("stores.synapse", e))?,
             )
         } else {
             None

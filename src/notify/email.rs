@@ -1,6 +1,7 @@
 //! The email channel: the validation template (built in or the operator's), the sender
 //! identity, and delivery through SMTP or the log.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use super::generator::{self, Vars};
@@ -8,6 +9,7 @@ use super::smtp::SmtpConnector;
 use super::{Message, NotifyError, Templates, log};
 use crate::config::{EmailConfig, EmailConnector};
 use crate::crypto::random;
+use crate::error::StartError;
 
 /// The built-in validation email.
 const VALIDATION: &str = include_str!("../../templates/email/validation.eml");
@@ -34,13 +36,13 @@ pub struct EmailChannel {
 
 impl EmailChannel {
     /// Loads the templates and sets up the connector.
-    pub fn new(config: &EmailConfig) -> Result<EmailChannel, String> {
+    pub fn new(config: &EmailConfig) -> Result<EmailChannel, StartError> {
         let transport = match config.connector {
             EmailConnector::Log => Transport::Log,
             EmailConnector::Smtp => {
                 let smtp = &config.connectors.smtp;
                 let connector = SmtpConnector::new(smtp.clone())
-                    .map_err(|e| format!("threepid.medium.email.connectors.smtp: {e}"))?;
+                    .map_err(|e| StartError::setting("threepid.medium.email.connectors.smtp", e))?;
                 let login = smtp
                     .login
                     .as_deref()
@@ -67,7 +69,7 @@ impl EmailChannel {
         let invite_path = config.generators.template.invite.as_deref();
         let invite = super::load_template(invite_path, INVITE, INVITE_KEY)?;
         if let Some(path) = invite_path {
-            check_email_template(&invite, &format!("{INVITE_KEY}: {}", path.display()))?;
+            check_email_template(&invite, INVITE_KEY, path)?;
         }
         Ok(EmailChannel {
             invite,
@@ -152,7 +154,7 @@ impl EmailChannel {
 
 /// An operator's email template must at least look like a message: a Subject header before the
 /// first blank line. Missing From, To or Date headers are only warned about.
-fn check_email_template(text: &str, what: &str) -> Result<(), String> {
+fn check_email_template(text: &str, key: &str, path: &Path) -> Result<(), StartError> {
     let normalised = text.replace("\r\n", "\n");
     let head = normalised
         .split("\n\n")
@@ -160,10 +162,15 @@ fn check_email_template(text: &str, what: &str) -> Result<(), String> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if !head.lines().any(|l| l.starts_with("subject:")) {
-        return Err(format!(
-            "{what} is not an email template (no Subject: header before the first blank line)"
+        return Err(StartError::setting(
+            key,
+            format!(
+                "{} is not an email template (no Subject: header before the first blank line)",
+                path.display()
+            ),
         ));
     }
+    let what = format!("{key}: {}", path.display());
     for header in ["from:", "to:", "date:"] {
         if !head.lines().any(|l| l.starts_with(header)) {
             ::log::warn!("{what} has no {header} header; the message is sent without it");
@@ -242,11 +249,13 @@ mod tests {
 
     #[test]
     fn a_template_without_subject_is_refused() {
-        assert!(check_email_template("From: a\n\nbody", "x").is_err());
+        let path = Path::new("x");
+        assert!(check_email_template("From: a\n\nbody", "k", path).is_err());
         assert!(
             check_email_template(
                 "Subject: hi\r\nFrom: a\r\nTo: b\r\nDate: c\r\n\r\nbody",
-                "x"
+                "k",
+                path
             )
             .is_ok()
         );

@@ -14,6 +14,7 @@ pub mod twilio;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::error::StartError;
 use crate::threepid::Medium;
 use generator::Vars;
 
@@ -70,7 +71,7 @@ pub struct Notifier {
 impl Notifier {
     /// Builds the notifier from the configuration: loads template overrides and sets up the
     /// connectors. Errors name the config key.
-    pub fn new(config: &Config) -> Result<Notifier, String> {
+    pub fn new(config: &Config) -> Result<Notifier, StartError> {
         let domain = config.matrix.domain.clone().unwrap_or_default();
         Ok(Notifier {
             email: email::EmailChannel::new(&config.threepid.medium.email)?,
@@ -209,20 +210,20 @@ pub(crate) struct Templates {
 impl Templates {
     /// Loads the templates configured under `key` (`threepid.medium.<medium>.generators.
     /// template.session`), falling back to `builtin` (validation, unbind warning, unbind
-    /// notice); `check(text, what)` vets an operator's file.
+    /// notice); `check(text, key, path)` vets an operator's file.
     pub(crate) fn load(
         validation: Option<&Path>,
         unbind: &crate::config::UnbindTemplates,
         builtin: [&str; 3],
         key: &str,
-        check: impl Fn(&str, &str) -> Result<(), String>,
-    ) -> Result<Templates, String> {
-        let one = |path: Option<&Path>, builtin: &str, key: String| -> Result<String, String> {
+        check: impl Fn(&str, &str, &Path) -> Result<(), StartError>,
+    ) -> Result<Templates, StartError> {
+        let one = |path: Option<&Path>, builtin: &str, key: String| {
             let text = load_template(path, builtin, &key)?;
             if let Some(path) = path {
-                check(&text, &format!("{key}: {}", path.display()))?;
+                check(&text, &key, path)?;
             }
-            Ok(text)
+            Ok::<_, StartError>(text)
         };
         Ok(Templates {
             validation: one(validation, builtin[0], format!("{key}.validation"))?,
@@ -259,11 +260,11 @@ pub(crate) fn load_template(
     path: Option<&Path>,
     builtin: &str,
     key: &str,
-) -> Result<String, String> {
+) -> Result<String, StartError> {
     match path {
         None => Ok(builtin.to_string()),
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display())),
+            .map_err(|e| StartError::setting(key, format!("cannot read {}: {e}", path.display()))),
     }
 }
 

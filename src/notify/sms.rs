@@ -1,10 +1,13 @@
 //! The SMS channel: the validation text (built in or the operator's) and delivery through
 //! Twilio or the log.
 
+use std::path::Path;
+
 use super::generator::{self, Vars};
 use super::twilio::{TwilioConnector, TwilioFailure};
 use super::{Message, NotifyError, Templates, log};
 use crate::config::{MsisdnConfig, SmsConnector};
+use crate::error::StartError;
 
 /// The built-in validation SMS.
 const VALIDATION: &str = include_str!("../../templates/sms/validation.txt");
@@ -24,9 +27,12 @@ pub struct SmsChannel {
 }
 
 /// An operator's SMS template must not be empty.
-fn check_sms_template(text: &str, what: &str) -> Result<(), String> {
+fn check_sms_template(text: &str, key: &str, path: &Path) -> Result<(), StartError> {
     if text.trim().is_empty() {
-        Err(format!("{what}: the template is empty"))
+        Err(StartError::setting(
+            key,
+            format!("{}: the template is empty", path.display()),
+        ))
     } else {
         Ok(())
     }
@@ -34,13 +40,14 @@ fn check_sms_template(text: &str, what: &str) -> Result<(), String> {
 
 impl SmsChannel {
     /// Loads the templates and sets up the connector.
-    pub fn new(config: &MsisdnConfig) -> Result<SmsChannel, String> {
+    pub fn new(config: &MsisdnConfig) -> Result<SmsChannel, StartError> {
         let transport = match config.connector {
             SmsConnector::Log => Transport::Log,
             SmsConnector::Twilio => {
                 let twilio = &config.connectors.twilio;
-                let connector = TwilioConnector::new(twilio.clone())
-                    .map_err(|e| format!("threepid.medium.msisdn.connectors.twilio: {e}"))?;
+                let connector = TwilioConnector::new(twilio.clone()).map_err(|e| {
+                    StartError::setting("threepid.medium.msisdn.connectors.twilio", e)
+                })?;
                 let sender = twilio
                     .messaging_service_sid
                     .clone()
