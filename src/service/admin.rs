@@ -4,8 +4,8 @@
 //! at), import the bindings of another identity server, manage the signing keys, back up the
 //! store, and the counts behind `/stats` and `/metrics`.
 //!
-//! 3PIDs and user ids come in checked and normalised (see
-//! [`super::bindings::normalise_threepid`], [`super::bindings::check_user_id`]).
+//! 3PIDs come in normalised (see [`super::bindings::normalise_threepid`]), user ids as
+//! [`UserId`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
