@@ -39,6 +39,10 @@ pub const UNBIND: &str = "/3pid/unbind";
 pub const PUBKEY_ISVALID: &str = "/pubkey/isvalid";
 /// Below a mount: the ephemeral key check.
 pub const EPHEMERAL_PUBKEY_ISVALID: &str = "/pubkey/ephemeral/isvalid";
+/// Below the v1 mount: a plain lookup (asked at other domains' identity servers too).
+pub const LOOKUP: &str = "/lookup";
+/// Below a mount: the public keys, `/pubkey/{keyId}` (asked at other identity servers too).
+pub const PUBKEY: &str = "/pubkey";
 /// Below a mount: `sign-ed25519`.
 pub const SIGN_ED25519: &str = "/sign-ed25519";
 
@@ -77,6 +81,8 @@ mod tests {
             assert!(routed(Mount::V2, submit_token(medium)));
             assert!(routed(Mount::V1, request_token(medium)));
         }
+        assert!(routed(Mount::V1, LOOKUP));
+        assert!(routed(Mount::V1, &format!("{PUBKEY}/{{keyId}}")));
         for path in [GET_VALIDATED_3PID, BIND, UNBIND, SIGN_ED25519] {
             assert!(routed(Mount::V1, path), "{path}");
         }

@@ -176,7 +176,7 @@ pub static ROUTES: &[Route] = &[
     row(Post, paths::UNBIND,                            BOTH, Open,  api::threepid::unbind_3pid),
     row(Get,  "/hash_details",                          V2,   Terms, api::lookup::get_hash_parameters),
     lookup_row(Post, "/lookup",                         V2,   Terms, api::lookup::lookup_3pid),
-    row(Get,  "/lookup",                                V1,   Open,  api::lookup::lookup_v1),
+    row(Get,  paths::LOOKUP,                            V1,   Open,  api::lookup::lookup_v1),
     lookup_row(Post, "/bulk_lookup",                    V1,   Open,  api::lookup::bulk_lookup_v1),
     row(Get,  paths::GET_VALIDATED_3PID,                BOTH, Terms, api::validation::check_3pid_validity),
     row(Post, "/store-invite",                          BOTH, Terms, api::invite::store_invite),
