@@ -20,11 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use oxisd::crypto::lookup_hash::sha256_lookup_hash;
+use oxisd::ids::{ClientSecret, SessionId};
 use oxisd::service::pepper::Peppers;
 use oxisd::store::Store;
 use oxisd::store::accounts::AccountRecord;
 use oxisd::store::bindings::BindingRecord;
 use oxisd::store::sessions::SessionRecord;
+use oxisd::threepid::Medium;
 
 use common::{Server, cpu_seconds, env_num, rss_mib};
 
@@ -82,10 +84,10 @@ fn prepare_sessions(dir: &Path, binds: u64) {
     let wall = oxisd::util::time::now_ms();
     for i in 0..binds {
         let record = SessionRecord {
-            sid: format!("benchsid{i}"),
-            medium: "email".into(),
+            sid: SessionId::try_from(format!("benchsid{i}")).unwrap(),
+            medium: Medium::Email,
             address: format!("new{i}@bench.example.org"),
-            client_secret: "secret".into(),
+            client_secret: ClientSecret::parse("secret").unwrap(),
             token: "t".into(),
             send_attempt: Some(1),
             next_link: None,

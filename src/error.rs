@@ -1,5 +1,5 @@
-//! The one error type of oxisd and the only table that maps an error kind to a Matrix
-//! `errcode` and an HTTP status.
+//! The error type of requests and the only table that maps an error kind to a Matrix
+//! `errcode` and an HTTP status; and [`StartError`], why the server cannot start.
 //!
 //! Services return client-meaningful kinds directly. Storage, I/O and other internal failures
 //! become [`ErrorKind::Internal`]: the client sees a generic `M_UNKNOWN`, the details go to the
@@ -195,6 +195,33 @@ impl Error {
     }
 }
 
+/// Marks a serde error message that carries a Matrix error; see [`Error::carried_by`].
+const CARRIED: char = '\u{1f}';
+
+impl Error {
+    /// A serde error carrying this error's kind and message: values checked while a request is
+    /// deserialised (identifiers, media) refuse with the very Matrix error a later check would
+    /// give, and the request decoder ([`crate::http::decode_value`]) answers it as it is.
+    pub fn carried<E: serde::de::Error>(&self) -> E {
+        let tag = match self.kind {
+            ErrorKind::NoValidSession => 's',
+            _ => 'p',
+        };
+        E::custom(format_args!("{CARRIED}{tag}{}", self.message))
+    }
+
+    /// The error a serde error message carries (see [`Error::carried`]), if it carries one.
+    pub fn carried_by(message: &str) -> Option<Error> {
+        let rest = message.strip_prefix(CARRIED)?;
+        let mut chars = rest.chars();
+        let kind = match chars.next()? {
+            's' => ErrorKind::NoValidSession,
+            _ => ErrorKind::InvalidParam,
+        };
+        Some(Error::new(kind, chars.as_str()))
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (_, code) = self.kind.status_and_code();
@@ -207,6 +234,46 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why the server cannot start, said to the operator: what to fix, and the config key to fix
+/// it under when a setting is to blame (`view.brand.logo: cannot read /x.png: ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is wrong, or what it names (a file, a connector) cannot be used.
+    #[error("{key}: {message}")]
+    Setting {
+        /// The config key, e.g. `threepid.medium.email.connectors.smtp`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Something no single setting names: the store, the signing key, a listener.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StartError {
+    /// The setting `key` is wrong: `message` says how.
+    pub fn setting(key: impl Into<String>, message: impl fmt::Display) -> StartError {
+        StartError::Setting {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A failure no single setting names.
+    pub fn other(message: impl fmt::Display) -> StartError {
+        StartError::Other(message.to_string())
+    }
+
+    /// The config key to fix, when a setting is to blame.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            StartError::Setting { key, .. } => Some(key),
+            StartError::Other(_) => None,
+        }
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
@@ -235,6 +302,16 @@ mod tests {
         assert_eq!(e.status(), 500);
         assert!(!e.body().to_string().contains("disk"));
         assert_eq!(e.log_detail(), Some("disk on fire at /var/lib"));
+    }
+
+    #[test]
+    fn start_errors_name_the_setting_first() {
+        let e = StartError::setting("view.brand.logo", "cannot read /x.png: gone");
+        assert_eq!(e.to_string(), "view.brand.logo: cannot read /x.png: gone");
+        assert_eq!(e.key(), Some("view.brand.logo"));
+        let e = StartError::other("the store is locked");
+        assert_eq!(e.to_string(), "the store is locked");
+        assert_eq!(e.key(), None);
     }
 
     #[test]

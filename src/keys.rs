@@ -17,6 +17,10 @@ use std::sync::{Arc, RwLock};
 
 use crate::crypto::base64;
 use crate::crypto::signing::KeyPair;
+use crate::error::StartError;
+
+/// The config key of the key file.
+const KEY_PATH: &str = "key.path";
 
 /// The server's long-term keys. [`KeyRing::rotate`] adds a new signing key while serving.
 pub struct KeyRing {
@@ -46,7 +50,7 @@ pub fn next_key_id<'a>(ids: impl IntoIterator<Item = &'a str> + Clone) -> String
 impl KeyRing {
     /// Loads the key file at `path`, or creates it with a new key `id` when it does not exist.
     /// Returns the ring and whether a key was generated.
-    pub fn load_or_generate(path: &Path, id: &str) -> Result<(KeyRing, bool), String> {
+    pub fn load_or_generate(path: &Path, id: &str) -> Result<(KeyRing, bool), StartError> {
         match KeyRing::load(path)? {
             Some(ring) => Ok((ring, false)),
             None => Ok((KeyRing::generate(path, id)?, true)),
@@ -54,18 +58,25 @@ impl KeyRing {
     }
 
     /// Loads the key file at `path`; `None` when it does not exist.
-    pub fn load(path: &Path) -> Result<Option<KeyRing>, String> {
+    pub fn load(path: &Path) -> Result<Option<KeyRing>, StartError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(KeyRing::new(Self::parse(&text, path)?, path))),
+            Ok(text) => Ok(Some(KeyRing::new(
+                Self::parse(&text, path).map_err(StartError::other)?,
+                path,
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("key.path: cannot read {}: {e}", path.display())),
+            Err(e) => Err(StartError::setting(
+                KEY_PATH,
+                format!("cannot read {}: {e}", path.display()),
+            )),
         }
     }
 
     /// Creates the key file at `path` with one new key `id`.
-    pub fn generate(path: &Path, id: &str) -> Result<KeyRing, String> {
-        let key = KeyPair::generate(id)
-            .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
+    pub fn generate(path: &Path, id: &str) -> Result<KeyRing, StartError> {
+        let key = KeyPair::generate(id).map_err(|e| {
+            StartError::other(format!("cannot get randomness for a signing key: {e}"))
+        })?;
         save(path, std::slice::from_ref(&key))?;
         Ok(KeyRing::new(vec![key], path))
     }
@@ -147,13 +158,13 @@ impl KeyRing {
             .map_err(|e| format!("cannot get randomness for a signing key: {e}"))?;
         let mut keys = vec![key];
         keys.extend(guard.iter().cloned());
-        save(&self.path, &keys)?;
+        save(&self.path, &keys).map_err(|e| e.to_string())?;
         *guard = Arc::new(keys);
         Ok(id)
     }
 }
 
-fn save(path: &Path, keys: &[KeyPair]) -> Result<(), String> {
+fn save(path: &Path, keys: &[KeyPair]) -> Result<(), StartError> {
     let mut text = String::new();
     {
         for key in keys {
@@ -165,7 +176,7 @@ fn save(path: &Path, keys: &[KeyPair]) -> Result<(), String> {
         }
     }
     write_private_file(path, text.as_bytes())
-        .map_err(|e| format!("key.path: cannot write {}: {e}", path.display()))
+        .map_err(|e| StartError::setting(KEY_PATH, format!("cannot write {}: {e}", path.display())))
 }
 
 impl KeyRing {
@@ -301,7 +312,10 @@ mod tests {
         let path = dir.join("k");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&path, "ed25519 0 tooshort\n").unwrap();
-        let err = KeyRing::load_or_generate(&path, "ed25519:0").err().unwrap();
+        let err = KeyRing::load_or_generate(&path, "ed25519:0")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
         std::fs::remove_dir_all(dir).ok();
     }

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod error;
 pub mod homeserver;
 pub mod http;
+pub mod ids;
 pub mod import;
 pub mod keys;
 pub mod logging;

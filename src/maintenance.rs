@@ -88,7 +88,7 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
             let mut compaction = SessionCompaction::default();
             move || {
                 sweeper.run(|| {
-                    let removed = match app.sessions.sweep(&app.store, app.now_ms()) {
+                    let removed = match app.sessions.sweep(app.now_ms()) {
                         Ok(0) => 0,
                         Ok(n) => {
                             log::debug!("removed {n} expired sessions");
@@ -161,17 +161,10 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
             stop.clone(),
             "pending invites are claimed only by binds here",
             move || {
-                task.run(|| {
-                    match app.invites.resolve_pending(
-                        &app.store,
-                        &app.keys,
-                        &app.lookups,
-                        app.now_ms(),
-                    ) {
-                        Ok(0) => {}
-                        Ok(n) => log::info!("{n} pending invites found their user"),
-                        Err(e) => log::warn!("checking pending invites failed: {e}"),
-                    }
+                task.run(|| match app.invites.resolve_pending(app.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("{n} pending invites found their user"),
+                    Err(e) => log::warn!("checking pending invites failed: {e}"),
                 });
             },
         ));
@@ -285,10 +278,7 @@ pub fn spawn_remote_courier(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<Join
         .spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let now = app.now_ms();
-                let delivered = task.run(|| {
-                    app.remote
-                        .deliver_due(&app.store, &app.homeserver, &stop, now)
-                });
+                let delivered = task.run(|| app.remote.deliver_due(&stop, now));
                 app.remote.wait_for_work(courier_wait(
                     delivered,
                     now,

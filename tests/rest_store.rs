@@ -12,6 +12,7 @@ use oxisd::service::stores::IdentityStore;
 use oxisd::service::stores::rest::{BULK_CHUNK, BULK_PATH, RestStore, SINGLE_PATH};
 use oxisd::store::Store;
 use oxisd::store::bindings::BindingRecord;
+use oxisd::threepid::Medium;
 use oxisd::util::time::now_ms;
 use serde_json::json;
 
@@ -26,9 +27,9 @@ fn rest_store(url: &str, timeout: u64) -> RestStore {
     RestStore::new(&config, DOMAIN).unwrap()
 }
 
-fn threepids(list: &[(&str, &str)]) -> Vec<(String, String)> {
+fn threepids(list: &[(&str, &str)]) -> Vec<(Medium, String)> {
     list.iter()
-        .map(|(m, a)| (m.to_string(), a.to_string()))
+        .map(|(m, a)| (Medium::parse(m).unwrap(), a.to_string()))
         .collect()
 }
 
@@ -58,11 +59,11 @@ fn single_lookup_finds_each_id_type() {
     backend.add("msisdn", "447700900123", "uid", "carol");
     let store = rest_store(&format!("{}/", backend.base_url()), 5);
 
-    let r = store.find("email", "alice@example.org").unwrap();
+    let r = store.find(Medium::Email, "alice@example.org").unwrap();
     assert_record(&r, "email", "alice@example.org", "@alice:other.test");
-    let r = store.find("email", "bob@example.org").unwrap();
+    let r = store.find(Medium::Email, "bob@example.org").unwrap();
     assert_record(&r, "email", "bob@example.org", "@bob:example.org");
-    let r = store.find("msisdn", "447700900123").unwrap();
+    let r = store.find(Medium::Msisdn, "447700900123").unwrap();
     assert_record(&r, "msisdn", "447700900123", "@carol:example.org");
 
     let requests = backend.requests();
@@ -83,8 +84,8 @@ fn single_lookup_of_an_unknown_threepid_is_none() {
     let backend = RestBackend::start();
     backend.add("email", "alice@example.org", "localpart", "alice");
     let store = rest_store(&backend.base_url(), 5);
-    assert_eq!(store.find("email", "nobody@example.org"), None);
-    assert_eq!(store.find("msisdn", "alice@example.org"), None);
+    assert_eq!(store.find(Medium::Email, "nobody@example.org"), None);
+    assert_eq!(store.find(Medium::Msisdn, "alice@example.org"), None);
     assert_eq!(backend.requests().len(), 2);
 }
 
@@ -141,8 +142,8 @@ fn bulk_lookup_keeps_the_order_and_matches_emails_without_case() {
 fn large_bulk_lookups_go_in_chunks() {
     let backend = RestBackend::start();
     let n = BULK_CHUNK * 2 + 7;
-    let asked: Vec<(String, String)> = (0..n)
-        .map(|i| ("email".to_string(), format!("user{i}@example.org")))
+    let asked: Vec<(Medium, String)> = (0..n)
+        .map(|i| (Medium::Email, format!("user{i}@example.org")))
         .collect();
     for i in (0..n).step_by(3) {
         backend.add(
@@ -185,7 +186,7 @@ fn empty_bulk_lookup_asks_nothing() {
 fn backend_down_finds_nothing() {
     let store = rest_store(&dead_url(), 5);
     let started = Instant::now();
-    assert_eq!(store.find("email", "alice@example.org"), None);
+    assert_eq!(store.find(Medium::Email, "alice@example.org"), None);
     let asked = threepids(&[("email", "a@example.org"), ("msisdn", "1234")]);
     assert_eq!(store.find_many(&asked), vec![None, None]);
     assert!(started.elapsed() < Duration::from_secs(4));
@@ -197,16 +198,16 @@ fn backend_failing_finds_nothing_then_recovers() {
     backend.add("email", "alice@example.org", "localpart", "alice");
     let store = rest_store(&backend.base_url(), 5);
     backend.set_failing(true);
-    assert_eq!(store.find("email", "alice@example.org"), None);
-    let asked: Vec<(String, String)> = (0..BULK_CHUNK * 3)
-        .map(|i| ("email".to_string(), format!("user{i}@example.org")))
+    assert_eq!(store.find(Medium::Email, "alice@example.org"), None);
+    let asked: Vec<(Medium, String)> = (0..BULK_CHUNK * 3)
+        .map(|i| (Medium::Email, format!("user{i}@example.org")))
         .collect();
     assert!(store.find_many(&asked).iter().all(Option::is_none));
     // A failed chunk stops the bulk lookup: one single and one bulk request.
     assert_eq!(backend.requests().len(), 2);
 
     backend.set_failing(false);
-    assert!(store.find("email", "alice@example.org").is_some());
+    assert!(store.find(Medium::Email, "alice@example.org").is_some());
     let asked = threepids(&[("email", "x@example.org"), ("email", "alice@example.org")]);
     assert!(store.find_many(&asked)[1].is_some());
 }
@@ -219,7 +220,7 @@ fn other_statuses_find_nothing() {
     let good = r#"{"lookup":{"medium":"email","address":"alice@example.org","id":{"type":"localpart","value":"alice"}}}"#;
     for status in [201, 302, 404, 400, 503] {
         backend.set_raw_answer(Some((status, good)));
-        let found = store.find("email", "alice@example.org");
+        let found = store.find(Medium::Email, "alice@example.org");
         assert_eq!(found.is_some(), status == 201, "HTTP {status}");
         assert_eq!(store.find_many(&asked), vec![None], "HTTP {status}");
     }
@@ -257,7 +258,7 @@ fn malformed_single_answers_find_nothing() {
     for answer in answers {
         backend.set_raw_answer(Some((200, answer)));
         assert_eq!(
-            store.find("email", "alice@example.org"),
+            store.find(Medium::Email, "alice@example.org"),
             None,
             "{}",
             &answer[..answer.len().min(100)]
@@ -268,7 +269,7 @@ fn malformed_single_answers_find_nothing() {
         200,
         r#"{"lookup":{"id":{"type":"localpart","value":"alice"},"pad":"x"}}"#,
     )));
-    let r = store.find("email", "alice@example.org").unwrap();
+    let r = store.find(Medium::Email, "alice@example.org").unwrap();
     assert_eq!(r.mxid, "@alice:example.org");
 }
 
@@ -317,7 +318,7 @@ fn slow_backend_times_out() {
     backend.set_delay(Duration::from_millis(2500));
     let store = rest_store(&backend.base_url(), 1);
     let started = Instant::now();
-    assert_eq!(store.find("email", "alice@example.org"), None);
+    assert_eq!(store.find(Medium::Email, "alice@example.org"), None);
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2400),
@@ -336,11 +337,13 @@ fn works_as_an_identity_store() {
     assert_eq!(dynamic.name(), "rest");
     assert!(!dynamic.is_local());
     let r = dynamic
-        .lookup(&store, "email", "alice@example.org")
+        .lookup(&store, Medium::Email, "alice@example.org")
         .unwrap();
     assert_eq!(r.unwrap().mxid, "@alice:example.org");
     assert_eq!(
-        dynamic.lookup(&store, "email", "bob@example.org").unwrap(),
+        dynamic
+            .lookup(&store, Medium::Email, "bob@example.org")
+            .unwrap(),
         None
     );
     let asked = threepids(&[("email", "bob@example.org"), ("email", "alice@example.org")]);
@@ -350,7 +353,7 @@ fn works_as_an_identity_store() {
     backend.set_failing(true);
     assert_eq!(
         dynamic
-            .lookup(&store, "email", "alice@example.org")
+            .lookup(&store, Medium::Email, "alice@example.org")
             .unwrap(),
         None
     );

@@ -14,6 +14,7 @@ use oxisd::service::stores::local::LocalSource;
 use oxisd::service::stores::synapse::{SynapseSync, SyncReport};
 use oxisd::store::Store;
 use oxisd::store::bindings::{BindingRecord, Pepper};
+use oxisd::threepid::Medium;
 
 const TOKEN: &str = "syt_admin_token";
 const NOW: u64 = 1_700_000_000_000;
@@ -47,7 +48,7 @@ fn open(dir: &TempDir) -> Store {
 /// The mxid lookups through the `synapse` source find for a 3PID.
 fn lookup(store: &Store, medium: &str, address: &str) -> Option<String> {
     LocalSource::new("synapse")
-        .lookup(store, medium, address)
+        .lookup(store, Medium::parse(medium).unwrap(), address)
         .unwrap()
         .map(|b| b.mxid)
 }

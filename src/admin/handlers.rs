@@ -2,15 +2,16 @@
 //! endpoint, listed in [`super::routes::ADMIN_ROUTES`].
 
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::answers::{self, Erased};
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::UserId;
 use crate::metrics::METRICS;
-use crate::service::admin;
-use crate::service::bindings::{check_user_id, normalise_threepid};
+use crate::service::bindings::normalise_threepid;
 use crate::store::bindings::BindingRecord;
+use crate::threepid::Medium;
 
 const DEFAULT_LIMIT: usize = 100;
 
@@ -25,16 +26,8 @@ pub fn get_metrics(app: &App, _req: &Req) -> Result<Reply> {
 
 /// `GET /stats`.
 pub fn get_stats(app: &App, _req: &Req) -> Result<Reply> {
-    let mut stats = app.store.stats()?;
-    stats["uptime_seconds"] = json!(app.started.elapsed().as_secs());
-    stats["version"] = json!(env!("CARGO_PKG_VERSION"));
-    Ok(Reply::ok(stats))
-}
-
-fn bindings_reply(list: &[(String, BindingRecord)]) -> Reply {
-    Reply::ok(json!({
-        "bindings": list.iter().map(|(s, b)| admin::binding_json(s, b)).collect::<Vec<_>>()
-    }))
+    let stats = app.admin.stats()?;
+    Ok(Reply::ok(answers::StatsAnswer::from(&stats)))
 }
 
 /// `GET /bindings`: a page of every binding.
@@ -43,186 +36,109 @@ pub fn list_bindings(app: &App, req: &Req) -> Result<Reply> {
         (Some(m), Some(a)) => Some((m, a)),
         _ => None,
     };
-    Ok(bindings_reply(
-        &app.store.list_bindings(after, limit(req)?)?,
-    ))
+    let list = app.admin.list_bindings(after, limit(req)?)?;
+    Ok(Reply::ok(answers::Bindings::of(&list)))
 }
 
 /// `GET /bindings/threepid`.
 pub fn bindings_of_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    Ok(bindings_reply(&app.store.bindings_of(&medium, &address)?))
+    let list = app.admin.bindings_of_threepid(medium, &address)?;
+    Ok(Reply::ok(answers::Bindings::of(&list)))
 }
 
 /// `GET /bindings/user`.
 pub fn bindings_of_user(app: &App, req: &Req) -> Result<Reply> {
-    Ok(bindings_reply(&app.store.bindings_of_user(user(req)?)?))
+    let list = app.admin.bindings_of_user(&user(req)?)?;
+    Ok(Reply::ok(answers::Bindings::of(&list)))
 }
 
 /// `DELETE /bindings/threepid`.
 pub fn delete_threepid_bindings(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let n = admin::delete_threepid_bindings(&app.store, &app.peppers, &medium, &address)?;
+    let n = app.admin.delete_threepid_bindings(medium, &address)?;
     log::info!("admin: deleted {n} binding(s) of a {medium}");
-    Ok(done(json!({"deleted": n})))
+    Ok(Reply::ok(answers::Deleted::of(n)))
 }
 
 /// `DELETE /bindings/user`.
 pub fn delete_user_bindings(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let n = admin::delete_user_bindings(&app.store, &app.peppers, mxid)?;
+    let n = app.admin.delete_user_bindings(&mxid)?;
     log::info!("admin: deleted {n} binding(s) of {mxid}");
-    Ok(done(json!({"deleted": n})))
+    Ok(Reply::ok(answers::Deleted::of(n)))
 }
 
 /// `GET /sessions` (no secrets).
 pub fn list_sessions(app: &App, req: &Req) -> Result<Reply> {
-    let list = app.store.list_sessions(None, limit(req)?)?;
-    Ok(Reply::ok(json!({
-        "sessions": list.iter().map(admin::session_json).collect::<Vec<_>>()
-    })))
+    let list = app.admin.list_sessions(limit(req)?)?;
+    Ok(Reply::ok(answers::Sessions::of(&list)))
 }
 
 /// `GET /invites`.
 pub fn list_invites(app: &App, req: &Req) -> Result<Reply> {
-    let list = app.store.list_invites(None, None, limit(req)?)?;
-    Ok(Reply::ok(json!({
-        "invites": list.iter().map(admin::invite_json).collect::<Vec<_>>()
-    })))
+    let list = app.admin.list_invites(limit(req)?)?;
+    Ok(Reply::ok(answers::Invites::of(&list)))
 }
 
 /// `DELETE /invites?token=`.
 pub fn delete_invite(app: &App, req: &Req) -> Result<Reply> {
-    let token = required(req, "token")?;
-    let invite = app
-        .store
-        .invite(token)?
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, "No invite with this token"))?;
-    app.store.delete_invite(&invite)?;
+    let invite = app.admin.delete_invite(required(req, "token")?)?;
     log::info!("admin: deleted an invite to {}", invite.room_id);
-    Ok(done(json!({"deleted": 1})))
+    Ok(Reply::ok(answers::Deleted::of(1)))
 }
 
 /// `GET /export/threepid`: everything kept about a 3PID (GDPR access request).
 pub fn export_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    Ok(Reply::ok(admin::export_threepid(
-        &app.store, &medium, &address,
-    )?))
+    let export = app.admin.export_threepid(medium, &address)?;
+    Ok(Reply::ok(answers::ExportedThreepid::of(
+        medium, &address, &export,
+    )))
 }
 
 /// `GET /export/user`: everything kept about a user.
 pub fn export_user(app: &App, req: &Req) -> Result<Reply> {
-    Ok(Reply::ok(admin::export_user(&app.store, user(req)?)?))
+    let mxid = user(req)?;
+    let export = app.admin.export_user(&mxid)?;
+    Ok(Reply::ok(answers::ExportedUser::of(&mxid, &export)))
 }
 
-/// `POST /erase/threepid` (GDPR erasure).
+/// `POST /erase/threepid` (GDPR erasure; published upstream through us: unbound there too).
 pub fn erase_threepid(app: &App, req: &Req) -> Result<Reply> {
     let (medium, address) = threepid(req)?;
-    let mut erased = admin::erase_threepid(&app.store, &app.peppers, &medium, &address)?;
-    // Published upstream through us: unbound there too (the outbox keeps the call until then).
-    let mut upstream = 0;
-    if let Some(b) = app.store.remote_binding(&medium, &address)?
-        && app.remote.forward_unbind(
-            &app.store,
-            &app.homeserver,
-            (&medium, &address, &b.mxid),
-            None,
-            app.now_ms(),
-        )?
-    {
-        upstream += 1;
-    }
-    erased["upstream_unbinds"] = json!(upstream);
+    let erased = Erased::from(app.admin.erase_threepid(medium, &address, app.now_ms())?);
     log::info!("admin: erased a {medium}: {erased}");
-    Ok(done(json!({"erased": erased})))
+    Ok(Reply::ok(answers::Erasure::of(erased)))
 }
 
-/// `POST /erase/user`.
+/// `POST /erase/user` (3PIDs published upstream through us: unbound there too).
 pub fn erase_user(app: &App, req: &Req) -> Result<Reply> {
     let mxid = user(req)?;
-    let mut erased = admin::erase_user(&app.store, &app.peppers, mxid)?;
-    // 3PIDs published upstream through us: unbound there too.
-    let mut upstream = 0;
-    for (medium, address, _) in app.store.remote_bindings_of_user(mxid)? {
-        if app.remote.forward_unbind(
-            &app.store,
-            &app.homeserver,
-            (&medium, &address, mxid),
-            None,
-            app.now_ms(),
-        )? {
-            upstream += 1;
-        }
-    }
-    erased["upstream_unbinds"] = json!(upstream);
+    let erased = Erased::from(app.admin.erase_user(&mxid, app.now_ms())?);
     log::info!("admin: erased {mxid}: {erased}");
-    Ok(done(json!({"erased": erased})))
+    Ok(Reply::ok(answers::Erasure::of(erased)))
 }
 
 /// `GET /keys`: the signing key and the older keys that still answer.
 pub fn list_keys(app: &App, _req: &Req) -> Result<Reply> {
-    Ok(Reply::ok(json!({
-        "keys": app.keys.all().iter().enumerate().map(|(i, k)| json!({
-            "id": k.id(),
-            "public_key": k.public_key_base64(),
-            "signing": i == 0,
-        })).chain(app.keys.lost().into_iter().map(|(id, public)| json!({
-            "id": id,
-            "public_key": public,
-            "signing": false,
-            "lost": true,
-        }))).collect::<Vec<_>>()
-    })))
+    let keys = app.admin.keys();
+    Ok(Reply::ok(answers::Keys::of(&keys)))
 }
 
 /// `POST /keys/rotate`.
 pub fn rotate_keys(app: &App, _req: &Req) -> Result<Reply> {
-    let id = app.keys.rotate().map_err(Error::internal)?;
-    // Recorded so that a later loss of the key file can keep the key answering isvalid.
-    if let Err(e) = app.store.record_public_keys(&app.keys.public_keys(), &[]) {
-        log::error!("admin: cannot record the public key of {id} in the store: {e}");
-    }
+    let id = app.admin.rotate_keys()?;
     log::info!("admin: new signing key {id}; older keys still answer /pubkey");
-    Ok(done(json!({"signing_key": id})))
+    Ok(Reply::ok(answers::Rotated::of(&id)))
 }
 
 /// `POST /backup?dir=`: a consistent copy of the store and the key, while serving.
 pub fn backup(app: &App, req: &Req) -> Result<Reply> {
     let dir = std::path::PathBuf::from(required(req, "dir")?);
-    if !dir.is_absolute() {
-        return Err(Error::new(
-            ErrorKind::InvalidParam,
-            "'dir' must be an absolute path",
-        ));
-    }
-    // The operator runs this command: a failure tells them why, not only the server log.
-    let failed = |e: Error| {
-        log::error!("admin: backup to {} failed: {e}", dir.display());
-        match (e.kind(), e.log_detail()) {
-            (ErrorKind::Internal, Some(detail)) => {
-                Error::new(ErrorKind::Internal, format!("backup failed: {detail}"))
-            }
-            _ => e,
-        }
-    };
-    let records = app.store.backup(&dir).map_err(failed)?;
-    let key_path = app.config.key_path();
-    let key_copy = dir.join("signing.key");
-    let key_text = std::fs::read(&key_path).map_err(|e| {
-        failed(Error::new(
-            ErrorKind::Internal,
-            format!("cannot read the key file {}: {e}", key_path.display()),
-        ))
-    })?;
-    crate::keys::write_private_file(&key_copy, &key_text).map_err(|e| {
-        failed(Error::new(
-            ErrorKind::Internal,
-            format!("cannot copy the key file to {}: {e}", key_copy.display()),
-        ))
-    })?;
+    let records = app.admin.backup(&dir)?;
     log::info!("admin: backed up {records} records to {}", dir.display());
-    Ok(done(json!({"records": records, "dir": dir})))
+    Ok(Reply::ok(answers::BackedUp::of(&dir, records)))
 }
 
 /// A batch of `oxisd admin import`.
@@ -253,7 +169,7 @@ pub fn import_bindings(app: &App, req: &Req) -> Result<Reply> {
         ));
     }
     let received = batch.bindings.len();
-    let outcome = admin::import_bindings(&app.store, &app.peppers, batch.bindings, batch.finish)?;
+    let outcome = app.admin.import_bindings(batch.bindings, batch.finish)?;
     log::info!(
         "admin: import batch of {received}: {} written, {} unchanged, {} kept (newer here), {} refused",
         outcome.written,
@@ -261,22 +177,7 @@ pub fn import_bindings(app: &App, req: &Req) -> Result<Reply> {
         outcome.kept_newer,
         outcome.rejected.len()
     );
-    Ok(done(json!({
-        "received": received,
-        "written": outcome.written,
-        "unchanged": outcome.unchanged,
-        "kept_newer": outcome.kept_newer,
-        "rejected": outcome.rejected.iter().map(|(i, r)| json!({"index": i, "reason": r})).collect::<Vec<_>>(),
-    })))
-}
-
-/// `{"ok": true, ...}`-style answers for writes.
-fn done(extra: Value) -> Reply {
-    let mut v = json!({"ok": true});
-    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-        o.extend(e);
-    }
-    Reply::ok(v)
+    Ok(Reply::ok(answers::Imported::of(received, &outcome)))
 }
 
 /// A required, non-empty query parameter: 400 `M_MISSING_PARAMS` without it.
@@ -300,63 +201,46 @@ fn limit(req: &Req) -> Result<usize> {
     }
 }
 
-fn threepid(req: &Req) -> Result<(String, String)> {
-    let (medium, address) =
-        normalise_threepid(required(req, "medium")?, required(req, "address")?)?;
-    Ok((medium.as_str().to_string(), address))
+fn threepid(req: &Req) -> Result<(Medium, String)> {
+    normalise_threepid(required(req, "medium")?, required(req, "address")?)
 }
 
-fn user(req: &Req) -> Result<&str> {
-    let mxid = required(req, "mxid")?;
-    check_user_id(mxid)?;
-    Ok(mxid)
+fn user(req: &Req) -> Result<UserId> {
+    UserId::parse(required(req, "mxid")?)
 }
 
 fn metrics(app: &App) -> Result<String> {
-    let outbox = app.store.outbox()?;
-    let now = app.now_ms();
-    let oldest = outbox
-        .iter()
-        .map(|(_, e)| now.saturating_sub(e.created_ms))
-        .max()
-        .unwrap_or(0);
-    let remote = app.store.remote_outbox()?;
-    let remote_oldest = remote
-        .iter()
-        .map(|(_, c)| now.saturating_sub(c.created_ms))
-        .max()
-        .unwrap_or(0);
-    let disk = app.store.disk_bytes()?;
+    let g = app.admin.gauges(app.now_ms())?;
     Ok(METRICS.render(&[
         (
             "oxisd_onbind_outbox_depth",
             "onbind calls waiting for delivery.",
-            outbox.len() as f64,
+            g.onbind_depth as f64,
         ),
         (
             "oxisd_onbind_outbox_oldest_seconds",
             "Age of the oldest waiting onbind call.",
-            oldest as f64 / 1000.0,
+            g.onbind_oldest_ms as f64 / 1000.0,
         ),
         (
             "oxisd_remote_outbox_depth",
             "Binds and unbinds waiting to be forwarded to upstream identity servers.",
-            remote.len() as f64,
+            g.remote_depth as f64,
         ),
         (
             "oxisd_remote_outbox_oldest_seconds",
             "Age of the oldest bind or unbind waiting to be forwarded.",
-            remote_oldest as f64 / 1000.0,
+            g.remote_oldest_ms as f64 / 1000.0,
         ),
         (
             "oxisd_store_disk_bytes",
             "Size of the store on disk.",
-            disk as f64,
+            g.disk_bytes as f64,
         ),
         (
             "oxisd_uptime_seconds",
             "Seconds since the start.",
-            app.started.elapsed().as_secs_f64(),
+            g.uptime_seconds,
         ),
     ]))
 }

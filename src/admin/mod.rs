@@ -4,6 +4,7 @@
 //! public listener is busy. fjall lets one process open the store, so administration goes
 //! through the running server.
 
+mod answers;
 pub mod client;
 mod handlers;
 mod routes;
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::error::StartError;
 use crate::http::server::{self, Admission, Limits, Listener, Site};
 
 pub use routes::ADMIN_ROUTES;
@@ -44,13 +46,14 @@ impl AdminListener {
 /// Starts the admin listener when `admin.enabled`, on the same transport as the public one
 /// (same limits and timeouts) but its own runtime and threads, so it stays usable when the
 /// public listener is busy.
-pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, String> {
+pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, StartError> {
     let cfg = &app.config.admin;
     if !cfg.enabled {
         return Ok(None);
     }
-    let tcp = server::bind(&cfg.hostname, cfg.port, "admin.hostname, admin.port")?;
-    let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+    let tcp = server::bind(&cfg.hostname, cfg.port, "admin.hostname, admin.port")
+        .map_err(StartError::other)?;
+    let addr = tcp.local_addr().map_err(StartError::other)?;
     let listener = Listener {
         tcp,
         tls: None,
@@ -64,6 +67,7 @@ pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, String> {
         public: false,
     });
     let limits = Limits::of(&app.config.server);
-    let server = server::spawn("admin", WORKERS, site, limits, vec![listener])?;
+    let server =
+        server::spawn("admin", WORKERS, site, limits, vec![listener]).map_err(StartError::other)?;
     Ok(Some(AdminListener { addr, server }))
 }

@@ -1,12 +1,26 @@
 //! Accounts: register with an OpenID token, who am I, logout.
 
-use serde_json::json;
+use serde::Serialize;
 
+use super::Empty;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::auth::access_token;
 use crate::http::{Reply, Req};
-use crate::service::accounts::{self, OpenIdToken};
+use crate::service::accounts::OpenIdToken;
+
+/// The answer of `register`: the token twice.
+#[derive(Serialize)]
+struct Registered<'a> {
+    access_token: &'a str,
+    token: &'a str,
+}
+
+/// The answer of `GET /account`.
+#[derive(Serialize)]
+struct Account<'a> {
+    user_id: &'a str,
+}
 
 /// `POST /account/register`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2accountregister))
@@ -18,14 +32,11 @@ use crate::service::accounts::{self, OpenIdToken};
 ///   another server); 502 / 504 `M_UNKNOWN` (homeserver unreachable / too slow).
 pub fn register(app: &App, req: &Req) -> Result<Reply> {
     let openid: OpenIdToken = req.json()?;
-    let token = accounts::register(
-        &app.homeserver,
-        &app.store,
-        &app.config.account,
-        &openid,
-        app.now_ms(),
-    )?;
-    Ok(Reply::ok(json!({ "token": token, "access_token": token })))
+    let token = app.accounts.register(&openid, app.now_ms())?;
+    Ok(Reply::ok(Registered {
+        access_token: &token,
+        token: &token,
+    }))
 }
 
 /// `GET /account`
@@ -38,7 +49,7 @@ pub fn get_account_information(_app: &App, req: &Req) -> Result<Reply> {
         .user
         .as_deref()
         .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "Missing access token"))?;
-    Ok(Reply::ok(json!({ "user_id": user })))
+    Ok(Reply::ok(Account { user_id: user }))
 }
 
 /// `POST /account/logout`
@@ -49,6 +60,6 @@ pub fn get_account_information(_app: &App, req: &Req) -> Result<Reply> {
 pub fn logout(app: &App, req: &Req) -> Result<Reply> {
     let token = access_token(req)
         .ok_or_else(|| Error::new(ErrorKind::UnknownToken, "Missing access token"))?;
-    accounts::logout(&app.store, token)?;
-    Ok(Reply::ok(json!({})))
+    app.accounts.logout(token)?;
+    Ok(Reply::ok(Empty {}))
 }

@@ -1,26 +1,33 @@
 //! Email validation: requestToken, and submitToken as JSON (POST) and from the browser (GET).
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::validation;
 use crate::app::App;
 use crate::error::Result;
 use crate::http::{Reply, Req};
+use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
-use crate::threepid::{Medium, email, params};
+use crate::threepid::params::{self, SendAttempt};
+use crate::threepid::{Medium, email};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
 struct EmailTokenRequest {
-    /// The client's secret for this session, `[0-9a-zA-Z.=_-]{1,255}`.
-    client_secret: String,
+    /// The client's secret for this session.
+    client_secret: ClientSecret,
     /// The address to validate.
     email: String,
     /// The client's attempt counter: a message is sent only when it grows.
-    send_attempt: serde_json::Value,
+    send_attempt: SendAttempt,
     /// Where the browser goes after the link was clicked (http/https).
     next_link: Option<String>,
+}
+
+/// The answer of `requestToken`.
+#[derive(Serialize)]
+struct Session<'a> {
+    sid: &'a str,
 }
 
 /// `POST /validate/email/requestToken`
@@ -34,10 +41,8 @@ struct EmailTokenRequest {
 pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: EmailTokenRequest = req.params()?;
-    params::check_client_secret(&body.client_secret)?;
-    let send_attempt = params::send_attempt(&body.send_attempt)?;
     let address = email::normalise(&body.email)?;
-    app.remote.check_request("email", &address)?;
+    app.remote.check_request(Medium::Email, &address)?;
     if let Some(link) = &body.next_link {
         params::check_next_link(link, &app.config.session.next_link.allowed_hosts)?;
     }
@@ -46,15 +51,13 @@ pub fn create_email_validation_session(app: &App, req: &Req) -> Result<Reply> {
         medium: Medium::Email,
         address: &address,
         client_secret: &body.client_secret,
-        send_attempt,
+        send_attempt: body.send_attempt.0,
         next_link: body.next_link.as_deref(),
         requester: &requester,
         calling_code: None,
     };
-    let session =
-        app.sessions
-            .request_token(&app.store, &app.notifier, &token_request, app.now_ms())?;
-    Ok(Reply::ok(json!({ "sid": session.sid })))
+    let session = app.sessions.request_token(&token_request, app.now_ms())?;
+    Ok(Reply::ok(Session { sid: &session.sid }))
 }
 
 /// `POST /validate/email/submitToken`

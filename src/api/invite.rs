@@ -1,12 +1,53 @@
 //! 3PID room invites: store-invite, and sign-ed25519 for clients that cannot sign with the
 //! invite's ephemeral key themselves.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Mount, Reply, Req};
-use crate::service::invites::NewInvite;
+use crate::ids::UserId;
+use crate::service::invites::{InviteKey, NewInvite, StoredInvite};
+
+/// The answer of `store-invite`.
+#[derive(Serialize)]
+struct Stored<'a> {
+    /// The invitee's address, redacted.
+    display_name: &'a str,
+    /// The long-term key (as in `public_keys`, for older homeservers).
+    public_key: &'a str,
+    /// The long-term key, then the ephemeral one.
+    public_keys: [Key<'a>; 2],
+    token: &'a str,
+}
+
+/// A public key of an invite.
+#[derive(Serialize)]
+struct Key<'a> {
+    key_validity_url: &'a str,
+    public_key: &'a str,
+}
+
+impl<'a> From<&'a InviteKey> for Key<'a> {
+    fn from(k: &'a InviteKey) -> Key<'a> {
+        Key {
+            key_validity_url: &k.key_validity_url,
+            public_key: &k.public_key,
+        }
+    }
+}
+
+impl<'a> From<&'a StoredInvite> for Stored<'a> {
+    fn from(i: &'a StoredInvite) -> Stored<'a> {
+        let [long_term, ephemeral] = &i.public_keys;
+        Stored {
+            display_name: &i.display_name,
+            public_key: &long_term.public_key,
+            public_keys: [long_term.into(), ephemeral.into()],
+            token: &i.token,
+        }
+    }
+}
 
 /// `POST /store-invite`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2store-invite))
@@ -29,14 +70,13 @@ pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
         ));
     }
     let body: NewInvite = req.params()?;
-    let answer = app.invites.store_invite(
-        &app.invite_context(),
+    let stored = app.invites.store_invite(
         &body,
-        req.user.as_deref(),
+        req.user.as_ref(),
         &format!("ip:{}", req.client_ip),
         app.now_ms(),
     )?;
-    Ok(Reply::ok(answer))
+    Ok(Reply::ok(Stored::from(&stored)))
 }
 
 /// The body of `sign-ed25519`; clients following an invitation link send only `mxid` and put
@@ -44,7 +84,7 @@ pub fn store_invite(app: &App, req: &Req) -> Result<Reply> {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct SignRequest {
-    mxid: Option<String>,
+    mxid: Option<UserId>,
     token: Option<String>,
     private_key: Option<String>,
 }
@@ -70,9 +110,14 @@ pub fn sign_ed25519(app: &App, req: &Req) -> Result<Reply> {
             .or_else(|| req.query(name).map(str::to_string))
             .ok_or_else(|| Error::new(ErrorKind::MissingParams, format!("Missing '{name}'")))
     };
-    let mxid = field(body.mxid, "mxid")?;
+    // Checked once all three are known to be there.
+    let mxid = match body.mxid {
+        Some(mxid) => Ok(mxid),
+        None => field(None, "mxid").map(UserId::try_from)?,
+    };
     let token = field(body.token, "token")?;
     let private_key = field(body.private_key, "private_key")?;
-    let signed = app.invites.sign(&app.store, &mxid, &token, &private_key)?;
+    let mxid = mxid?;
+    let signed = app.invites.sign(&mxid, &token, &private_key)?;
     Ok(Reply::ok(signed))
 }

@@ -1,16 +1,12 @@
 //! Lookups: v2 hash details and hashed lookups, v1 single and bulk plain lookups.
 
-use std::collections::HashSet;
+use serde::{Deserialize, Serialize, Serializer};
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-
+use super::Empty;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
-use crate::service::bindings::normalise_threepid;
-use crate::service::lookup::{ThreePid, signed_association};
-use crate::threepid::Medium;
+use crate::service::lookup::Found;
 
 /// The key of a request's client in `lookup.rateLimit.perClient`: its address, as the other
 /// per-client limits count it (behind `server.trustedProxies`, from `X-Forwarded-For`).
@@ -19,16 +15,24 @@ fn client(req: &Req) -> String {
     format!("ip:{}", req.client_ip)
 }
 
+/// The answer of `hash_details`.
+#[derive(Serialize)]
+struct HashDetails<'a> {
+    algorithms: &'a [&'static str],
+    lookup_pepper: &'a str,
+}
+
 /// `GET /hash_details`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2hash_details))
 ///
 /// - v2, token (header or `access_token` query, as Synapse sends it) and terms;
 ///   `{lookup_pepper, algorithms}`.
 pub fn get_hash_parameters(app: &App, _req: &Req) -> Result<Reply> {
-    Ok(Reply::ok(json!({
-        "lookup_pepper": app.peppers.current().pepper,
-        "algorithms": app.lookups.algorithms(),
-    })))
+    let details = app.lookups.hash_details();
+    Ok(Reply::ok(HashDetails {
+        algorithms: &details.algorithms,
+        lookup_pepper: &details.lookup_pepper,
+    }))
 }
 
 /// The body of a v2 lookup.
@@ -42,6 +46,22 @@ struct LookupRequest {
     addresses: Vec<String>,
 }
 
+/// The answer of a v2 lookup.
+#[derive(Serialize)]
+struct Mappings<'a> {
+    /// The entries found, as sent, and their users.
+    #[serde(serialize_with = "mappings")]
+    mappings: (&'a [String], &'a [Found]),
+}
+
+/// `{<entry as sent>: <mxid>}`, in the order found (the service gives them sorted, each once).
+fn mappings<S: Serializer>(
+    (sent, found): &(&[String], &[Found]),
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(found.iter().map(|f| (&sent[f.index], &f.mxid)))
+}
+
 /// `POST /lookup`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#post_matrixidentityv2lookup))
 ///
@@ -51,20 +71,16 @@ struct LookupRequest {
 ///   `M_LIMIT_EXCEEDED` (`lookup.rateLimit.perClient`, counted in addresses).
 pub fn lookup_3pid(app: &App, req: &Req) -> Result<Reply> {
     let body: LookupRequest = req.json()?;
-    let now = app.now_ms();
-    // A stale pepper or an unknown algorithm is refused without counting anything.
-    app.lookups
-        .check_v2(&app.peppers, &body.algorithm, &body.pepper)?;
-    app.lookups.admit(&client(req), body.addresses.len(), now)?;
-    let answer = app.lookups.lookup_v2(
-        &app.store,
-        &app.peppers,
+    let found = app.lookups.lookup_v2(
+        &client(req),
         &body.algorithm,
         &body.pepper,
         &body.addresses,
-        now,
+        app.now_ms(),
     )?;
-    Ok(Reply::ok(answer))
+    Ok(Reply::ok(Mappings {
+        mappings: (&body.addresses, &found),
+    }))
 }
 
 /// `GET /_matrix/identity/api/v1/lookup?medium&address`
@@ -74,28 +90,16 @@ pub fn lookup_3pid(app: &App, req: &Req) -> Result<Reply> {
 /// - 400 `M_MISSING_PARAMS`, `M_INVALID_PARAM`; 429 `M_LIMIT_EXCEEDED`
 ///   (`lookup.rateLimit.perClient`: one address).
 pub fn lookup_v1(app: &App, req: &Req) -> Result<Reply> {
-    let (medium, address) = normalise_threepid(
+    let association = app.lookups.lookup_v1(
+        &client(req),
         req.required_query("medium")?,
         req.required_query("address")?,
+        app.now_ms(),
     )?;
-    let now = app.now_ms();
-    app.lookups.admit(&client(req), 1, now)?;
-    crate::metrics::METRICS.lookups.inc();
-    if let Some(b) = app
-        .lookups
-        .find(&app.store, medium.as_str(), &address, now)?
-    {
-        crate::metrics::METRICS.lookup_hits.inc();
-        let assoc = signed_association(&b, &app.config.server.name, &app.keys.signing())?;
-        return Ok(Reply::ok(assoc));
-    }
-    if medium == Medium::Email
-        && let Some(federation) = &app.federation
-        && let Some(remote) = federation.lookup_email(&app.homeserver, &address, now)
-    {
-        return Ok(Reply::ok(remote));
-    }
-    Ok(Reply::ok(json!({})))
+    Ok(match association {
+        Some(signed) => Reply::ok(signed),
+        None => Reply::ok(Empty {}),
+    })
 }
 
 /// The body of a v1 bulk lookup.
@@ -103,6 +107,25 @@ pub fn lookup_v1(app: &App, req: &Req) -> Result<Reply> {
 struct BulkLookupRequest {
     /// `[medium, address]` pairs.
     threepids: Vec<Vec<String>>,
+}
+
+/// The answer of a v1 bulk lookup.
+#[derive(Serialize)]
+struct Triples<'a> {
+    /// `[medium, address, mxid]` of each pair found.
+    #[serde(serialize_with = "triples")]
+    threepids: (&'a [[String; 2]], &'a [Found]),
+}
+
+/// `[[medium, address, mxid], ...]`, the pairs as sent.
+fn triples<S: Serializer>(
+    (sent, found): &(&[[String; 2]], &[Found]),
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(found.iter().map(|f| {
+        let [medium, address] = &sent[f.index];
+        (medium, address, &f.mxid)
+    }))
 }
 
 /// `POST /_matrix/identity/api/v1/bulk_lookup`
@@ -126,44 +149,10 @@ pub fn bulk_lookup_v1(app: &App, req: &Req) -> Result<Reply> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let now = app.now_ms();
-    // Admitted before any address is looked at (normalising is work too).
-    app.lookups.admit(&client(req), pairs.len(), now)?;
-    let (mut sent, mut normalised): (Vec<ThreePid>, Vec<ThreePid>) = (
-        Vec::with_capacity(pairs.len()),
-        Vec::with_capacity(pairs.len()),
-    );
-    for [medium, address] in pairs {
-        // Unknown media and impossible addresses simply are not found.
-        if let Ok((m, a)) = normalise_threepid(&medium, &address) {
-            sent.push((medium, address));
-            normalised.push((m.as_str().to_string(), a));
-        }
-    }
     let found = app
         .lookups
-        .bulk_lookup_v1(&app.store, &sent, &normalised, now)?;
-    let mut triples: Vec<Value> = found
-        .iter()
-        .map(|(i, mxid)| json!([sent[*i].0, sent[*i].1, mxid]))
-        .collect();
-    if app.config.lookup.federation.bulk
-        && let Some(federation) = &app.federation
-    {
-        // Emails nobody here knows are asked at their domain's identity server, one by one;
-        // each address once, whatever its spellings.
-        let known: HashSet<&ThreePid> = found.iter().map(|(i, _)| &sent[*i]).collect();
-        let mut asked: HashSet<&str> = HashSet::new();
-        for (threepid, (m, a)) in sent.iter().zip(&normalised) {
-            if m != "email" || known.contains(threepid) || !asked.insert(a.as_str()) {
-                continue;
-            }
-            if let Some(remote) = federation.lookup_email(&app.homeserver, a, now)
-                && let Some(mxid) = remote.get("mxid").and_then(Value::as_str)
-            {
-                triples.push(json!([threepid.0, threepid.1, mxid]));
-            }
-        }
-    }
-    Ok(Reply::ok(json!({ "threepids": triples })))
+        .bulk_lookup_v1(&client(req), &pairs, app.now_ms())?;
+    Ok(Reply::ok(Triples {
+        threepids: (&pairs, &found),
+    }))
 }

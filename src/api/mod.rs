@@ -1,5 +1,10 @@
 //! Endpoint handlers, one file per endpoint family, shared by the v1 and v2 mounts. Handlers are
 //! thin: decode the request, call a service, encode the answer.
+//!
+//! Services return domain values; each endpoint serialises its answer through a `Serialize`
+//! response struct of its own here (signed objects excepted: they are answered as signed).
+//! Response structs name their fields in alphabetical order, and maps in them are sorted, so
+//! that answers keep the key order they always had.
 
 pub mod account;
 pub mod assets;
@@ -13,3 +18,9 @@ pub mod terms;
 pub mod threepid;
 pub mod validation;
 pub mod versions;
+
+use serde::Serialize;
+
+/// `{}`: an answer with nothing to say.
+#[derive(Serialize)]
+pub(crate) struct Empty {}

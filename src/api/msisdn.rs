@@ -1,29 +1,42 @@
 //! Phone number validation: requestToken (an SMS with a code), and submitToken as JSON (POST)
 //! and from a browser (GET).
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::validation;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::ClientSecret;
 use crate::service::sessions::TokenRequest;
-use crate::threepid::{Medium, msisdn, params};
+use crate::threepid::params::{self, SendAttempt};
+use crate::threepid::{Medium, msisdn};
 
 /// The body of `requestToken`.
 #[derive(Deserialize)]
 struct MsisdnTokenRequest {
-    /// The client's secret for this session, `[0-9a-zA-Z.=_-]{1,255}`.
-    client_secret: String,
+    /// The client's secret for this session.
+    client_secret: ClientSecret,
     /// ISO 3166 alpha-2 code of the country the number is dialled from.
     country: String,
     /// The number as the user typed it.
     phone_number: String,
     /// The client's attempt counter: an SMS is sent only when it grows.
-    send_attempt: serde_json::Value,
+    send_attempt: SendAttempt,
     /// Where the browser goes after a validation link (http/https).
     next_link: Option<String>,
+}
+
+/// The answer of `requestToken`.
+#[derive(Serialize)]
+struct Session<'a> {
+    /// The number in international format, for people.
+    intl_fmt: &'a str,
+    /// The number's E.164 digits.
+    msisdn: &'a str,
+    sid: &'a str,
+    /// For older clients.
+    success: bool,
 }
 
 /// `POST /validate/msisdn/requestToken`
@@ -40,10 +53,8 @@ struct MsisdnTokenRequest {
 pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
     validation::check_enabled(app)?;
     let body: MsisdnTokenRequest = req.params()?;
-    params::check_client_secret(&body.client_secret)?;
-    let send_attempt = params::send_attempt(&body.send_attempt)?;
     let number = msisdn::normalise(&body.country, &body.phone_number)?;
-    app.remote.check_request("msisdn", &number.digits)?;
+    app.remote.check_request(Medium::Msisdn, &number.digits)?;
     if let Some(link) = &body.next_link {
         params::check_next_link(link, &app.config.session.next_link.allowed_hosts)?;
     }
@@ -72,20 +83,18 @@ pub fn create_msisdn_validation_session(app: &App, req: &Req) -> Result<Reply> {
         medium: Medium::Msisdn,
         address: &number.digits,
         client_secret: &body.client_secret,
-        send_attempt,
+        send_attempt: body.send_attempt.0,
         next_link: body.next_link.as_deref(),
         requester: &requester,
         calling_code: Some(number.calling_code),
     };
-    let session =
-        app.sessions
-            .request_token(&app.store, &app.notifier, &token_request, app.now_ms())?;
-    Ok(Reply::ok(json!({
-        "sid": session.sid,
-        "msisdn": number.digits,
-        "intl_fmt": number.international,
-        "success": true,
-    })))
+    let session = app.sessions.request_token(&token_request, app.now_ms())?;
+    Ok(Reply::ok(Session {
+        intl_fmt: &number.international,
+        msisdn: &number.digits,
+        sid: &session.sid,
+        success: true,
+    }))
 }
 
 /// `POST /validate/msisdn/submitToken`

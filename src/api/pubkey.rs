@@ -1,11 +1,23 @@
 //! Public keys: the long-term signing keys and the validity checks homeservers call through the
 //! `key_validity_url` of 3PID invites.
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+
+/// The answer of `GET /pubkey/{keyId}`.
+#[derive(Serialize)]
+struct PublicKey {
+    public_key: String,
+}
+
+/// The answer of the validity checks.
+#[derive(Serialize)]
+struct Validity {
+    valid: bool,
+}
 
 /// `GET /pubkey/{keyId}`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityv2pubkeykeyid))
@@ -22,7 +34,7 @@ pub fn get_public_key(app: &App, req: &Req) -> Result<Reply> {
             format!("The public key '{key_id}' is not known"),
         )
     })?;
-    Ok(Reply::ok(json!({ "public_key": key })))
+    Ok(Reply::ok(PublicKey { public_key: key }))
 }
 
 /// `GET /pubkey/isvalid?public_key=`
@@ -32,9 +44,9 @@ pub fn get_public_key(app: &App, req: &Req) -> Result<Reply> {
 /// - 400 `M_MISSING_PARAMS` without `public_key`.
 pub fn check_public_key_validity(app: &App, req: &Req) -> Result<Reply> {
     let key = req.required_query("public_key")?;
-    Ok(Reply::ok(
-        json!({ "valid": app.keys.is_valid_public_key(key) }),
-    ))
+    Ok(Reply::ok(Validity {
+        valid: app.keys.is_valid_public_key(key),
+    }))
 }
 
 /// `GET /pubkey/ephemeral/isvalid?public_key=`
@@ -45,6 +57,6 @@ pub fn check_public_key_validity(app: &App, req: &Req) -> Result<Reply> {
 /// - 400 `M_MISSING_PARAMS` without `public_key`.
 pub fn validate_ephemeral_key(app: &App, req: &Req) -> Result<Reply> {
     let key = req.required_query("public_key")?;
-    let valid = app.invites.is_valid_ephemeral_key(&app.store, key)?;
-    Ok(Reply::ok(json!({ "valid": valid })))
+    let valid = app.invites.is_valid_ephemeral_key(key)?;
+    Ok(Reply::ok(Validity { valid }))
 }

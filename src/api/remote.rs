@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::error::{Error, ErrorKind};
 use crate::http::{Reply, Req};
+use crate::ids::SessionId;
 use crate::service::remote::Step;
 use crate::store::sessions::SessionRecord;
 use crate::views::RemoteView;
@@ -19,7 +20,7 @@ pub fn offer_page(
     next: Option<String>,
 ) -> String {
     let start = app.remote.start_link(&session.sid, &session.client_secret);
-    let here = app.remote.binds_here(&session.medium, &session.address);
+    let here = app.remote.binds_here(session.medium, &session.address);
     let message = if here {
         format!(
             "Your address is verified here. You can also publish it at the identity server {upstream}, so that people who use that server can find you."
@@ -46,9 +47,13 @@ pub fn offer_page(
     )
 }
 
-fn credentials(req: &Req) -> Result<(&str, &str), Error> {
+/// The session of a page's link: 400 `M_MISSING_PARAMS` without it, 404 `M_NO_VALID_SESSION`
+/// for a sid that names none.
+fn credentials(req: &Req) -> Result<(SessionId, &str), Error> {
     match (req.query("sid"), req.query("client_secret")) {
-        (Some(sid), Some(secret)) if !sid.is_empty() && !secret.is_empty() => Ok((sid, secret)),
+        (Some(sid), Some(secret)) if !sid.is_empty() && !secret.is_empty() => {
+            Ok((SessionId::parse(sid)?, secret))
+        }
         _ => Err(Error::new(
             ErrorKind::MissingParams,
             "The link is incomplete",
@@ -61,19 +66,12 @@ fn credentials(req: &Req) -> Result<(&str, &str), Error> {
 pub fn start_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply> {
     let result = credentials(req).and_then(|(sid, secret)| {
         app.remote
-            .start(
-                &app.store,
-                &app.sessions,
-                &app.homeserver,
-                sid,
-                secret,
-                app.now_ms(),
-            )
+            .start(&sid, secret, app.now_ms())
             .map(|step| (step, sid, secret))
     });
     Ok(match result {
         Ok((Step::Started { server }, sid, secret)) => {
-            let check = app.remote.check_link(sid, secret);
+            let check = app.remote.check_link(&sid, secret);
             Reply::Html(
                 200,
                 app.views.remote_page(
@@ -100,14 +98,7 @@ pub fn start_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply>
 pub fn check_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply> {
     let result = credentials(req).and_then(|(sid, secret)| {
         app.remote
-            .check(
-                &app.store,
-                &app.sessions,
-                &app.homeserver,
-                sid,
-                secret,
-                app.now_ms(),
-            )
+            .check(&sid, secret, app.now_ms())
             .map(|step| (step, sid, secret))
     });
     Ok(match result {
@@ -134,7 +125,7 @@ pub fn check_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply>
                         "{server} has not seen your confirmation yet. Follow the link or enter the code from its message first."
                     ),
                     hint: "Then check again.",
-                    action_url: &app.remote.check_link(sid, secret),
+                    action_url: &app.remote.check_link(&sid, secret),
                     action_label: "Check again",
                 },
                 false,
@@ -149,7 +140,7 @@ pub fn check_remote_session(app: &App, req: &Req) -> crate::error::Result<Reply>
                         "Your address is verified here. To publish it at the identity server {server}, start there first: it will send you its own message."
                     ),
                     hint: "Then come back to check.",
-                    action_url: &app.remote.start_link(sid, secret),
+                    action_url: &app.remote.start_link(&sid, secret),
                     action_label: &format!("Publish at {server}"),
                 },
                 false,

@@ -1,23 +1,26 @@
 //! Publishing and removing 3PID bindings: bind and unbind.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::Empty;
 use crate::app::App;
 use crate::error::Result;
 use crate::http::{Reply, Req};
+use crate::ids::{SessionId, UserId};
 use crate::service::bindings::Unbind;
 use crate::service::xmatrix::parse_header;
+use crate::threepid::Medium;
 
 /// The body of `bind`.
 #[derive(Deserialize)]
 struct BindRequest {
     /// The validated session.
-    sid: String,
+    sid: SessionId,
     /// Its client secret.
     client_secret: String,
     /// The user to bind to.
-    mxid: String,
+    mxid: UserId,
 }
 
 /// `POST /3pid/bind`
@@ -30,11 +33,10 @@ struct BindRequest {
 pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
     let body: BindRequest = req.params()?;
     let association = app.bindings.bind(
-        &app.binding_context(),
         &body.sid,
         &body.client_secret,
         &body.mxid,
-        req.user.as_deref(),
+        req.user.as_ref(),
         app.now_ms(),
     )?;
     Ok(Reply::ok(association))
@@ -44,7 +46,7 @@ pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
 #[derive(Deserialize)]
 struct ThreePid {
     /// `email` or `msisdn`.
-    medium: String,
+    medium: Medium,
     /// The address.
     address: String,
 }
@@ -53,7 +55,7 @@ struct ThreePid {
 #[derive(Deserialize)]
 struct UnbindRequest {
     /// The user the 3PID is bound to.
-    mxid: String,
+    mxid: UserId,
     /// The 3PID.
     threepid: ThreePid,
     /// A validated session for the 3PID (with `client_secret`).
@@ -90,12 +92,11 @@ pub fn unbind_3pid(app: &App, req: &Req) -> Result<Reply> {
     };
     let unbind = Unbind {
         mxid: &body.mxid,
-        medium: &body.threepid.medium,
+        medium: body.threepid.medium,
         address: &body.threepid.address,
         session,
         signed: if session.is_none() { signed } else { None },
     };
-    app.bindings
-        .unbind(&app.binding_context(), &unbind, app.now_ms())?;
-    Ok(Reply::ok(json!({})))
+    app.bindings.unbind(&unbind, app.now_ms())?;
+    Ok(Reply::ok(Empty {}))
 }

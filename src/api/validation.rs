@@ -1,12 +1,13 @@
 //! What the email and phone validation endpoints share: the policy switch, token submission
 //! (JSON and browser page) and getValidated3pid.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Reply, Req};
+use crate::ids::{ClientSecret, SessionId};
+use crate::store::sessions::SessionRecord;
 use crate::threepid::{Medium, params};
 use crate::views::Failure;
 
@@ -26,30 +27,64 @@ pub fn check_enabled(app: &App) -> Result<()> {
 #[derive(Deserialize)]
 struct SubmitTokenRequest {
     /// The session id.
-    sid: String,
+    sid: SessionId,
     /// The client's secret.
-    client_secret: String,
+    client_secret: ClientSecret,
     /// The token the user received.
     token: String,
 }
 
-fn submit(
-    app: &App,
-    medium: Medium,
-    sid: &str,
-    client_secret: &str,
-    token: &str,
-) -> Result<crate::store::sessions::SessionRecord> {
-    check_enabled(app)?;
-    params::check_client_secret(client_secret)?;
+/// 400 `M_INVALID_PARAM` unless the token is 1 to 255 characters.
+fn check_token(token: &str) -> Result<()> {
     if token.is_empty() || token.chars().count() > 255 {
         return Err(Error::new(
             ErrorKind::InvalidParam,
             "The token must be 1 to 255 characters",
         ));
     }
+    Ok(())
+}
+
+fn submit(
+    app: &App,
+    medium: Medium,
+    sid: &SessionId,
+    client_secret: &ClientSecret,
+    token: &str,
+) -> Result<SessionRecord> {
+    check_enabled(app)?;
+    check_token(token)?;
     app.sessions
-        .submit_token(&app.store, medium, sid, client_secret, token, app.now_ms())
+        .submit_token(medium, sid, client_secret, token, app.now_ms())
+}
+
+/// [`submit`] from the query of the link: checked in the order of the JSON form's checks
+/// (the policy, the client secret, the token, then the sid as the session lookup does).
+fn submit_link(
+    app: &App,
+    medium: Medium,
+    sid: &str,
+    client_secret: &str,
+    token: &str,
+) -> Result<SessionRecord> {
+    check_enabled(app)?;
+    let client_secret = ClientSecret::parse(client_secret)?;
+    check_token(token)?;
+    submit(app, medium, &SessionId::parse(sid)?, &client_secret, token)
+}
+
+/// The answer of POST submitToken.
+#[derive(Serialize)]
+struct Submitted {
+    success: bool,
+}
+
+/// The answer of getValidated3pid.
+#[derive(Serialize)]
+struct Validated<'a> {
+    address: &'a str,
+    medium: &'a str,
+    validated_at: Option<u64>,
 }
 
 /// POST submitToken: `{"success": true}`, or the error with `"success": false`.
@@ -58,7 +93,7 @@ pub fn submit_token_json(app: &App, req: &Req, medium: Medium) -> Result<Reply> 
         .params::<SubmitTokenRequest>()
         .and_then(|b| submit(app, medium, &b.sid, &b.client_secret, &b.token));
     match result {
-        Ok(_) => Ok(Reply::ok(json!({ "success": true }))),
+        Ok(_) => Ok(Reply::ok(Submitted { success: true })),
         Err(e) => Err(e.with_extra("success", false)),
     }
 }
@@ -73,7 +108,7 @@ pub fn submit_token_page(app: &App, req: &Req, medium: Medium) -> Reply {
             "The link is incomplete",
         ))
     } else {
-        submit(app, medium, sid, secret, token)
+        submit_link(app, medium, sid, secret, token)
     };
     match result {
         Ok(session) => {
@@ -81,7 +116,7 @@ pub fn submit_token_page(app: &App, req: &Req, medium: Medium) -> Reply {
                 .next_link
                 .as_deref()
                 .map(|link| params::with_sid(link, &session.sid));
-            match app.remote.upstream_for(&session.medium, &session.address) {
+            match app.remote.upstream_for(session.medium, &session.address) {
                 Some(upstream) => Reply::Html(
                     200,
                     super::remote::offer_page(app, &session, upstream, next),
@@ -155,13 +190,13 @@ fn failure_for(e: &Error, medium: Medium) -> Failure {
 pub fn check_3pid_validity(app: &App, req: &Req) -> Result<Reply> {
     let sid = req.required_query("sid")?;
     let secret = req.required_query("client_secret")?;
-    params::check_client_secret(secret)?;
+    let secret = ClientSecret::parse(secret)?;
     let s = app
         .sessions
-        .validated(&app.store, sid, secret, app.now_ms())?;
-    Ok(Reply::ok(json!({
-        "medium": s.medium,
-        "address": s.address,
-        "validated_at": s.validated_ms,
-    })))
+        .validated(&SessionId::parse(sid)?, &secret, app.now_ms())?;
+    Ok(Reply::ok(Validated {
+        address: &s.address,
+        medium: s.medium.as_str(),
+        validated_at: s.validated_ms,
+    }))
 }

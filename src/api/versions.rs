@@ -1,9 +1,10 @@
 //! Discovery: supported versions, the v1/v2 status checks, and a health check for monitors.
 
-use serde_json::json;
+use serde::Serialize;
 
+use super::Empty;
 use crate::app::App;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::http::{Reply, Req};
 
 /// The spec versions this server conforms to.
@@ -12,12 +13,29 @@ pub const SUPPORTED_VERSIONS: &[&str] = &[
     "v1.11", "v1.12", "v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19",
 ];
 
+/// The answer of `versions`.
+#[derive(Serialize)]
+struct Versions {
+    versions: &'static [&'static str],
+}
+
+/// The answer of `/health`.
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'static str,
+    tasks: &'a [&'static str],
+    uptime_seconds: u64,
+    version: &'static str,
+}
+
 /// `GET /_matrix/identity/versions`
 /// ([spec](https://spec.matrix.org/v1.19/identity-service-api/#get_matrixidentityversions))
 ///
 /// - no auth; `{"versions": [...]}`.
 pub fn get_supported_versions(_app: &App, _req: &Req) -> Result<Reply> {
-    Ok(Reply::ok(json!({ "versions": SUPPORTED_VERSIONS })))
+    Ok(Reply::ok(Versions {
+        versions: SUPPORTED_VERSIONS,
+    }))
 }
 
 /// `GET /` on the v2 and v1 mounts: the status check
@@ -25,7 +43,7 @@ pub fn get_supported_versions(_app: &App, _req: &Req) -> Result<Reply> {
 ///
 /// - no auth; `{}` means an identity server is ready at this base URL.
 pub fn get_server_status(_app: &App, _req: &Req) -> Result<Reply> {
-    Ok(Reply::ok(json!({})))
+    Ok(Reply::ok(Empty {}))
 }
 
 /// `GET /health`: for monitors and service managers.
@@ -37,22 +55,11 @@ pub fn get_server_status(_app: &App, _req: &Req) -> Result<Reply> {
 /// - 503 `M_UNKNOWN` with `late_tasks` (the names of the late tasks) when a background task is
 ///   late: it panics in every iteration, or hangs.
 pub fn get_health(app: &App, _req: &Req) -> Result<Reply> {
-    app.store.schema_version()?;
-    let late = app.tasks.late();
-    if !late.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "Background tasks have not completed their work in time: {}",
-                late.join(", ")
-            ),
-        )
-        .with_extra("late_tasks", late));
-    }
-    Ok(Reply::ok(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": app.started.elapsed().as_secs(),
-        "tasks": app.tasks.names(),
-    })))
+    let healthy = app.health.check()?;
+    Ok(Reply::ok(Health {
+        status: "ok",
+        tasks: &healthy.tasks,
+        uptime_seconds: healthy.uptime_seconds,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }

@@ -28,6 +28,7 @@ use super::guard::{AddressGuard, GuardedResolver};
 use super::slots::Slots;
 use super::srv::SrvResolver;
 use crate::config::OutboundConfig;
+use crate::error::StartError;
 use crate::util::url::{UrlParts, unbracket};
 
 /// Answers up to this size are read from a well-known document.
@@ -128,7 +129,7 @@ fn agent_config(config: &OutboundConfig) -> UreqConfig {
 
 impl HomeserverClient {
     /// Builds the client from `outbound.*`.
-    pub fn new(config: &OutboundConfig) -> Result<HomeserverClient, String> {
+    pub fn new(config: &OutboundConfig) -> Result<HomeserverClient, StartError> {
         let guard = AddressGuard::new(config.allowed_ranges.clone());
         let pins: Pins = Arc::default();
         let resolver = PinnedResolver {

@@ -6,7 +6,6 @@ use super::request::Req;
 use super::routes::Mount;
 use crate::app::App;
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::accounts;
 
 /// What a route needs on the v2 mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +62,11 @@ pub fn authenticate(app: &App, req: &mut Req, auth: Auth) -> Result<()> {
             "Missing access token: register with /account/register first",
         )
     })?;
-    let user = accounts::user_of(&app.store, token)?
+    let user = app
+        .accounts
+        .user_of(token)?
         .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "Unknown or expired access token"))?;
-    if auth == Auth::TokenAndTerms && !app.terms.all_accepted(&app.store, &user)? {
+    if auth == Auth::TokenAndTerms && !app.terms.all_accepted(&user)? {
         return Err(Error::new(
             ErrorKind::TermsNotSigned,
             "Accept the terms of service first (GET and POST /terms)",

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod client_ip;
+pub mod paths;
 mod request;
 mod response;
 pub mod router;
@@ -20,6 +21,7 @@ pub use response::Reply;
 pub use routes::Mount;
 
 use crate::app::App;
+use crate::error::StartError;
 use server::{Admission, Cap, Limits, Listener, Site};
 
 /// File descriptors kept for the store, the log, outbound calls and the admin listener when the
@@ -52,10 +54,11 @@ impl Running {
 }
 
 /// Binds the public listeners and starts serving them.
-pub fn start(app: Arc<App>) -> Result<Running, String> {
+pub fn start(app: Arc<App>) -> Result<Running, StartError> {
     let cfg = &app.config.server;
-    let plain = server::bind(&cfg.hostname, cfg.port, "server.hostname, server.port")?;
-    let addr = plain.local_addr().map_err(|e| e.to_string())?;
+    let plain = server::bind(&cfg.hostname, cfg.port, "server.hostname, server.port")
+        .map_err(StartError::other)?;
+    let addr = plain.local_addr().map_err(StartError::other)?;
     let group = Admission::new(
         connection_cap(cfg.max_connections),
         cfg.max_connections_per_address,
@@ -75,9 +78,10 @@ pub fn start(app: Arc<App>) -> Result<Running, String> {
             &cfg.tls.hostname,
             cfg.tls.port,
             "server.tls.hostname, server.tls.port",
-        )?;
+        )
+        .map_err(StartError::other)?;
         front = Some(tls::TlsFront {
-            addr: tcp.local_addr().map_err(|e| e.to_string())?,
+            addr: tcp.local_addr().map_err(StartError::other)?,
             certs: certs.clone(),
         });
         listeners.push(Listener {
@@ -93,7 +97,8 @@ pub fn start(app: Arc<App>) -> Result<Running, String> {
         routes: routes::ROUTES,
         public: true,
     });
-    let server = server::spawn("http", cfg.workers, site, Limits::of(cfg), listeners)?;
+    let server = server::spawn("http", cfg.workers, site, Limits::of(cfg), listeners)
+        .map_err(StartError::other)?;
     Ok(Running {
         addr,
         tls: front,

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::routes::Mount;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::UserId;
 
 /// HTTP methods the router knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct Req {
     /// Decoded path parameters, in the order of the route's `{...}` segments.
     pub params: Vec<String>,
     /// The authenticated account's user id (v2 authentication), if any.
-    pub user: Option<String>,
+    pub user: Option<UserId>,
 }
 
 impl Req {
@@ -161,7 +162,9 @@ pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> 
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if let Some(field) = inner.strip_prefix("missing field ") {
+        if let Some(carried) = Error::carried_by(&inner) {
+            carried
+        } else if let Some(field) = inner.strip_prefix("missing field ") {
             let field = field.trim_matches('`');
             let full = if path == "." {
                 field.to_string()

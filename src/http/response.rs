@@ -1,4 +1,5 @@
-//! What handlers answer ([`Reply`]) and how it becomes an HTTP response: JSON, HTML, a
+//! What handlers answer ([`Reply`]) and how it becomes an HTTP response: JSON (any
+//! `Serialize` value, serialised once, straight from the handler's answer), HTML, a
 //! redirect, static bytes or nothing; errors become `{errcode, error}` bodies; every response
 //! carries the CORS headers the spec requires. A header value that HTTP cannot carry is a bug:
 //! it is logged and the reply becomes a 500, never a response with the header left out.
@@ -7,14 +8,15 @@ use http_body_util::Full;
 use hyper::StatusCode;
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderName, HeaderValue};
+use serde::Serialize;
 
 use crate::error::Error;
 
 /// A handler's answer.
 #[derive(Debug)]
 pub enum Reply {
-    /// A JSON body with a status.
-    Json(u16, serde_json::Value),
+    /// A JSON body (serialised already) with a status.
+    Json(u16, Vec<u8>),
     /// An HTML page with a status.
     Html(u16, String),
     /// A 302 redirect to this URL.
@@ -34,8 +36,20 @@ pub enum Reply {
 
 impl Reply {
     /// A 200 JSON reply.
-    pub fn ok(value: serde_json::Value) -> Reply {
-        Reply::Json(200, value)
+    pub fn ok(value: impl Serialize) -> Reply {
+        Reply::json(200, value)
+    }
+
+    /// A JSON reply with `status`. A value that does not serialise (a map with keys that are
+    /// not strings) is a bug, answered as one.
+    pub fn json(status: u16, value: impl Serialize) -> Reply {
+        match serde_json::to_vec(&value) {
+            Ok(body) => Reply::Json(status, body),
+            Err(e) => {
+                log::error!("a JSON answer does not serialise: {e}");
+                Reply::from(Error::internal("answer does not serialise"))
+            }
+        }
     }
 
     /// The status code this reply will have.
@@ -50,7 +64,8 @@ impl Reply {
 
 impl From<Error> for Reply {
     fn from(e: Error) -> Self {
-        Reply::Json(e.status(), e.body())
+        let body = serde_json::to_vec(&e.body()).unwrap_or_else(|_| b"{}".to_vec());
+        Reply::Json(e.status(), body)
     }
 }
 
@@ -80,10 +95,7 @@ pub fn into_response(reply: Reply, cors: bool, close: bool) -> Response {
     let mut built: Option<(HeaderName, String)> = None;
     let mut cache_control: Option<&'static str> = None;
     let (body, fixed): (Vec<u8>, &[(HeaderName, &'static str)]) = match reply {
-        Reply::Json(_, value) => (
-            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()),
-            JSON_HEADERS,
-        ),
+        Reply::Json(_, body) => (body, JSON_HEADERS),
         Reply::Html(_, html) => (html.into_bytes(), HTML_HEADERS),
         Reply::Redirect(url) => {
             built = Some((header::LOCATION, url));

@@ -1,7 +1,9 @@
 //! THE routing table: one row per endpoint. The router and the start-up list of mounted paths
-//! come from it; nothing else decides routing.
+//! come from it; nothing else decides routing. The paths that links are built to are named in
+//! [`super::paths`].
 
 use super::auth::Auth;
+use super::paths;
 use super::request::{Method, Req};
 use super::response::Reply;
 use crate::api;
@@ -26,8 +28,8 @@ impl Mount {
     pub fn prefix(self) -> &'static str {
         match self {
             Mount::Root => "",
-            Mount::V1 => "/_matrix/identity/api/v1",
-            Mount::V2 => "/_matrix/identity/v2",
+            Mount::V1 => paths::V1,
+            Mount::V2 => paths::V2,
             Mount::Admin => crate::admin::PREFIX,
         }
     }
@@ -148,14 +150,14 @@ use Method::{Get, Post};
 /// Every endpoint of the server.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    inline_row(Get, "/_matrix/identity/versions",       ROOT,        api::versions::get_supported_versions),
-    row(Get,  "/health",                                ROOT, Open,  api::versions::get_health),
+    inline_row(Get, paths::VERSIONS,                    ROOT,        api::versions::get_supported_versions),
+    row(Get,  paths::HEALTH,                            ROOT, Open,  api::versions::get_health),
     inline_row(Get, "/_matrix/identity/_oxisd/static/{name}", ROOT,  api::assets::get_static_asset),
-    row(Get,  "/_matrix/identity/_oxisd/remote/start",  ROOT, Open,  api::remote::start_remote_session),
-    row(Get,  "/_matrix/identity/_oxisd/remote/check",  ROOT, Open,  api::remote::check_remote_session),
+    row(Get,  paths::REMOTE_START,                      ROOT, Open,  api::remote::start_remote_session),
+    row(Get,  paths::REMOTE_CHECK,                      ROOT, Open,  api::remote::check_remote_session),
     inline_row(Get, "",                                 BOTH,        api::versions::get_server_status),
-    inline_row(Get, "/pubkey/isvalid",                  BOTH,        api::pubkey::check_public_key_validity),
-    row(Get,  "/pubkey/ephemeral/isvalid",              BOTH, Open,  api::pubkey::validate_ephemeral_key),
+    inline_row(Get, paths::PUBKEY_ISVALID,              BOTH,        api::pubkey::check_public_key_validity),
+    row(Get,  paths::EPHEMERAL_PUBKEY_ISVALID,          BOTH, Open,  api::pubkey::validate_ephemeral_key),
     inline_row(Get, "/pubkey/{keyId}",                  BOTH,        api::pubkey::get_public_key),
     row(Post, "/account/register",                      V2,   Open,  api::account::register),
     row(Get,  "/account",                               V2,   Terms, api::account::get_account_information),
@@ -164,21 +166,21 @@ pub static ROUTES: &[Route] = &[
     row(Post, "/account/logout",                        V2,   Open,  api::account::logout),
     row(Get,  "/terms",                                 V2,   Open,  api::terms::get_terms_of_service),
     row(Post, "/terms",                                 V2,   Token, api::terms::accept_terms_of_service),
-    row(Post, "/validate/email/requestToken",           BOTH, Terms, api::email::create_email_validation_session),
-    row(Post, "/validate/email/submitToken",            BOTH, Terms, api::email::validate_email),
-    row(Get,  "/validate/email/submitToken",            BOTH, Open,  api::email::validate_email_by_end_user),
-    row(Post, "/validate/msisdn/requestToken",          BOTH, Terms, api::msisdn::create_msisdn_validation_session),
-    row(Post, "/validate/msisdn/submitToken",           BOTH, Terms, api::msisdn::validate_msisdn),
-    row(Get,  "/validate/msisdn/submitToken",           BOTH, Open,  api::msisdn::validate_msisdn_by_phone_number),
-    row(Post, "/3pid/bind",                             BOTH, Terms, api::threepid::bind_3pid),
-    row(Post, "/3pid/unbind",                           BOTH, Open,  api::threepid::unbind_3pid),
+    row(Post, paths::EMAIL_REQUEST_TOKEN,               BOTH, Terms, api::email::create_email_validation_session),
+    row(Post, paths::EMAIL_SUBMIT_TOKEN,                BOTH, Terms, api::email::validate_email),
+    row(Get,  paths::EMAIL_SUBMIT_TOKEN,                BOTH, Open,  api::email::validate_email_by_end_user),
+    row(Post, paths::MSISDN_REQUEST_TOKEN,              BOTH, Terms, api::msisdn::create_msisdn_validation_session),
+    row(Post, paths::MSISDN_SUBMIT_TOKEN,               BOTH, Terms, api::msisdn::validate_msisdn),
+    row(Get,  paths::MSISDN_SUBMIT_TOKEN,               BOTH, Open,  api::msisdn::validate_msisdn_by_phone_number),
+    row(Post, paths::BIND,                              BOTH, Terms, api::threepid::bind_3pid),
+    row(Post, paths::UNBIND,                            BOTH, Open,  api::threepid::unbind_3pid),
     row(Get,  "/hash_details",                          V2,   Terms, api::lookup::get_hash_parameters),
     lookup_row(Post, "/lookup",                         V2,   Terms, api::lookup::lookup_3pid),
-    row(Get,  "/lookup",                                V1,   Open,  api::lookup::lookup_v1),
+    row(Get,  paths::LOOKUP,                            V1,   Open,  api::lookup::lookup_v1),
     lookup_row(Post, "/bulk_lookup",                    V1,   Open,  api::lookup::bulk_lookup_v1),
-    row(Get,  "/3pid/getValidated3pid",                 BOTH, Terms, api::validation::check_3pid_validity),
+    row(Get,  paths::GET_VALIDATED_3PID,                BOTH, Terms, api::validation::check_3pid_validity),
     row(Post, "/store-invite",                          BOTH, Terms, api::invite::store_invite),
-    row(Post, "/sign-ed25519",                          BOTH, Terms, api::invite::sign_ed25519),
+    row(Post, paths::SIGN_ED25519,                      BOTH, Terms, api::invite::sign_ed25519),
 ];
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::smtp::SmtpConnector;
 use super::{Message, NotifyError, TemplateKind, Templates, log};
 use crate::config::{EmailConfig, EmailConnector};
 use crate::crypto::random;
+use crate::error::StartError;
 
 /// The built-in validation email.
 const VALIDATION: &str = include_str!("../../templates/email/validation.eml");
@@ -36,13 +37,13 @@ pub struct EmailChannel {
 
 impl EmailChannel {
     /// Loads the templates and sets up the connector.
-    pub fn new(config: &EmailConfig) -> Result<EmailChannel, String> {
+    pub fn new(config: &EmailConfig) -> Result<EmailChannel, StartError> {
         let transport = match config.connector {
             EmailConnector::Log => Transport::Log,
             EmailConnector::Smtp => {
                 let smtp = &config.connectors.smtp;
                 let connector = SmtpConnector::new(smtp.clone())
-                    .map_err(|e| format!("threepid.medium.email.connectors.smtp: {e}"))?;
+                    .map_err(|e| StartError::setting("threepid.medium.email.connectors.smtp", e))?;
                 let login = smtp
                     .login
                     .as_deref()
@@ -65,7 +66,7 @@ impl EmailChannel {
             &session.unbind,
             builtin,
             TEMPLATE_KEY,
-            |kind, file, builtin, what| {
+            |kind, file, builtin, key, path| {
                 let (subject, subject_key) = match kind {
                     TemplateKind::Validation => (
                         &subjects.session.validation,
@@ -84,7 +85,8 @@ impl EmailChannel {
                     file,
                     builtin,
                     subject: subject.as_deref(),
-                    what,
+                    key,
+                    path,
                     subject_key: &subject_key,
                 })
             },
@@ -98,10 +100,8 @@ impl EmailChannel {
             file: invite_file.as_deref(),
             builtin: INVITE,
             subject: subjects.invite.as_deref(),
-            what: &match invite_path {
-                Some(path) => format!("{INVITE_KEY}: {}", path.display()),
-                None => INVITE_KEY.to_string(),
-            },
+            key: INVITE_KEY,
+            path: invite_path,
             subject_key: &format!("{SUBJECT_KEY}.invite"),
         })?;
         Ok(EmailChannel {

@@ -6,6 +6,10 @@
 //! and a subject from the config (`...generators.subject.*`, with placeholders), or else the
 //! built-in template's subject. The configured subject also replaces the built-in template's.
 
+use std::path::Path;
+
+use crate::error::StartError;
+
 /// One email template's text as loaded, before rendering.
 pub(super) struct Source<'a> {
     /// The operator's file's text, or `None` for the built-in template.
@@ -14,22 +18,31 @@ pub(super) struct Source<'a> {
     pub builtin: &'a str,
     /// The configured subject, if any.
     pub subject: Option<&'a str>,
-    /// The config key of the template and of the subject, for messages.
-    pub what: &'a str,
+    /// The config key of the template, and the operator's file.
+    pub key: &'a str,
+    pub path: Option<&'a Path>,
+    /// The config key of the subject.
     pub subject_key: &'a str,
 }
 
 /// The template to render: a complete message with placeholders.
-pub(super) fn prepare(source: &Source<'_>) -> Result<String, String> {
+pub(super) fn prepare(source: &Source<'_>) -> Result<String, StartError> {
     let Some(text) = source.file else {
         return Ok(match source.subject {
             Some(subject) => with_subject(source.builtin, subject),
             None => source.builtin.to_string(),
         });
     };
-    let what = source.what;
+    let file = source
+        .path
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let what = format!("{}: {file}", source.key);
     if text.trim().is_empty() {
-        return Err(format!("{what}: the template is empty"));
+        return Err(StartError::setting(
+            source.key,
+            format!("{file}: the template is empty"),
+        ));
     }
     let normalised = text.replace("\r\n", "\n");
     let head = normalised.split("\n\n").next().unwrap_or("");
@@ -47,10 +60,14 @@ pub(super) fn prepare(source: &Source<'_>) -> Result<String, String> {
         .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_ascii_lowercase()))
         .collect();
     if !names.iter().any(|n| n == "subject") {
-        return Err(format!(
-            "{what} starts with headers but has no Subject: header; add one, or start the file \
-             with its text (no headers) and oxisd adds the headers, with the subject of {}",
-            source.subject_key
+        return Err(StartError::setting(
+            source.key,
+            format!(
+                "{file} starts with headers but has no Subject: header; add one, or start the \
+                 file with its text (no headers) and oxisd adds the headers, with the subject of \
+                 {}",
+                source.subject_key
+            ),
         ));
     }
     for header in ["from", "to", "date"] {
@@ -157,7 +174,8 @@ mod tests {
             file,
             builtin: BUILTIN,
             subject,
-            what: "template.x: f",
+            key: "template.x",
+            path: Some(Path::new("f")),
             subject_key: "subject.x",
         }
     }
@@ -183,7 +201,9 @@ mod tests {
         let full = "Subject: mine\r\nFrom: a\r\n\r\ntext";
         assert_eq!(prepare(&source(Some(full), None)).unwrap(), full);
         assert_eq!(prepare(&source(Some(full), Some("other"))).unwrap(), full);
-        let err = prepare(&source(Some("From: a\nTo: b\n\nbody"), None)).unwrap_err();
+        let err = prepare(&source(Some("From: a\nTo: b\n\nbody"), None))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no Subject: header") && err.contains("subject.x"),
             "{err}"

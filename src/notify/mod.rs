@@ -15,6 +15,7 @@ pub mod twilio;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::error::StartError;
 use crate::threepid::Medium;
 use generator::Vars;
 
@@ -71,7 +72,7 @@ pub struct Notifier {
 impl Notifier {
     /// Builds the notifier from the configuration: loads template overrides and sets up the
     /// connectors. Errors name the config key.
-    pub fn new(config: &Config) -> Result<Notifier, String> {
+    pub fn new(config: &Config) -> Result<Notifier, StartError> {
         let domain = config.matrix.domain.clone().unwrap_or_default();
         Ok(Notifier {
             email: email::EmailChannel::new(&config.threepid.medium.email)?,
@@ -218,28 +219,27 @@ pub(crate) struct Templates {
 impl Templates {
     /// Loads the templates configured under `key` (`threepid.medium.<medium>.generators.
     /// template.session`), falling back to `builtin` (validation, unbind warning, unbind
-    /// notice). `prepare(kind, file, builtin, what)` makes the template to render from the
-    /// operator's file's text (or `None`) and vets it; `what` names the key and file.
+    /// notice). `prepare(kind, file, builtin, key, path)` makes the template to render from
+    /// the operator's file's text (or `None`) and vets it.
     pub(crate) fn load(
         validation: Option<&Path>,
         unbind: &crate::config::UnbindTemplates,
         builtin: [&str; 3],
         key: &str,
-        prepare: impl Fn(TemplateKind, Option<&str>, &str, &str) -> Result<String, String>,
-    ) -> Result<Templates, String> {
+        prepare: impl Fn(
+            TemplateKind,
+            Option<&str>,
+            &str,
+            &str,
+            Option<&Path>,
+        ) -> Result<String, StartError>,
+    ) -> Result<Templates, StartError> {
         let one = |kind: TemplateKind, path: Option<&Path>, builtin: &str, key: String| {
             let text = match path {
                 None => None,
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?,
-                ),
+                Some(_) => Some(load_template(path, builtin, &key)?),
             };
-            let what = match path {
-                Some(path) => format!("{key}: {}", path.display()),
-                None => key,
-            };
-            prepare(kind, text.as_deref(), builtin, &what)
+            prepare(kind, text.as_deref(), builtin, &key, path)
         };
         Ok(Templates {
             validation: one(
@@ -283,11 +283,11 @@ pub(crate) fn load_template(
     path: Option<&Path>,
     builtin: &str,
     key: &str,
-) -> Result<String, String> {
+) -> Result<String, StartError> {
     match path {
         None => Ok(builtin.to_string()),
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display())),
+            .map_err(|e| StartError::setting(key, format!("cannot read {}: {e}", path.display()))),
     }
 }
 

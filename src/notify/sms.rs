@@ -1,10 +1,13 @@
 //! The SMS channel: the validation text (built in or the operator's) and delivery through
 //! Twilio or the log.
 
+use std::path::Path;
+
 use super::generator::{self, Vars};
 use super::twilio::{TwilioConnector, TwilioFailure};
 use super::{Message, NotifyError, Templates, log};
 use crate::config::{MsisdnConfig, SmsConnector};
+use crate::error::StartError;
 
 /// The built-in validation SMS.
 const VALIDATION: &str = include_str!("../../templates/sms/validation.txt");
@@ -28,24 +31,29 @@ fn prepare_sms_template(
     _: super::TemplateKind,
     file: Option<&str>,
     builtin: &str,
-    what: &str,
-) -> Result<String, String> {
-    match file {
-        None => Ok(builtin.to_string()),
-        Some(text) if text.trim().is_empty() => Err(format!("{what}: the template is empty")),
-        Some(text) => Ok(text.to_string()),
+    key: &str,
+    path: Option<&Path>,
+) -> Result<String, StartError> {
+    match (file, path) {
+        (Some(text), Some(path)) if text.trim().is_empty() => Err(StartError::setting(
+            key,
+            format!("{}: the template is empty", path.display()),
+        )),
+        (Some(text), _) => Ok(text.to_string()),
+        (None, _) => Ok(builtin.to_string()),
     }
 }
 
 impl SmsChannel {
     /// Loads the templates and sets up the connector.
-    pub fn new(config: &MsisdnConfig) -> Result<SmsChannel, String> {
+    pub fn new(config: &MsisdnConfig) -> Result<SmsChannel, StartError> {
         let transport = match config.connector {
             SmsConnector::Log => Transport::Log,
             SmsConnector::Twilio => {
                 let twilio = &config.connectors.twilio;
-                let connector = TwilioConnector::new(twilio.clone())
-                    .map_err(|e| format!("threepid.medium.msisdn.connectors.twilio: {e}"))?;
+                let connector = TwilioConnector::new(twilio.clone()).map_err(|e| {
+                    StartError::setting("threepid.medium.msisdn.connectors.twilio", e)
+                })?;
                 let sender = twilio
                     .messaging_service_sid
                     .clone()

@@ -2,6 +2,8 @@
 //! stored so lookups find it), and removing it on proof of ownership or on the word of the
 //! user's homeserver. Any other unbind attempt is refused and, by policy, reported to the owner.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::invites::Invites;
@@ -11,9 +13,10 @@ use super::rate_limit::RateLimiter;
 use super::remote::RemoteSessions;
 use super::sessions::Sessions;
 use super::xmatrix::{SignedRequest, Verifier, XMatrix, XMatrixError};
-use crate::config::{Config, RateLimit, is_server_name};
+use crate::config::{Config, RateLimit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::homeserver::HomeserverClient;
+use crate::ids::{SessionId, UserId};
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::store::Store;
@@ -27,6 +30,7 @@ pub const VALIDITY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// The bind and unbind service.
 pub struct Bindings {
+    deps: Deps,
     store_bindings: bool,
     allowed_servers: Vec<String>,
     server_name: String,
@@ -37,69 +41,52 @@ pub struct Bindings {
     verifier: Verifier,
 }
 
-/// What the other services a bind or unbind needs.
-pub struct Context<'a> {
+/// What binds and unbinds work with, shared with the other services.
+pub struct Deps {
     /// The store.
-    pub store: &'a Store,
+    pub store: Arc<Store>,
     /// Validation sessions.
-    pub sessions: &'a Sessions,
+    pub sessions: Arc<Sessions>,
     /// Lookup peppers.
-    pub peppers: &'a Peppers,
+    pub peppers: Arc<Peppers>,
     /// Signing keys.
-    pub keys: &'a KeyRing,
+    pub keys: Arc<KeyRing>,
     /// Outbound client, for homeserver keys.
-    pub homeserver: &'a HomeserverClient,
+    pub homeserver: Arc<HomeserverClient>,
     /// Notifications.
-    pub notifier: &'a Notifier,
+    pub notifier: Arc<Notifier>,
     /// Pending invites, delivered when their 3PID is bound.
-    pub invites: &'a Invites,
+    pub invites: Arc<Invites>,
     /// Upstream identity servers that binds are forwarded to.
-    pub remote: &'a RemoteSessions,
+    pub remote: Arc<RemoteSessions>,
 }
 
-/// Checks a Matrix user id: `@localpart:server_name`, at most 255 bytes.
-pub fn check_user_id(mxid: &str) -> Result<&str> {
-    let bad = || {
-        Error::new(
-            ErrorKind::InvalidParam,
-            format!("'{mxid}' is not a valid Matrix user id"),
-        )
-    };
-    let (local, server) = mxid
-        .strip_prefix('@')
-        .and_then(|r| r.split_once(':'))
-        .ok_or_else(bad)?;
-    let local_ok = !local.is_empty()
-        && local
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b':');
-    if mxid.len() > 255 || !local_ok || !is_server_name(server) {
-        return Err(bad());
-    }
-    Ok(server)
-}
+/// Checks a Matrix user id (see [`crate::ids::check_user_id`]).
+pub use crate::ids::check_user_id;
 
 /// Normalises a 3PID named in a request: 400 `M_INVALID_PARAM` for an unknown medium or an
 /// address that cannot be one.
 pub fn normalise_threepid(medium: &str, address: &str) -> Result<(Medium, String)> {
-    match Medium::parse(medium) {
-        Some(Medium::Email) => email::normalise(address)
-            .map(|a| (Medium::Email, a))
+    let medium = Medium::of_request(medium)?;
+    Ok((medium, normalise_address(medium, address)?))
+}
+
+/// Normalises the address of a 3PID of `medium` named in a request: 400 `M_INVALID_PARAM` for
+/// an address that cannot be one.
+pub fn normalise_address(medium: Medium, address: &str) -> Result<String> {
+    match medium {
+        Medium::Email => email::normalise(address)
             .map_err(|e| Error::new(ErrorKind::InvalidParam, e.message().to_string())),
-        Some(Medium::Msisdn)
+        Medium::Msisdn
             if !address.is_empty()
                 && address.len() <= 15
                 && address.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            Ok((Medium::Msisdn, address.to_string()))
+            Ok(address.to_string())
         }
-        Some(Medium::Msisdn) => Err(Error::new(
+        Medium::Msisdn => Err(Error::new(
             ErrorKind::InvalidParam,
             "An msisdn is the E.164 digits, without '+'",
-        )),
-        None => Err(Error::new(
-            ErrorKind::InvalidParam,
-            format!("Unknown medium '{medium}'"),
         )),
     }
 }
@@ -107,9 +94,9 @@ pub fn normalise_threepid(medium: &str, address: &str) -> Result<(Medium, String
 /// An unbind request.
 pub struct Unbind<'a> {
     /// The user the 3PID is unbound from.
-    pub mxid: &'a str,
+    pub mxid: &'a UserId,
     /// The 3PID's medium.
-    pub medium: &'a str,
+    pub medium: Medium,
     /// The 3PID's address.
     pub address: &'a str,
     /// Proof of ownership: a validated session.
@@ -120,8 +107,9 @@ pub struct Unbind<'a> {
 
 impl Bindings {
     /// The service, from the configuration.
-    pub fn new(config: &Config) -> Bindings {
+    pub fn new(config: &Config, deps: Deps) -> Bindings {
         Bindings {
+            deps,
             store_bindings: config.bind.store,
             allowed_servers: config.bind.allowed_servers.clone(),
             server_name: config.server.name.clone(),
@@ -147,14 +135,13 @@ impl Bindings {
     /// user's mxid on v2, or a homeserver not allowed by `bind.allowedServers`).
     pub fn bind(
         &self,
-        cx: &Context<'_>,
-        sid: &str,
+        sid: &SessionId,
         client_secret: &str,
-        mxid: &str,
-        requester: Option<&str>,
+        mxid: &UserId,
+        requester: Option<&UserId>,
         now_ms: u64,
     ) -> Result<Value> {
-        let server = check_user_id(mxid)?;
+        let server = mxid.server_name();
         if requester.is_some_and(|user| user != mxid) {
             return Err(Error::new(
                 ErrorKind::Forbidden,
@@ -175,15 +162,11 @@ impl Bindings {
                 ),
             ));
         }
-        let session = cx
-            .sessions
-            .validated(cx.store, sid, client_secret, now_ms)?;
-        if !cx.remote.binds_here(&session.medium, &session.address) {
+        let cx = &self.deps;
+        let session = cx.sessions.validated(sid, client_secret, now_ms)?;
+        if !cx.remote.binds_here(session.medium, &session.address) {
             // Published upstream only: the upstream's answer is the association.
-            return match cx
-                .remote
-                .bind_upstream_only(cx.store, cx.homeserver, &session, mxid)?
-            {
+            return match cx.remote.bind_upstream_only(&session, mxid)? {
                 Some(answer) => {
                     log::info!("forwarded a {} bind to the upstream only", session.medium);
                     Ok(answer)
@@ -195,7 +178,7 @@ impl Bindings {
             };
         }
         let record = BindingRecord {
-            medium: session.medium.clone(),
+            medium: session.medium.as_str().to_string(),
             address: session.address.clone(),
             mxid: mxid.to_string(),
             ts: now_ms,
@@ -210,24 +193,17 @@ impl Bindings {
         log::info!("bound a {} to {mxid}", record.medium);
         // A validated upstream session: bind there too, through the outbox (retried when the
         // upstream fails). Its failure does not undo ours.
-        if let Err(e) = cx
-            .remote
-            .forward_bind(cx.store, cx.homeserver, &session, mxid, now_ms)
-        {
+        if let Err(e) = cx.remote.forward_bind(&session, mxid, now_ms) {
             log::error!(
                 "queueing the bind of a {} upstream failed: {e}",
                 record.medium
             );
         }
         // The bind stands either way; invites left pending are claimed by the next resolution.
-        if let Err(e) = cx.invites.claim(
-            cx.store,
-            cx.keys,
-            &record.medium,
-            &record.address,
-            mxid,
-            now_ms,
-        ) {
+        if let Err(e) = cx
+            .invites
+            .claim(session.medium, &record.address, mxid, now_ms)
+        {
             log::error!("queueing the invites of a newly bound 3PID failed: {e}");
         }
         signed_association(&record, &self.server_name, &cx.keys.signing())
@@ -236,21 +212,23 @@ impl Bindings {
     /// `unbind`: removes the binding when the request proves ownership of the 3PID or comes
     /// signed from the user's homeserver. Anything else is refused with 403 `M_FORBIDDEN` and
     /// reported to the 3PID's owner (once a day at most, and only if it is bound).
-    pub fn unbind(&self, cx: &Context<'_>, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
-        let server = check_user_id(req.mxid)?;
-        let (medium, address) = normalise_threepid(req.medium, req.address)?;
+    pub fn unbind(&self, req: &Unbind<'_>, now_ms: u64) -> Result<()> {
+        let cx = &self.deps;
+        let server = req.mxid.server_name();
+        let medium = req.medium;
+        let address = normalise_address(medium, req.address)?;
         let mut proof = None;
         let refused = match (&req.session, &req.signed) {
-            (Some((sid, secret)), _) => {
-                match cx.sessions.validated(cx.store, sid, secret, now_ms) {
-                    Ok(s) if s.medium == medium.as_str() && s.address == address => {
-                        proof = Some(s);
-                        None
-                    }
-                    Ok(_) => Some("the session is for another 3PID".to_string()),
-                    Err(e) => Some(format!("no valid session: {}", e.message())),
+            (Some((sid, secret)), _) => match SessionId::parse(sid)
+                .and_then(|sid| cx.sessions.validated(&sid, secret, now_ms))
+            {
+                Ok(s) if s.medium == medium && s.address == address => {
+                    proof = Some(s);
+                    None
                 }
-            }
+                Ok(_) => Some("the session is for another 3PID".to_string()),
+                Err(e) => Some(format!("no valid session: {}", e.message())),
+            },
             (None, Some((auth, method, uri, content))) => {
                 if !auth.origin.eq_ignore_ascii_case(server) {
                     Some(format!("signed by {} for a user of {server}", auth.origin))
@@ -263,7 +241,7 @@ impl Bindings {
                     };
                     match self
                         .verifier
-                        .verify(cx.homeserver, &request, &self.destinations, now_ms)
+                        .verify(&cx.homeserver, &request, &self.destinations, now_ms)
                     {
                         Ok(_) => None,
                         Err(XMatrixError::KeyUnavailable(why)) => {
@@ -281,14 +259,14 @@ impl Bindings {
         };
         if let Some(why) = refused {
             log::warn!("refused an unbind of a {medium} from {}: {why}", req.mxid);
-            self.warn_owner(cx, medium, &address, now_ms);
+            self.warn_owner(medium, &address, now_ms);
             return Err(Error::new(
                 ErrorKind::Forbidden,
                 "Unbinding needs a validated session for this 3PID or a signature of the user's homeserver",
             ));
         }
         let bound = cx.store.binding(medium.as_str(), &address, BUILTIN)?;
-        if bound.as_ref().is_some_and(|b| b.mxid == req.mxid) {
+        if bound.as_ref().is_some_and(|b| *req.mxid == b.mxid) {
             let peppers = cx.peppers.for_writes();
             cx.store
                 .delete_binding(BUILTIN, medium.as_str(), &address, &peppers.all())?;
@@ -302,22 +280,20 @@ impl Bindings {
         }
         // Bound upstream through us: unbind there too (queued, retried when it fails), so
         // that the address does not stay discoverable there.
-        if let Err(e) = cx.remote.forward_unbind(
-            cx.store,
-            cx.homeserver,
-            (medium.as_str(), &address, req.mxid),
-            proof.as_ref(),
-            now_ms,
-        ) {
+        if let Err(e) =
+            cx.remote
+                .forward_unbind((medium, &address, req.mxid), proof.as_ref(), now_ms)
+        {
             log::error!("queueing the unbind of a {medium} upstream failed: {e}");
         }
         Ok(())
     }
 
-    fn warn_owner(&self, cx: &Context<'_>, medium: Medium, address: &str, now_ms: u64) {
+    fn warn_owner(&self, medium: Medium, address: &str, now_ms: u64) {
         if !self.send_warning {
             return;
         }
+        let cx = &self.deps;
         match cx.store.binding(medium.as_str(), address, BUILTIN) {
             Ok(Some(_)) => {}
             Ok(None) => return,
@@ -341,22 +317,6 @@ impl Bindings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_ids_are_checked() {
-        assert_eq!(check_user_id("@alice:example.org").unwrap(), "example.org");
-        assert_eq!(check_user_id("@a.b=c/d:[::1]:8448").unwrap(), "[::1]:8448");
-        for bad in [
-            "alice:example.org",
-            "@:example.org",
-            "@alice",
-            "@al ice:example.org",
-            "@alice:exa mple.org",
-            "@alice:",
-        ] {
-            assert!(check_user_id(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn threepids_are_normalised() {

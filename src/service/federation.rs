@@ -32,12 +32,11 @@ use crate::crypto::signing::verify_json;
 use crate::homeserver::HomeserverClient;
 use crate::homeserver::discovery::https_url;
 use crate::homeserver::srv::SrvResolver;
+use crate::http::paths;
 use crate::threepid::params::{COMPONENT, url_encode};
 
 /// The SRV service label of identity servers.
 const SERVICE: &str = "_matrix-identity._tcp";
-const LOOKUP_PATH: &str = "/_matrix/identity/api/v1/lookup";
-const PUBKEY_PATH: &str = "/_matrix/identity/api/v1/pubkey/";
 /// A key id in a path segment: `:` may stay as it is there (`ed25519:0`).
 const KEY_ID: &AsciiSet = &COMPONENT.remove(b':');
 /// Largest answer read from a remote identity server.
@@ -201,7 +200,9 @@ impl Federation {
         for record in records.iter().take(MAX_TARGETS) {
             let base = https_url(&record.target, record.port);
             let url = format!(
-                "{base}{LOOKUP_PATH}?medium=email&address={}",
+                "{base}{}{}?medium=email&address={}",
+                paths::V1,
+                paths::LOOKUP,
                 url_encode(address)
             );
             match hs.get_url_json(&url, Some(ANSWER_LIMIT)) {
@@ -293,7 +294,12 @@ impl Federation {
         if let Some(key) = lock(&self.keys).get(&cache_key, now) {
             return Some(key);
         }
-        let url = format!("{base}{PUBKEY_PATH}{}", utf8_percent_encode(key_id, KEY_ID));
+        let url = format!(
+            "{base}{}{}/{}",
+            paths::V1,
+            paths::PUBKEY,
+            utf8_percent_encode(key_id, KEY_ID)
+        );
         let answer = match hs.get_url_json(&url, Some(ANSWER_LIMIT)) {
             Ok(answer) => answer,
             Err(e) => {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod bindings;
 pub mod federation;
+pub mod health;
 pub mod invites;
 pub mod lookup;
 pub mod pepper;

@@ -17,16 +17,18 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, RateLimit};
 use crate::crypto::random;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::paths;
+use crate::ids::{ClientSecret, SessionId};
 use crate::notify::{Notifier, NotifyError};
 use crate::store::Store;
 use crate::store::sessions::SessionRecord;
 use crate::threepid::Medium;
-use crate::threepid::params::{is_opaque_id, url_encode};
+use crate::threepid::params::url_encode;
 
 use super::rate_limit::{self, RateLimiter};
 
@@ -39,8 +41,8 @@ pub struct TokenRequest<'a> {
     pub medium: Medium,
     /// The normalised address.
     pub address: &'a str,
-    /// The client's secret (already checked against the grammar).
-    pub client_secret: &'a str,
+    /// The client's secret.
+    pub client_secret: &'a ClientSecret,
     /// The client's attempt counter.
     pub send_attempt: u64,
     /// Where to send the browser after validation (already checked).
@@ -53,6 +55,8 @@ pub struct TokenRequest<'a> {
 
 /// The session service.
 pub struct Sessions {
+    store: Arc<Store>,
+    notifier: Arc<Notifier>,
     ttl_ms: u64,
     max_token_attempts: u32,
     public_url: String,
@@ -66,11 +70,14 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Builds the service from the configuration.
-    pub fn new(config: &Config) -> Sessions {
+    /// Builds the service from the configuration: sessions are kept in `store`, their
+    /// messages sent through `notifier`.
+    pub fn new(config: &Config, store: Arc<Store>, notifier: Arc<Notifier>) -> Sessions {
         let s = &config.session;
         let msisdn = &config.threepid.medium.msisdn;
         Sessions {
+            store,
+            notifier,
             ttl_ms: s.ttl * 1000,
             max_token_attempts: s.max_token_attempts,
             public_url: config.server.public_url().to_string(),
@@ -90,7 +97,7 @@ impl Sessions {
         }
     }
 
-    fn lock(&self, medium: &str, address: &str, client_secret: &str) -> MutexGuard<'_, ()> {
+    fn lock(&self, medium: Medium, address: &str, client_secret: &str) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         (medium, address, client_secret).hash(&mut h);
         let stripe = &self.stripes[(h.finish() as usize) % STRIPES];
@@ -115,9 +122,10 @@ impl Sessions {
     /// The link that validates a session from the browser.
     pub fn validation_link(&self, r: &SessionRecord) -> String {
         format!(
-            "{}/_matrix/identity/v2/validate/{}/submitToken?sid={}&client_secret={}&token={}",
+            "{}{}{}?sid={}&client_secret={}&token={}",
             self.public_url,
-            r.medium,
+            paths::V2,
+            paths::submit_token(r.medium),
             url_encode(&r.sid),
             url_encode(&r.client_secret),
             url_encode(&r.token)
@@ -129,14 +137,9 @@ impl Sessions {
     ///
     /// Errors: 429 `M_LIMIT_EXCEEDED`; for email 500 `M_EMAIL_SEND_ERROR` or 400
     /// `M_INVALID_EMAIL` when the mail server refuses the address.
-    pub fn request_token(
-        &self,
-        store: &Store,
-        notifier: &Notifier,
-        req: &TokenRequest<'_>,
-        now_ms: u64,
-    ) -> Result<SessionRecord> {
-        let medium = req.medium.as_str();
+    pub fn request_token(&self, req: &TokenRequest<'_>, now_ms: u64) -> Result<SessionRecord> {
+        let store = &*self.store;
+        let medium = req.medium;
         let _guard = self.lock(medium, req.address, req.client_secret);
         let existing = store.session_by_triple(medium, req.address, req.client_secret)?;
         // A new session is only written once its message went out: one write per request,
@@ -161,7 +164,10 @@ impl Sessions {
         // nothing went out.
         let taken = rate_limit::take(&self.limits_for(req), now_ms)?;
         let link = self.validation_link(&record);
-        if let Err(e) = notifier.send_validation(req.medium, req.address, &record.token, &link) {
+        if let Err(e) = self
+            .notifier
+            .send_validation(req.medium, req.address, &record.token, &link)
+        {
             taken.give_back();
             return Err(send_error(req.medium, e));
         }
@@ -202,10 +208,10 @@ impl Sessions {
             Medium::Msisdn => random::digits(self.sms_token_length)?,
         };
         let mut record = SessionRecord {
-            sid: random::token(18)?,
-            medium: req.medium.as_str().to_string(),
+            sid: SessionId::try_from(random::token(18)?).map_err(Error::internal)?,
+            medium: req.medium,
             address: req.address.to_string(),
-            client_secret: req.client_secret.to_string(),
+            client_secret: req.client_secret.clone(),
             token,
             send_attempt: None,
             next_link: req.next_link.map(str::to_string),
@@ -222,17 +228,14 @@ impl Sessions {
 
     /// Finds the session for `sid` + `client_secret`: 404 `M_NO_VALID_SESSION` for an unknown
     /// sid and a wrong secret alike (the answer must not tell which).
-    fn find(&self, store: &Store, sid: &str, client_secret: &str) -> Result<SessionRecord> {
+    fn find(&self, sid: &SessionId, client_secret: &str) -> Result<SessionRecord> {
         let no_session = || {
             Error::new(
                 ErrorKind::NoValidSession,
                 "No valid session was found matching that sid and client secret",
             )
         };
-        if !is_opaque_id(sid) {
-            return Err(no_session());
-        }
-        let record = store.session(sid)?.ok_or_else(no_session)?;
+        let record = self.store.session(sid)?.ok_or_else(no_session)?;
         if !random::constant_time_eq(record.client_secret.as_bytes(), client_secret.as_bytes()) {
             return Err(no_session());
         }
@@ -245,18 +248,18 @@ impl Sessions {
     /// once the session is locked after too many wrong tokens).
     pub fn submit_token(
         &self,
-        store: &Store,
         medium: Medium,
-        sid: &str,
-        client_secret: &str,
+        sid: &SessionId,
+        client_secret: &ClientSecret,
         token: &str,
         now_ms: u64,
     ) -> Result<SessionRecord> {
-        let found = self.find(store, sid, client_secret)?;
-        let _guard = self.lock(&found.medium, &found.address, &found.client_secret);
+        let store = &*self.store;
+        let found = self.find(sid, client_secret)?;
+        let _guard = self.lock(found.medium, &found.address, &found.client_secret);
         // Re-read under the lock: a concurrent request may have changed it.
-        let record = self.find(store, sid, client_secret)?;
-        if record.medium != medium.as_str() {
+        let record = self.find(sid, client_secret)?;
+        if record.medium != medium {
             return Err(Error::new(
                 ErrorKind::NoValidSession,
                 "No valid session was found matching that sid and client secret",
@@ -309,12 +312,11 @@ impl Sessions {
     /// `M_SESSION_NOT_VALIDATED`.
     pub fn validated(
         &self,
-        store: &Store,
-        sid: &str,
+        sid: &SessionId,
         client_secret: &str,
         now_ms: u64,
     ) -> Result<SessionRecord> {
-        let record = self.find(store, sid, client_secret)?;
+        let record = self.find(sid, client_secret)?;
         if self.expired(&record, now_ms) {
             return Err(Error::new(
                 ErrorKind::SessionExpired,
@@ -334,15 +336,15 @@ impl Sessions {
     /// this returns.
     pub fn set_remote(
         &self,
-        store: &Store,
-        sid: &str,
+        sid: &SessionId,
         client_secret: &str,
         remote: crate::store::sessions::RemoteSession,
         now_ms: u64,
     ) -> Result<SessionRecord> {
-        let current = self.validated(store, sid, client_secret, now_ms)?;
-        let _guard = self.lock(&current.medium, &current.address, &current.client_secret);
-        let record = self.validated(store, sid, client_secret, now_ms)?;
+        let store = &*self.store;
+        let current = self.validated(sid, client_secret, now_ms)?;
+        let _guard = self.lock(current.medium, &current.address, &current.client_secret);
+        let record = self.validated(sid, client_secret, now_ms)?;
         let mut updated = record.clone();
         updated.remote = Some(remote);
         self.touch(&mut updated, now_ms);
@@ -353,13 +355,14 @@ impl Sessions {
 
     /// Deletes sessions past their purge time; returns how many. Only the purge index is read,
     /// never the live sessions.
-    pub fn sweep(&self, store: &Store, now_ms: u64) -> Result<usize> {
+    pub fn sweep(&self, now_ms: u64) -> Result<usize> {
+        let store = &*self.store;
         let mut total = 0;
         loop {
             let due = store.sessions_due(now_ms, 1000)?;
             let batch = due.len();
             for record in due {
-                let _guard = self.lock(&record.medium, &record.address, &record.client_secret);
+                let _guard = self.lock(record.medium, &record.address, &record.client_secret);
                 // Re-check under the lock: a request may just have renewed it.
                 if let Some(current) = store.session(&record.sid)?
                     && current.purge_at_ms <= now_ms

@@ -6,45 +6,36 @@
 //! its URL did not change.
 
 use std::collections::BTreeMap;
-
-use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::config::Policy;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 
-/// The configured policies.
+/// The configured policies, and what users accepted.
 pub struct Terms {
     policies: BTreeMap<String, Policy>,
+    store: Arc<Store>,
 }
 
 impl Terms {
-    /// The policies of `policy.policies`.
-    pub fn new(policies: &BTreeMap<String, Policy>) -> Terms {
+    /// The policies of `policy.policies`; acceptances are kept in `store`.
+    pub fn new(policies: &BTreeMap<String, Policy>, store: Arc<Store>) -> Terms {
         Terms {
             policies: policies.clone(),
+            store,
         }
     }
 
-    /// `{"policies": {...}}` as the spec shapes it: each policy has `version` and one object
-    /// per language.
-    pub fn document(&self) -> Value {
-        let mut policies = serde_json::Map::new();
-        for (id, policy) in &self.policies {
-            let mut entry = serde_json::Map::new();
-            entry.insert("version".into(), json!(policy.version));
-            for (lang, doc) in &policy.terms {
-                entry.insert(lang.clone(), json!({"name": doc.name, "url": doc.url}));
-            }
-            policies.insert(id.clone(), Value::Object(entry));
-        }
-        json!({ "policies": policies })
+    /// The current policies, by id.
+    pub fn policies(&self) -> &BTreeMap<String, Policy> {
+        &self.policies
     }
 
     /// Records that `user` accepts the documents at `urls`, in addition to what they accepted
     /// before. 400 `M_INVALID_PARAM` for a URL that is not a current policy document.
-    pub fn accept(&self, store: &Store, user: &str, urls: &[String]) -> Result<()> {
-        let mut accepted = store.accepted_terms(user)?;
+    pub fn accept(&self, user: &str, urls: &[String]) -> Result<()> {
+        let mut accepted = self.store.accepted_terms(user)?;
         for url in urls {
             let (id, policy) = self
                 .policies
@@ -63,16 +54,16 @@ impl Terms {
         }
         // Forget versions that are no longer current, so the record stays small.
         accepted.retain(|(id, v)| self.policies.get(id).is_some_and(|p| &p.version == v));
-        store.set_accepted_terms(user, &accepted)?;
-        store.durable()
+        self.store.set_accepted_terms(user, &accepted)?;
+        self.store.durable()
     }
 
     /// True when `user` accepted the current version of every policy.
-    pub fn all_accepted(&self, store: &Store, user: &str) -> Result<bool> {
+    pub fn all_accepted(&self, user: &str) -> Result<bool> {
         if self.policies.is_empty() {
             return Ok(true);
         }
-        let accepted = store.accepted_terms(user)?;
+        let accepted = self.store.accepted_terms(user)?;
         Ok(self
             .policies
             .iter()

@@ -3,7 +3,6 @@
 //! they serve the admin API only, never a user's request.
 
 use fjall::{Database, Readable};
-use serde_json::{Value, json};
 
 use super::accounts::AccountRecord;
 use super::bindings::BindingRecord;
@@ -11,6 +10,24 @@ use super::invites::InviteRecord;
 use super::sessions::SessionRecord;
 use super::{SCHEMA_VERSION, Store};
 use crate::error::{Error, ErrorKind, Result};
+use crate::threepid::Medium;
+
+/// Counts of the store, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStats {
+    /// The layout version.
+    pub schema_version: u32,
+    /// Size on disk.
+    pub disk_bytes: u64,
+    /// Journal files.
+    pub journal_count: usize,
+    /// Records per keyspace (approximate for large ones), by keyspace name.
+    pub records: Vec<(String, usize)>,
+    /// `onbind` calls waiting.
+    pub outbox_depth: usize,
+    /// When the oldest waiting `onbind` call was queued.
+    pub outbox_oldest_created_ms: Option<u64>,
+}
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::internal(format_args!("corrupt {what}: {e}")))
@@ -65,7 +82,7 @@ impl Store {
     /// Validation sessions, at most `limit`, optionally only those of (medium, address).
     pub fn list_sessions(
         &self,
-        threepid: Option<(&str, &str)>,
+        threepid: Option<(Medium, &str)>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>> {
         let mut out = Vec::new();
@@ -85,7 +102,7 @@ impl Store {
     /// Invites, at most `limit`, optionally only those to (medium, address) or from `sender`.
     pub fn list_invites(
         &self,
-        to: Option<(&str, &str)>,
+        to: Option<(Medium, &str)>,
         from: Option<&str>,
         limit: usize,
     ) -> Result<Vec<InviteRecord>> {
@@ -139,20 +156,21 @@ impl Store {
     }
 
     /// Record counts per keyspace (approximate for large ones), disk use and the outbox.
-    pub fn stats(&self) -> Result<Value> {
-        let mut keyspaces = serde_json::Map::new();
-        for ks in self.keyspaces() {
-            keyspaces.insert(ks.name().to_string(), json!(ks.approximate_len()));
-        }
+    pub fn stats(&self) -> Result<StoreStats> {
+        let records = self
+            .keyspaces()
+            .into_iter()
+            .map(|ks| (ks.name().to_string(), ks.approximate_len()))
+            .collect();
         let outbox = self.outbox()?;
-        let oldest = outbox.iter().map(|(_, e)| e.created_ms).min();
-        Ok(json!({
-            "schema_version": SCHEMA_VERSION,
-            "disk_bytes": self.db.disk_space()?,
-            "journal_count": self.db.journal_count(),
-            "records": keyspaces,
-            "onbind_outbox": {"depth": outbox.len(), "oldest_created_ms": oldest},
-        }))
+        Ok(StoreStats {
+            schema_version: SCHEMA_VERSION,
+            disk_bytes: self.db.disk_space()?,
+            journal_count: self.db.journal_count(),
+            records,
+            outbox_depth: outbox.len(),
+            outbox_oldest_created_ms: outbox.iter().map(|(_, e)| e.created_ms).min(),
+        })
     }
 
     /// Writes a consistent copy of every keyspace, as of one moment, into a new store at

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
+use crate::threepid::Medium;
 
 /// An invite stored by store-invite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,13 +35,13 @@ pub struct InviteRecord {
     /// The random token (the `state_key` of the room's `m.room.third_party_invite`).
     pub token: String,
     /// `email`.
-    pub medium: String,
+    pub medium: Medium,
     /// The normalised address.
     pub address: String,
     /// The room.
-    pub room_id: String,
+    pub room_id: RoomId,
     /// The inviting user.
-    pub sender: String,
+    pub sender: UserId,
     /// The raw ephemeral public key.
     pub ephemeral_key: [u8; 32],
     /// The long-term key named in the answer (and so in the room): it signs the delivery.
@@ -51,7 +53,7 @@ pub struct InviteRecord {
     /// stays until it expires, so that a repeated sign-ed25519 is answered and the ephemeral
     /// key stays valid for the homeserver's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signed_for: Option<String>,
+    pub signed_for: Option<UserId>,
     /// When it was stored, ms since the epoch.
     pub created_ms: u64,
     /// When it is removed unless claimed (`u64::MAX`: never).
@@ -110,9 +112,9 @@ impl Keyspaces {
     }
 }
 
-fn threepid_key(medium: &str, address: &str, token: &str) -> Vec<u8> {
+fn threepid_key(medium: Medium, address: &str, token: &str) -> Vec<u8> {
     [
-        medium.as_bytes(),
+        medium.as_str().as_bytes(),
         b"\0",
         address.as_bytes(),
         b"\0",
@@ -148,7 +150,7 @@ impl Store {
         batch.insert(&i.by_token, invite.token.as_bytes(), json);
         batch.insert(
             &i.by_threepid,
-            threepid_key(&invite.medium, &invite.address, &invite.token),
+            threepid_key(invite.medium, &invite.address, &invite.token),
             b"".to_vec(),
         );
         batch.insert(
@@ -183,7 +185,7 @@ impl Store {
     }
 
     /// The invites still waiting for (medium, address) to be bound, oldest token order.
-    pub fn pending_invites(&self, medium: &str, address: &str) -> Result<Vec<InviteRecord>> {
+    pub fn pending_invites(&self, medium: Medium, address: &str) -> Result<Vec<InviteRecord>> {
         let prefix = threepid_key(medium, address, "");
         let mut out = Vec::new();
         for item in self.invites.by_threepid.prefix(&prefix) {
@@ -233,7 +235,7 @@ impl Store {
         for invite in invites {
             batch.remove(
                 &self.invites.by_threepid,
-                threepid_key(&invite.medium, &invite.address, &invite.token),
+                threepid_key(invite.medium, &invite.address, &invite.token),
             );
         }
         batch.commit()?;
@@ -294,18 +296,18 @@ impl Store {
     /// Records that sign-ed25519 signed the invite `token` for `mxid` (the first time only) and
     /// takes it out of the pending index, so that no later bind queues it; durable when this
     /// returns. False when the invite is gone or was signed before.
-    pub fn mark_invite_signed(&self, token: &str, mxid: &str) -> Result<bool> {
+    pub fn mark_invite_signed(&self, token: &str, mxid: &UserId) -> Result<bool> {
         let changed = {
             let _records = self.invites.lock_records();
             match self.invite(token)? {
                 Some(mut invite) if invite.signed_for.is_none() => {
-                    invite.signed_for = Some(mxid.to_string());
+                    invite.signed_for = Some(mxid.clone());
                     let json = serde_json::to_vec(&invite).map_err(Error::internal)?;
                     let mut batch = self.db.batch();
                     batch.insert(&self.invites.by_token, invite.token.as_bytes(), json);
                     batch.remove(
                         &self.invites.by_threepid,
-                        threepid_key(&invite.medium, &invite.address, &invite.token),
+                        threepid_key(invite.medium, &invite.address, &invite.token),
                     );
                     batch.commit()?;
                     true
@@ -335,7 +337,7 @@ impl Store {
         batch.remove(&i.by_token, invite.token.as_bytes().to_vec());
         batch.remove(
             &i.by_threepid,
-            threepid_key(&invite.medium, &invite.address, &invite.token),
+            threepid_key(invite.medium, &invite.address, &invite.token),
         );
         batch.remove(&i.by_ephemeral, invite.ephemeral_key.to_vec());
         batch.remove(&i.by_expiry, expiry_key(invite.expires_ms, &invite.token));
@@ -376,10 +378,10 @@ mod tests {
     fn invite(token: &str, address: &str, expires_ms: u64) -> InviteRecord {
         InviteRecord {
             token: token.into(),
-            medium: "email".into(),
+            medium: Medium::Email,
             address: address.into(),
-            room_id: "!room:example.org".into(),
-            sender: "@bob:example.org".into(),
+            room_id: RoomId::parse("!room:example.org").unwrap(),
+            sender: UserId::parse("@bob:example.org").unwrap(),
             ephemeral_key: [token.as_bytes()[0]; 32],
             key_id: String::new(),
             signed_for: None,
@@ -400,7 +402,9 @@ mod tests {
             store.put_invite(i).unwrap();
         }
         assert_eq!(
-            store.pending_invites("email", "alice@example.com").unwrap(),
+            store
+                .pending_invites(Medium::Email, "alice@example.com")
+                .unwrap(),
             [a.clone(), b.clone()]
         );
         assert_eq!(store.pending_invite_threepids().unwrap().len(), 2);
@@ -429,7 +433,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .pending_invites("email", "alice@example.com")
+                .pending_invites(Medium::Email, "alice@example.com")
                 .unwrap()
                 .is_empty()
         );
@@ -459,17 +463,17 @@ mod tests {
         // sign-ed25519 takes "www" out of the pending index, once; the record stays.
         assert!(
             store
-                .mark_invite_signed("www", "@tina:example.org")
+                .mark_invite_signed("www", &UserId::parse("@tina:example.org").unwrap())
                 .unwrap()
         );
         assert!(
             !store
-                .mark_invite_signed("www", "@other:example.org")
+                .mark_invite_signed("www", &UserId::parse("@other:example.org").unwrap())
                 .unwrap()
         );
         assert!(
             !store
-                .mark_invite_signed("nosuch", "@tina:example.org")
+                .mark_invite_signed("nosuch", &UserId::parse("@tina:example.org").unwrap())
                 .unwrap()
         );
         let www = store.invite("www").unwrap().unwrap();
@@ -478,7 +482,9 @@ mod tests {
             store.invite_of_ephemeral_key(&[b'w'; 32]).unwrap(),
             Some(www)
         );
-        let pending = store.pending_invites("email", "tina@example.com").unwrap();
+        let pending = store
+            .pending_invites(Medium::Email, "tina@example.com")
+            .unwrap();
         assert_eq!(pending, invites[..3]);
 
         let entries: Vec<OutboxEntry> = pending

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpenError, Store, open_keyspace};
 use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::threepid::Medium;
 
 /// What a queued call does at the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +43,9 @@ pub struct RemoteCall {
     /// Its client secret.
     pub client_secret: String,
     /// The user.
-    pub mxid: String,
+    pub mxid: UserId,
     /// The 3PID's medium.
-    pub medium: String,
+    pub medium: Medium,
     /// The 3PID's normalised address.
     pub address: String,
     /// Failed attempts so far.
@@ -64,7 +66,7 @@ pub struct RemoteBinding {
     /// Its client secret.
     pub client_secret: String,
     /// The user it was bound to.
-    pub mxid: String,
+    pub mxid: UserId,
 }
 
 /// The remote keyspaces.
@@ -102,8 +104,8 @@ impl Keyspaces {
     }
 }
 
-fn binding_key(medium: &str, address: &str) -> Vec<u8> {
-    [medium.as_bytes(), b"\0", address.as_bytes()].concat()
+fn binding_key(medium: Medium, address: &str) -> Vec<u8> {
+    [medium.as_str().as_bytes(), b"\0", address.as_bytes()].concat()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
@@ -117,7 +119,7 @@ impl Store {
     pub fn queue_remote(&self, call: &RemoteCall) -> Result<Vec<u8>> {
         let r = &self.remote;
         let json = serde_json::to_vec(call).map_err(Error::internal)?;
-        let key = binding_key(&call.medium, &call.address);
+        let key = binding_key(call.medium, &call.address);
         let mut batch = self.db.batch();
         // A new id, above every earlier one, taken and written under one lock: the keyspace
         // holds the calls in the order they were queued.
@@ -148,7 +150,7 @@ impl Store {
     /// bound there only); durable when this returns.
     pub fn put_remote_binding(
         &self,
-        medium: &str,
+        medium: Medium,
         address: &str,
         binding: &RemoteBinding,
     ) -> Result<()> {
@@ -160,7 +162,7 @@ impl Store {
     }
 
     /// The upstream session the binding of (medium, address) was forwarded with, if any.
-    pub fn remote_binding(&self, medium: &str, address: &str) -> Result<Option<RemoteBinding>> {
+    pub fn remote_binding(&self, medium: Medium, address: &str) -> Result<Option<RemoteBinding>> {
         self.remote
             .bindings
             .get(binding_key(medium, address))?
@@ -226,8 +228,8 @@ mod tests {
             server: "upstream".into(),
             sid: "sid".into(),
             client_secret: "secret".into(),
-            mxid: "@a:example.org".into(),
-            medium: "email".into(),
+            mxid: UserId::parse("@a:example.org").unwrap(),
+            medium: Medium::Email,
             address: address.into(),
             attempts: 0,
             next_attempt_ms: 0,
@@ -255,11 +257,13 @@ mod tests {
             .collect();
         assert_eq!(queued, [bind.clone(), other.clone(), unbind.clone()]);
         assert_eq!(
-            store.remote_binding("email", "a@example.org").unwrap(),
+            store
+                .remote_binding(Medium::Email, "a@example.org")
+                .unwrap(),
             None
         );
         let b = store
-            .remote_binding("email", "b@example.org")
+            .remote_binding(Medium::Email, "b@example.org")
             .unwrap()
             .unwrap();
         assert_eq!((b.sid.as_str(), b.mxid.as_str()), ("sid", "@a:example.org"));

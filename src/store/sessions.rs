@@ -16,18 +16,20 @@ use super::{OpenError, Store, open_keyspace};
 /// big-endian; see [`Store::compact_sessions`]).
 const SESSIONS_COMPACTED_KEY: &[u8] = b"sessions_compacted_ms";
 use crate::error::{Error, Result};
+use crate::ids::{ClientSecret, SessionId};
+use crate::threepid::Medium;
 
 /// One 3PID validation session, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The session id given to the client.
-    pub sid: String,
+    pub sid: SessionId,
     /// `email` or `msisdn`.
-    pub medium: String,
+    pub medium: Medium,
     /// The normalised address.
     pub address: String,
     /// The client's secret.
-    pub client_secret: String,
+    pub client_secret: ClientSecret,
     /// The validation token sent to the user.
     pub token: String,
     /// The highest `send_attempt` for which a message was actually sent.
@@ -85,9 +87,9 @@ impl Keyspaces {
     }
 }
 
-fn triple_key(medium: &str, address: &str, client_secret: &str) -> Vec<u8> {
+fn triple_key(medium: Medium, address: &str, client_secret: &str) -> Vec<u8> {
     [
-        medium.as_bytes(),
+        medium.as_str().as_bytes(),
         address.as_bytes(),
         client_secret.as_bytes(),
     ]
@@ -122,7 +124,7 @@ impl Store {
     /// The session of this (medium, address, client_secret).
     pub fn session_by_triple(
         &self,
-        medium: &str,
+        medium: Medium,
         address: &str,
         client_secret: &str,
     ) -> Result<Option<SessionRecord>> {
@@ -155,7 +157,7 @@ impl Store {
         batch.insert(&ks.by_sid, record.sid.as_bytes(), json);
         batch.insert(
             &ks.by_triple,
-            triple_key(&record.medium, &record.address, &record.client_secret),
+            triple_key(record.medium, &record.address, &record.client_secret),
             record.sid.as_bytes(),
         );
         batch.insert(
@@ -172,7 +174,7 @@ impl Store {
         let ks = &self.sessions;
         let mut batch = self.db.batch();
         batch.remove(&ks.by_sid, record.sid.as_bytes());
-        let triple = triple_key(&record.medium, &record.address, &record.client_secret);
+        let triple = triple_key(record.medium, &record.address, &record.client_secret);
         // Only drop the triple if it still points at this session.
         if ks
             .by_triple
@@ -252,10 +254,10 @@ mod tests {
 
     fn record(sid: &str, secret: &str, purge_at_ms: u64) -> SessionRecord {
         SessionRecord {
-            sid: sid.into(),
-            medium: "email".into(),
+            sid: SessionId::parse(sid).unwrap(),
+            medium: Medium::Email,
             address: "a@b.org".into(),
-            client_secret: secret.into(),
+            client_secret: ClientSecret::parse(secret).unwrap(),
             token: "t".into(),
             send_attempt: None,
             next_link: None,
@@ -340,11 +342,13 @@ mod tests {
         s.put_session(&r, None).unwrap();
         assert_eq!(s.session("s1").unwrap(), Some(r.clone()));
         assert_eq!(
-            s.session_by_triple("email", "a@b.org", "sec").unwrap(),
+            s.session_by_triple(Medium::Email, "a@b.org", "sec")
+                .unwrap(),
             Some(r)
         );
         assert_eq!(
-            s.session_by_triple("email", "a@b.org", "other").unwrap(),
+            s.session_by_triple(Medium::Email, "a@b.org", "other")
+                .unwrap(),
             None
         );
         assert_eq!(s.session("nope").unwrap(), None);
@@ -369,7 +373,7 @@ mod tests {
         s.delete_session(&b).unwrap();
         assert!(s.session("b").unwrap().is_none());
         assert!(
-            s.session_by_triple("email", "a@b.org", "y")
+            s.session_by_triple(Medium::Email, "a@b.org", "y")
                 .unwrap()
                 .is_none()
         );

@@ -26,7 +26,22 @@ pub fn check_client_secret(s: &str) -> Result<()> {
     }
 }
 
-/// Reads `send_attempt`: a non-negative integer, or a string of digits (as sydent accepts).
+/// A client's `send_attempt` in a request: read with [`send_attempt`], so a body refuses a bad
+/// one with its 400 `M_INVALID_PARAM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendAttempt(pub u64);
+
+impl<'de> serde::Deserialize<'de> for SendAttempt {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SendAttempt, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        send_attempt(&value)
+            .map(SendAttempt)
+            .map_err(|e| e.carried())
+    }
+}
+
+/// Reads `send_attempt`: a non-negative integer below 2^53, or a string of up to 16 digits (as
+/// sydent accepts).
 pub fn send_attempt(value: &serde_json::Value) -> Result<u64> {
     let n = match value {
         serde_json::Value::Number(n) => n.as_u64(),
@@ -245,6 +260,16 @@ mod tests {
         ] {
             assert!(send_attempt(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn send_attempts_in_requests() {
+        let read = |v| crate::http::decode_value::<SendAttempt>(v);
+        assert_eq!(read(json!(2)).unwrap(), SendAttempt(2));
+        assert_eq!(read(json!("3")).unwrap(), SendAttempt(3));
+        let e = read(json!(-1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidParam);
+        assert_eq!(e.message(), "send_attempt must be a non-negative integer");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use sailfish::TemplateSimple;
 use sailfish::runtime::escape::escape_to_string;
 
 use crate::config::ViewConfig;
+use crate::error::StartError;
 use crate::util::placeholders;
 use crate::util::url::UrlParts;
 
@@ -200,7 +201,7 @@ impl Views {
         config: &ViewConfig,
         default_name: &str,
         public_url: &str,
-    ) -> Result<Views, String> {
+    ) -> Result<Views, StartError> {
         let brand = &config.brand;
         let name = brand
             .name
@@ -411,7 +412,7 @@ fn split_public_url(public_url: &str) -> (String, String) {
 }
 
 /// Checks the extension of `view.brand.logo`, then reads it.
-fn load_logo(path: &Path) -> Result<OverrideFile, String> {
+fn load_logo(path: &Path) -> Result<OverrideFile, StartError> {
     const KEY: &str = "view.brand.logo";
     let ext = path
         .extension()
@@ -419,9 +420,12 @@ fn load_logo(path: &Path) -> Result<OverrideFile, String> {
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     let Some((ext, content_type)) = LOGO_TYPES.iter().find(|(known, _)| *known == ext) else {
-        return Err(format!(
-            "{KEY}: {}: unsupported image type (use a .png, .svg, .jpg, .jpeg, .gif or .webp file)",
-            path.display()
+        return Err(StartError::setting(
+            KEY,
+            format!(
+                "{}: unsupported image type (use a .png, .svg, .jpg, .jpeg, .gif or .webp file)",
+                path.display()
+            ),
         ));
     };
     Ok(OverrideFile {
@@ -432,13 +436,17 @@ fn load_logo(path: &Path) -> Result<OverrideFile, String> {
 }
 
 /// Reads an operator's file; the error names the config key.
-fn read_bytes(key: &str, path: &Path) -> Result<Vec<u8>, String> {
-    fs::read(path).map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+fn read_bytes(key: &str, path: &Path) -> Result<Vec<u8>, StartError> {
+    fs::read(path).map_err(|err| cannot_read(key, path, err))
 }
 
 /// Reads an operator's UTF-8 text file; the error names the config key.
-fn read_text(key: &str, path: &Path) -> Result<String, String> {
-    fs::read_to_string(path).map_err(|err| format!("{key}: cannot read {}: {err}", path.display()))
+fn read_text(key: &str, path: &Path) -> Result<String, StartError> {
+    fs::read_to_string(path).map_err(|err| cannot_read(key, path, err))
+}
+
+fn cannot_read(key: &str, path: &Path, err: std::io::Error) -> StartError {
+    StartError::setting(key, format!("cannot read {}: {err}", path.display()))
 }
 
 #[cfg(test)]

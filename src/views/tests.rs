@@ -336,7 +336,9 @@ fn load_errors_name_the_key() {
         ),
     ];
     for (expected, config) in cases {
-        let err = Views::load(&config, "n", "https://h").unwrap_err();
+        let err = Views::load(&config, "n", "https://h")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(expected),
             "{err:?} does not start with {expected:?}"
@@ -351,7 +353,9 @@ fn load_errors_name_the_key() {
         },
         ..ViewConfig::default()
     };
-    let err = Views::load(&config, "n", "https://h").unwrap_err();
+    let err = Views::load(&config, "n", "https://h")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unsupported image type"), "{err}");
 }
 

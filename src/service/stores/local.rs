@@ -6,6 +6,7 @@ use super::IdentityStore;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::bindings::BindingRecord;
+use crate::threepid::Medium;
 
 /// A source in the binding keyspace.
 pub struct LocalSource {
@@ -28,7 +29,12 @@ impl IdentityStore for LocalSource {
         true
     }
 
-    fn lookup(&self, store: &Store, medium: &str, address: &str) -> Result<Option<BindingRecord>> {
-        store.binding(medium, address, self.name)
+    fn lookup(
+        &self,
+        store: &Store,
+        medium: Medium,
+        address: &str,
+    ) -> Result<Option<BindingRecord>> {
+        store.binding(medium.as_str(), address, self.name)
     }
 }

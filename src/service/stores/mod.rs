@@ -73,6 +73,7 @@ pub fn replace_source(
     store.durable()?;
     Ok(replaced)
 }
+use crate::threepid::Medium;
 
 /// One identity store.
 pub trait IdentityStore: Send + Sync {
@@ -84,17 +85,18 @@ pub trait IdentityStore: Send + Sync {
     fn is_local(&self) -> bool;
 
     /// The binding of (medium, address), if this store has one.
-    fn lookup(&self, store: &Store, medium: &str, address: &str) -> Result<Option<BindingRecord>>;
+    fn lookup(&self, store: &Store, medium: Medium, address: &str)
+    -> Result<Option<BindingRecord>>;
 
     /// Bindings of many 3PIDs at once, in the same order (`None` where there is none).
     fn bulk_lookup(
         &self,
         store: &Store,
-        threepids: &[(String, String)],
+        threepids: &[(Medium, String)],
     ) -> Result<Vec<Option<BindingRecord>>> {
         threepids
             .iter()
-            .map(|(m, a)| self.lookup(store, m, a))
+            .map(|(m, a)| self.lookup(store, *m, a))
             .collect()
     }
 }

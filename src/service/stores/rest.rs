@@ -27,6 +27,7 @@ use crate::config::RestStoreConfig;
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::bindings::BindingRecord;
+use crate::threepid::Medium;
 use crate::util::time::now_ms;
 
 /// The path of single lookups, below the configured URL.
@@ -99,7 +100,7 @@ impl RestStore {
 
     /// The binding of (`medium`, `address`) the backend knows; `None` when it knows none or
     /// could not be asked (logged).
-    pub fn find(&self, medium: &str, address: &str) -> Option<BindingRecord> {
+    pub fn find(&self, medium: Medium, address: &str) -> Option<BindingRecord> {
         let body = json!({ "lookup": { "medium": medium, "address": address } });
         let answer = self.post(&self.single_url, &body);
         match answer.and_then(|answer| self.single_answer(&answer)) {
@@ -118,7 +119,7 @@ impl RestStore {
     /// The bindings of many 3PIDs (medium, address), in the same order; `None` where the
     /// backend knows none. A failed request leaves its chunk and every later one at `None`
     /// (logged), so a broken backend costs at most one timeout.
-    pub fn find_many(&self, threepids: &[(String, String)]) -> Vec<Option<BindingRecord>> {
+    pub fn find_many(&self, threepids: &[(Medium, String)]) -> Vec<Option<BindingRecord>> {
         let mut found = vec![None; threepids.len()];
         let now = now_ms();
         for (n, chunk) in threepids.chunks(BULK_CHUNK).enumerate() {
@@ -131,7 +132,7 @@ impl RestStore {
             };
             for (i, ((medium, address), mxid)) in chunk.iter().zip(mxids).enumerate() {
                 if let Some(mxid) = mxid {
-                    found[n * BULK_CHUNK + i] = Some(record(medium, address, mxid, now));
+                    found[n * BULK_CHUNK + i] = Some(record(*medium, address, mxid, now));
                 }
             }
         }
@@ -139,7 +140,7 @@ impl RestStore {
     }
 
     /// One bulk request: the user id of each 3PID of `chunk`.
-    fn bulk_chunk(&self, chunk: &[(String, String)]) -> Why<Vec<Option<String>>> {
+    fn bulk_chunk(&self, chunk: &[(Medium, String)]) -> Why<Vec<Option<String>>> {
         let items: Vec<Value> = chunk
             .iter()
             .map(|(medium, address)| json!({ "medium": medium, "address": address }))
@@ -167,7 +168,8 @@ impl RestStore {
                 &format!("{n} unusable entries ignored, first: {first}"),
             );
         }
-        let mxid = |(m, a): &(String, String)| by_threepid.get(&threepid_key(m, a)).cloned();
+        let mxid =
+            |(m, a): &(Medium, String)| by_threepid.get(&threepid_key(m.as_str(), a)).cloned();
         Ok(chunk.iter().map(mxid).collect())
     }
 
@@ -262,14 +264,19 @@ impl IdentityStore for RestStore {
         false
     }
 
-    fn lookup(&self, _store: &Store, medium: &str, address: &str) -> Result<Option<BindingRecord>> {
+    fn lookup(
+        &self,
+        _store: &Store,
+        medium: Medium,
+        address: &str,
+    ) -> Result<Option<BindingRecord>> {
         Ok(self.find(medium, address))
     }
 
     fn bulk_lookup(
         &self,
         _store: &Store,
-        threepids: &[(String, String)],
+        threepids: &[(Medium, String)],
     ) -> Result<Vec<Option<BindingRecord>>> {
         Ok(self.find_many(threepids))
     }
@@ -311,9 +318,9 @@ fn clip(value: &str) -> String {
 }
 
 /// A binding answered at `now`, valid from a minute before until five minutes after.
-fn record(medium: &str, address: &str, mxid: String, now: u64) -> BindingRecord {
+fn record(medium: Medium, address: &str, mxid: String, now: u64) -> BindingRecord {
     BindingRecord {
-        medium: medium.to_string(),
+        medium: medium.as_str().to_string(),
         address: address.to_string(),
         mxid,
         ts: now,
