@@ -30,6 +30,11 @@ fn request_token_sends_a_mail_whose_link_validates_the_session() {
     ] {
         assert!(head.contains(h), "{h} missing:\n{head}");
     }
+    // The host name keeps its case (it was "Id.test", from mxisd's %DOMAIN_PRETTY%).
+    assert!(
+        head.contains("Subject: Confirm your email address for id.test\r\n"),
+        "{head}"
+    );
     assert!(
         !mail.data.replace("\r\n", "").contains('\n'),
         "bare LF in the message"
