@@ -198,6 +198,10 @@ fn load_serve_config(path: Option<PathBuf>) -> Option<Config> {
             .logging
             .level_filter()
             .unwrap_or(log::LevelFilter::Info),
+        config
+            .logging
+            .log_format()
+            .unwrap_or(crate::logging::Format::Text),
     );
     std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
     log::info!(
