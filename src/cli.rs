@@ -285,6 +285,12 @@ fn start_listeners(
             return None;
         }
     };
+    // Before the listening line (which tells a supervisor the server is up), and without TLS
+    // too: SIGHUP's default action would end the process, and systemd counts that as a clean
+    // stop, so Restart=on-failure would not bring it back.
+    if let Err(e) = spawn_reload_watch(server.tls().map(|tls| tls.certs())) {
+        log::warn!("cannot watch for SIGHUP, restart to load a new certificate: {e}");
+    }
     log::info!(
         "listening on http://{} as '{}' (public URL {})",
         server.local_addr(),
@@ -293,9 +299,6 @@ fn start_listeners(
     );
     if let Some(tls) = server.tls() {
         log::info!("TLS listening on https://{}", tls.local_addr());
-        if let Err(e) = spawn_reload_watch(tls.certs()) {
-            log::warn!("cannot watch for SIGHUP, restart to load a new certificate: {e}");
-        }
     }
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
@@ -367,16 +370,20 @@ impl Background {
     }
 }
 
-/// Reads the TLS certificate and key again on every SIGHUP.
-fn spawn_reload_watch(certs: Arc<crate::http::tls::Certs>) -> std::io::Result<()> {
+/// Reads the TLS certificate and key again on every SIGHUP; without a TLS listener, says that
+/// SIGHUP reloads nothing (the configuration is only read at start).
+fn spawn_reload_watch(certs: Option<Arc<crate::http::tls::Certs>>) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     std::thread::Builder::new()
         .name("sighup".into())
         .spawn(move || {
             for _ in signals.forever() {
-                match certs.reload() {
-                    Ok(()) => log::info!("SIGHUP: TLS certificate and key loaded again"),
-                    Err(e) => log::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                match certs.as_ref().map(|c| c.reload()) {
+                    Some(Ok(())) => log::info!("SIGHUP: TLS certificate and key loaded again"),
+                    Some(Err(e)) => log::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                    None => log::info!(
+                        "SIGHUP: nothing to reload (no TLS listener; the configuration is read at start only)"
+                    ),
                 }
             }
         })?;
