@@ -1,7 +1,10 @@
 //! The command line: `serve` (the default; `--new-signing-key` and `--accept-data-loss` are the
 //! operator's decisions after a lost key file or a damaged journal, see `App::build_with`),
-//! `check-config`, `admin`, `--version`, `--help`.
+//! `check-config`, `admin`, `--version`, `--help`. One parser (`lexopt`) reads the whole line:
+//! the options before the subcommand, the subcommand, and its own options (the admin commands'
+//! in `admin::client`), so `--config FILE` and `--config=FILE` work everywhere.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +30,7 @@ USAGE:
     oxisd --version                   print the version
     oxisd --help                      print this help
 
+Every subcommand takes --config FILE, --config=FILE or -c FILE, before or after its name.
 The config file comes from --config, else from $OXISD_CONFIG. Without either, oxisd runs on
 its embedded defaults: it listens on 127.0.0.1:8090 as 'localhost', keeps its data in
 ./oxisd-data, creates a signing key there on first run, and writes notifications to the log
@@ -45,67 +49,91 @@ SERVE FLAGS (for one start after a loss; see docs/TROUBLESHOOTING.md):
 
 enum Command {
     Serve(Option<PathBuf>, StartOptions),
-    Admin(Option<PathBuf>, Vec<String>),
+    Admin(Option<PathBuf>, crate::admin::client::Args),
     CheckConfig(Option<PathBuf>),
     Version,
     Help,
 }
 
-fn parse(args: Vec<String>) -> Result<Command, String> {
-    let mut command: Option<&str> = None;
+/// An argument no parser takes, as the operator reads it: `unknown option '--x'` or
+/// `unexpected argument 'x'`, then `context` (e.g. where to find the usage).
+pub(crate) fn unexpected(arg: lexopt::Arg<'_>, context: &str) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("unknown option '-{c}' {context}"),
+        lexopt::Arg::Long(name) => format!("unknown option '--{name}' {context}"),
+        lexopt::Arg::Value(v) => format!("unexpected argument '{}' {context}", v.display()),
+    }
+}
+
+/// The value of an option (`--config FILE`, `--config=FILE`, `-c FILE`, `-cFILE`) as text.
+pub(crate) fn text_value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    use lexopt::ValueExt;
+    let value = parser.value().map_err(|e| e.to_string())?;
+    value.string().map_err(|e| e.to_string())
+}
+
+/// Parses the whole command line with one parser: the options before the subcommand, the
+/// subcommand, and its own arguments (`admin` hands the rest to the admin parser).
+fn parse(args: Vec<OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command: Option<String> = None;
     let mut config = None;
-    let mut admin_args: Vec<String> = Vec::new();
     let mut options = StartOptions::default();
     let mut serve_flag: Option<&str> = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if command == Some("admin") {
-            if arg == "-c" || arg == "--config" {
-                let file = it
-                    .next()
-                    .ok_or_else(|| format!("{arg} needs a file name"))?;
-                config = Some(PathBuf::from(file));
-            } else {
-                admin_args.push(arg.clone());
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Short('c') | Long("config") => {
+                config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
-            continue;
-        }
-        match arg.as_str() {
-            "-h" | "--help" | "help" => return Ok(Command::Help),
-            "-V" | "--version" | "version" => return Ok(Command::Version),
-            "-c" | "--config" => {
-                let file = it
-                    .next()
-                    .ok_or_else(|| format!("{arg} needs a file name"))?;
-                config = Some(PathBuf::from(file));
-            }
-            a if a.starts_with("--config=") => {
-                config = Some(PathBuf::from(&a["--config=".len()..]))
-            }
-            "--new-signing-key" => {
+            Long("new-signing-key") => {
                 options.new_signing_key = true;
-                serve_flag = Some(arg);
+                serve_flag = Some("--new-signing-key");
             }
-            "--accept-data-loss" => {
+            Long("accept-data-loss") => {
                 options.accept_data_loss = true;
-                serve_flag = Some(arg);
+                serve_flag = Some("--accept-data-loss");
             }
-            "serve" | "check-config" | "admin" if command.is_none() => command = Some(arg),
-            other => return Err(format!("unknown argument '{other}' (try --help)")),
+            Value(word) => {
+                let word = word.string().map_err(|e| e.to_string())?;
+                match word.as_str() {
+                    "help" => return Ok(Command::Help),
+                    "version" => return Ok(Command::Version),
+                    "serve" | "check-config" if command.is_none() => command = Some(word),
+                    "admin" if command.is_none() => {
+                        if let Some(flag) = serve_flag {
+                            return Err(format!("{flag} is a flag of 'serve', not of 'admin'"));
+                        }
+                        let args = crate::admin::client::parse_args(&mut parser)?;
+                        return Ok(Command::Admin(args.config.clone().or(config), args));
+                    }
+                    _ if command.is_none() => {
+                        return Err(format!(
+                            "unknown command '{word}': serve, check-config or admin (try --help)"
+                        ));
+                    }
+                    _ => return Err(format!("unexpected argument '{word}' (try --help)")),
+                }
+            }
+            other => return Err(unexpected(other, "(try --help)")),
         }
     }
-    if let (Some(flag), Some(other @ ("check-config" | "admin"))) = (serve_flag, command) {
-        return Err(format!("{flag} is a flag of 'serve', not of '{other}'"));
+    if let (Some(flag), Some("check-config")) = (serve_flag, command.as_deref()) {
+        return Err(format!(
+            "{flag} is a flag of 'serve', not of 'check-config'"
+        ));
     }
-    Ok(match command {
+    Ok(match command.as_deref() {
         Some("check-config") => Command::CheckConfig(config),
-        Some("admin") => Command::Admin(config, admin_args),
         _ => Command::Serve(config, options),
     })
 }
 
-/// Runs the command line and returns the process exit code.
-pub fn run(args: Vec<String>) -> i32 {
+/// Runs the command line (the arguments after the program name) and returns the process exit
+/// code.
+pub fn run(args: Vec<OsString>) -> i32 {
     match parse(args) {
         Err(e) => {
             eprintln!("oxisd: {e}");
@@ -135,7 +163,7 @@ pub fn run(args: Vec<String>) -> i32 {
             }
         },
         Ok(Command::Serve(path, options)) => serve(path, options),
-        Ok(Command::Admin(_, args)) if args.is_empty() || args[0] == "help" => {
+        Ok(Command::Admin(_, args)) if args.wants_help() => {
             print!("{}", crate::admin::client::USAGE);
             0
         }
@@ -202,6 +230,10 @@ fn load_serve_config(path: Option<PathBuf>) -> Option<Config> {
             .logging
             .level_filter()
             .unwrap_or(log::LevelFilter::Info),
+        config
+            .logging
+            .log_format()
+            .unwrap_or(crate::logging::Format::Text),
     );
     std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
     log::info!(
@@ -257,6 +289,12 @@ fn start_listeners(
             return None;
         }
     };
+    // Before the listening line (which tells a supervisor the server is up), and without TLS
+    // too: SIGHUP's default action would end the process, and systemd counts that as a clean
+    // stop, so Restart=on-failure would not bring it back.
+    if let Err(e) = spawn_reload_watch(server.tls().map(|tls| tls.certs())) {
+        log::warn!("cannot watch for SIGHUP, restart to load a new certificate: {e}");
+    }
     log::info!(
         "listening on http://{} as '{}' (public URL {})",
         server.local_addr(),
@@ -265,9 +303,6 @@ fn start_listeners(
     );
     if let Some(tls) = server.tls() {
         log::info!("TLS listening on https://{}", tls.local_addr());
-        if let Err(e) = spawn_reload_watch(tls.certs()) {
-            log::warn!("cannot watch for SIGHUP, restart to load a new certificate: {e}");
-        }
     }
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
@@ -339,16 +374,20 @@ impl Background {
     }
 }
 
-/// Reads the TLS certificate and key again on every SIGHUP.
-fn spawn_reload_watch(certs: Arc<crate::http::tls::Certs>) -> std::io::Result<()> {
+/// Reads the TLS certificate and key again on every SIGHUP; without a TLS listener, says that
+/// SIGHUP reloads nothing (the configuration is only read at start).
+fn spawn_reload_watch(certs: Option<Arc<crate::http::tls::Certs>>) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     std::thread::Builder::new()
         .name("sighup".into())
         .spawn(move || {
             for _ in signals.forever() {
-                match certs.reload() {
-                    Ok(()) => log::info!("SIGHUP: TLS certificate and key loaded again"),
-                    Err(e) => log::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                match certs.as_ref().map(|c| c.reload()) {
+                    Some(Ok(())) => log::info!("SIGHUP: TLS certificate and key loaded again"),
+                    Some(Err(e)) => log::error!("SIGHUP: keeping the old TLS certificate: {e}"),
+                    None => log::info!(
+                        "SIGHUP: nothing to reload (no TLS listener; the configuration is read at start only)"
+                    ),
                 }
             }
         })?;
@@ -373,8 +412,15 @@ fn spawn_signal_watch(events: mpsc::Sender<String>) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    fn error(a: &[&str]) -> String {
+        match parse(args(a)) {
+            Err(e) => e,
+            Ok(_) => panic!("{a:?} was accepted"),
+        }
     }
 
     #[test]
@@ -395,5 +441,48 @@ mod tests {
         assert!(matches!(parse(args(&["--help"])), Ok(Command::Help)));
         assert!(parse(args(&["--config"])).is_err());
         assert!(parse(args(&["frobnicate"])).is_err());
+    }
+
+    #[test]
+    fn every_subcommand_takes_both_config_forms() {
+        let is = |p: &Option<PathBuf>, want: &str| p.as_deref() == Some(std::path::Path::new(want));
+        for form in [
+            &["--config", "c.yaml"][..],
+            &["--config=c.yaml"],
+            &["-c", "c.yaml"],
+        ] {
+            let with = |command: &[&str]| {
+                let mut all = command.to_vec();
+                all.extend_from_slice(form);
+                parse(args(&all))
+            };
+            assert!(matches!(with(&["serve"]), Ok(Command::Serve(p, _)) if is(&p, "c.yaml")));
+            assert!(
+                matches!(with(&["check-config"]), Ok(Command::CheckConfig(p)) if is(&p, "c.yaml"))
+            );
+            assert!(
+                matches!(with(&["admin", "stats"]), Ok(Command::Admin(p, _)) if is(&p, "c.yaml"))
+            );
+            assert!(
+                matches!(with(&["admin"]), Ok(Command::Admin(p, a)) if is(&p, "c.yaml") && a.wants_help())
+            );
+        }
+        // Before the subcommand too.
+        assert!(matches!(
+            parse(args(&["--config=c.yaml", "admin", "stats"])),
+            Ok(Command::Admin(p, _)) if is(&p, "c.yaml")
+        ));
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        assert!(error(&["--frobnicate"]).contains("unknown option '--frobnicate'"));
+        assert!(error(&["serve", "-x"]).contains("unknown option '-x'"));
+        assert!(error(&["serve", "extra"]).contains("unexpected argument 'extra'"));
+        assert!(error(&["frobnicate"]).contains("unknown command 'frobnicate'"));
+        assert!(error(&["serve", "--new-signing-key=yes"]).contains("--new-signing-key"));
+        assert!(error(&["--new-signing-key", "admin", "stats"]).contains("not of 'admin'"));
+        assert!(error(&["admin", "stats", "--frob"]).contains("unknown option '--frob'"));
+        assert!(error(&["--config"]).contains("--config"));
     }
 }

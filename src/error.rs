@@ -66,7 +66,8 @@ pub enum ErrorKind {
     Unrecognized,
     /// 400 `M_UNRECOGNIZED`: a value the server does not support (store-invite's medium).
     UnsupportedValue,
-    /// 403 `M_UNAUTHORIZED`: acting for another user (store-invite's `sender`).
+    /// 403 `M_UNAUTHORIZED`: acting for another user (store-invite's `sender`, a v2 bind's
+    /// `mxid`), as sydent answers.
     NotOwnUser,
     /// `M_UNKNOWN` with 502: an upstream server answered badly.
     BadGateway,

@@ -58,6 +58,40 @@ pub fn admin_port(s: &TestServer) -> u16 {
 }
 
 #[test]
+fn admin_takes_the_config_in_every_form_and_names_unknown_options() {
+    let s = start_admin(Arc::new(TempDir::new("admin-args")));
+    let config = s.config_path.to_str().unwrap().to_string();
+    let joined = format!("--config={config}");
+    for args in [
+        vec!["admin", joined.as_str(), "stats"],
+        vec!["admin", "--config", &config, "stats"],
+        vec!["admin", "stats", joined.as_str()],
+        vec![joined.as_str(), "admin", "stats"],
+        vec!["admin", "-c", &config, "stats"],
+    ] {
+        let (code, out, err) = run_cli(&args, s.dir.path());
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        let stats: Value = serde_json::from_str(&out).unwrap();
+        assert!(stats.is_object(), "{args:?}: {out}");
+    }
+    let (code, _, err) = run_cli(&["admin", joined.as_str(), "stats", "--frob"], s.dir.path());
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown option '--frob'"), "{err}");
+    let (code, _, err) = run_cli(
+        &["admin", joined.as_str(), "keys", "list", "--limit", "3"],
+        s.dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--limit is not an option of 'keys list'"),
+        "{err}"
+    );
+    let (code, out, _) = run_cli(&["admin", joined.as_str(), "--help"], s.dir.path());
+    assert_eq!(code, 0);
+    assert!(out.contains("COMMANDS:"), "{out}");
+}
+
+#[test]
 fn the_admin_listener_is_off_by_default_and_needs_its_token() {
     let s = TestServer::start();
     let (code, _, out) = admin(&s, &["stats"]);

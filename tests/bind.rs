@@ -150,14 +150,15 @@ fn users_find_each_other_by_hashed_lookup() {
         .trim()
         .to_string();
     assert_eq!(s.get(&link[link.find("/_matrix").unwrap()..]).status, 200);
-    // Alice may only bind to herself.
+    // Alice may only bind to herself: 403 M_UNAUTHORIZED, as sydent answers (and as
+    // store-invite answers for another user's sender).
     post_authed(
         &s,
         &format!("{V2}/3pid/bind"),
         &alice,
         &json!({"sid": sid, "client_secret": "sec", "mxid": user_on(&hs, "bob")}),
     )
-    .assert_error(403, "M_FORBIDDEN");
+    .assert_error(403, "M_UNAUTHORIZED");
     let r = post_authed(
         &s,
         &format!("{V2}/3pid/bind"),

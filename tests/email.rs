@@ -30,6 +30,11 @@ fn request_token_sends_a_mail_whose_link_validates_the_session() {
     ] {
         assert!(head.contains(h), "{h} missing:\n{head}");
     }
+    // The host name keeps its case (it was "Id.test", from mxisd's %DOMAIN_PRETTY%).
+    assert!(
+        head.contains("Subject: Confirm your email address for id.test\r\n"),
+        "{head}"
+    );
     assert!(
         !mail.data.replace("\r\n", "").contains('\n'),
         "bare LF in the message"
@@ -81,6 +86,13 @@ fn send_attempt_repeats_nothing_and_increments_resend_the_same_token() {
         1,
         "a repeated send_attempt must not send again"
     );
+    // ... but says so at debug level.
+    let line = s.wait_for_log("requestToken sends nothing", WAIT).unwrap();
+    assert!(
+        line.contains(&format!("sid={}", first["sid"].as_str().unwrap())),
+        "{line}"
+    );
+    assert!(line.contains("send_attempt=1 "), "{line}");
     let more = request_token(&s, V1, "carol@example.org", "sec", 2).json();
     assert_eq!(more, first);
     let mails = sink.wait_for_mails(2, WAIT);

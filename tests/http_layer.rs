@@ -225,6 +225,148 @@ fn request_log_has_no_query_string() {
 }
 
 #[test]
+fn request_log_names_the_errcode_and_at_debug_the_error() {
+    // The test servers log at debug: the errcode and the error text.
+    let s = TestServer::start();
+    s.get("/_matrix/identity/v2/nope")
+        .assert_error(404, "M_UNRECOGNIZED");
+    let line = s
+        .wait_for_log("path=/_matrix/identity/v2/nope", Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        line.contains(" status=404 ") && line.contains(" errcode=M_UNRECOGNIZED"),
+        "{line}"
+    );
+    assert!(line.contains(" error=\""), "{line}");
+    // At info: the errcode, not the error text.
+    let s = TestServer::start_with(json!({"logging": {"level": "info"}}));
+    s.request(
+        "POST",
+        "/_matrix/identity/api/v1/3pid/bind",
+        &[("Content-Type", "application/json")],
+        b"{not json",
+    )
+    .assert_error(400, "M_NOT_JSON");
+    let line = s
+        .wait_for_log(
+            "path=/_matrix/identity/api/v1/3pid/bind",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(
+        line.contains(" status=400 ") && line.contains(" errcode=M_NOT_JSON"),
+        "{line}"
+    );
+    assert!(!line.contains("error="), "{line}");
+    // A success has no errcode.
+    s.get("/_matrix/identity/v2");
+    let line = s
+        .wait_for_log("path=/_matrix/identity/v2 ", Duration::from_secs(5))
+        .unwrap();
+    assert!(!line.contains("errcode="), "{line}");
+}
+
+#[test]
+fn under_journald_lines_carry_the_syslog_priority_and_no_timestamp() {
+    let s = TestServer::start_under_journald(json!({}));
+    s.get("/_matrix/identity/v2/nope")
+        .assert_error(404, "M_UNRECOGNIZED");
+    s.wait_for_log("errcode=M_UNRECOGNIZED", Duration::from_secs(5))
+        .unwrap();
+    let logs = s.logs();
+    let listening = logs
+        .iter()
+        .find(|l| l.contains("listening on http://"))
+        .unwrap();
+    assert!(listening.starts_with("<6>INFO "), "{listening}");
+    let request = logs
+        .iter()
+        .find(|l| l.contains("path=/_matrix/identity/v2/nope"))
+        .unwrap();
+    assert!(request.starts_with("<6>INFO "), "{request}");
+    for line in &logs {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "a line without a priority: {line}"
+        );
+        // No timestamp of ours: journald adds its own.
+        assert!(!line[3..].starts_with("20"), "{line}");
+    }
+    assert!(
+        logs.iter().any(|l| l.starts_with("<7>DEBUG ")),
+        "debug lines are <7>"
+    );
+}
+
+#[test]
+fn journal_stream_of_another_stream_keeps_the_timestamps() {
+    // JOURNAL_STREAM inherited from a service by a process whose stderr goes elsewhere.
+    let s = TestServer::start_in_with(
+        std::sync::Arc::new(crate::support::TempDir::new("srv")),
+        json!({}),
+        |c| {
+            c.env("JOURNAL_STREAM", "1:2");
+        },
+    );
+    let line = s
+        .wait_for_log("listening on http://", Duration::from_secs(5))
+        .unwrap();
+    assert!(line.starts_with("20") && line.contains(" INFO "), "{line}");
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let s = TestServer::start_with(json!({"logging": {"format": "json"}}));
+    s.get("/_matrix/identity/v2/nope")
+        .assert_error(404, "M_UNRECOGNIZED");
+    s.wait_for_log("\"errcode\":\"M_UNRECOGNIZED\"", Duration::from_secs(5))
+        .unwrap();
+    let objects: Vec<serde_json::Value> = s
+        .logs()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for o in &objects {
+        for key in ["ts", "level", "target", "message"] {
+            assert!(o[key].is_string(), "{key} missing: {o}");
+        }
+    }
+    let request = objects
+        .iter()
+        .find(|o| o["path"] == "/_matrix/identity/v2/nope")
+        .unwrap();
+    assert_eq!(request["message"], "request");
+    assert_eq!(request["level"], "info");
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["status"], 404);
+    assert_eq!(request["errcode"], "M_UNRECOGNIZED");
+    assert_eq!(request["ip"], "127.0.0.1");
+    assert!(
+        request["ms"].is_number() && request["id"].is_u64(),
+        "{request}"
+    );
+    assert!(request["error"].is_string(), "{request}");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused() {
+    let dir = crate::support::TempDir::new("fmt");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "logging:\n  format: xml\n").unwrap();
+    let (code, _, err) = crate::support::run_cli(
+        &["check-config", "--config", config.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("logging.format") && err.contains("text, json"),
+        "{err}"
+    );
+}
+
+#[test]
 fn keep_alive_connections_serve_several_requests() {
     let s = TestServer::start();
     let mut stream = TcpStream::connect(s.addr).unwrap();

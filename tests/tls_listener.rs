@@ -181,6 +181,20 @@ fn sighup_loads_a_new_certificate_and_keeps_the_old_one_on_errors() {
 }
 
 #[test]
+// unsafe: kill(2) through libc, to send SIGHUP.
+#[allow(unsafe_code)]
+fn sighup_without_tls_does_not_stop_the_server() {
+    // `systemctl reload oxisd` (a certbot deploy hook) on a server behind a proxy.
+    let server = TestServer::start();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) };
+    server
+        .wait_for_log("SIGHUP: nothing to reload", Duration::from_secs(5))
+        .expect("SIGHUP not handled");
+    assert_eq!(server.get("/health").status, 200);
+}
+
+#[test]
 fn silent_tls_clients_do_not_hold_up_others() {
     let (_server, addr) = start_tls();
     // Connections that never start a handshake.

@@ -2,7 +2,7 @@
 //! as the server to find the admin listener and its token, makes one request and prints the
 //! answer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::PREFIX;
 use crate::config::Config;
@@ -12,6 +12,7 @@ use crate::threepid::params::url_encode;
 /// Usage of `oxisd admin`.
 pub const USAGE: &str = "\
 oxisd admin [--config FILE] COMMAND      talk to the running server's admin listener (admin.*)
+                                        (--config=FILE and -c FILE work too, anywhere)
 
 COMMANDS:
     stats                                   record counts, disk use, outbox, uptime
@@ -37,28 +38,119 @@ type Query = Vec<(&'static str, String)>;
 /// A request to make: method, path below the admin prefix, query pairs.
 type Call = (&'static str, &'static str, Query);
 
-/// Turns the words after `admin` into a request.
-pub fn parse(args: &[String]) -> Result<Call, String> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let flag = |name: &str| -> Option<String> {
-        words
-            .iter()
-            .position(|w| *w == name)
-            .and_then(|i| words.get(i + 1))
-            .map(|v| v.to_string())
-    };
+/// The arguments after `admin`: the command's words and the options, wherever they stand.
+#[derive(Debug, Default)]
+pub struct Args {
+    /// `-c FILE`, `--config FILE`, `--config=FILE`.
+    pub config: Option<PathBuf>,
+    /// `-h`, `--help`.
+    pub help: bool,
+    /// The command and its operands, in order.
+    pub words: Vec<String>,
+    /// `--limit N`.
+    pub limit: Option<String>,
+    /// `--after MEDIUM ADDRESS`.
+    pub after: Option<(String, String)>,
+    /// `--mxid MXID`.
+    pub mxid: Option<String>,
+    /// `--yes`.
+    pub yes: bool,
+    /// `--batch-size N` (import).
+    pub batch_size: Option<String>,
+    /// `--dry-run` (import).
+    pub dry_run: bool,
+    /// The options given, to refuse those the command does not take.
+    given: Vec<&'static str>,
+}
+
+impl Args {
+    /// Whether the usage is asked for: no command, `help`, `-h` or `--help`.
+    pub fn wants_help(&self) -> bool {
+        self.help || self.words.is_empty() || self.words[0] == "help"
+    }
+
+    /// An error unless every option given is one of `allowed` (the command's own).
+    pub fn only(&self, command: &str, allowed: &[&str]) -> Result<(), String> {
+        match self.given.iter().find(|o| !allowed.contains(o)) {
+            Some(option) => Err(format!(
+                "{option} is not an option of '{command}' (usage below)\n\n{USAGE}"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads the arguments after `admin` from `parser` (the parser of the whole command line).
+pub fn parse_args(parser: &mut lexopt::Parser) -> Result<Args, String> {
+    use crate::cli::text_value;
+    use lexopt::prelude::*;
+    let mut args = Args::default();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let name = match arg {
+            Short('c') | Long("config") => {
+                args.config = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
+                continue;
+            }
+            Short('h') | Long("help") => {
+                args.help = true;
+                continue;
+            }
+            Long("limit") => {
+                args.limit = Some(text_value(parser)?);
+                "--limit"
+            }
+            Long("after") => {
+                let medium = text_value(parser)?;
+                let address = text_value(parser).map_err(|_| "--after needs MEDIUM ADDRESS")?;
+                args.after = Some((medium, address));
+                "--after"
+            }
+            Long("mxid") => {
+                args.mxid = Some(text_value(parser)?);
+                "--mxid"
+            }
+            Long("yes") => {
+                args.yes = true;
+                "--yes"
+            }
+            Long("batch-size") => {
+                args.batch_size = Some(text_value(parser)?);
+                "--batch-size"
+            }
+            Long("dry-run") => {
+                args.dry_run = true;
+                "--dry-run"
+            }
+            Value(word) => {
+                args.words.push(word.string().map_err(|e| e.to_string())?);
+                continue;
+            }
+            other => {
+                return Err(crate::cli::unexpected(
+                    other,
+                    "(oxisd admin help lists the commands and their options)",
+                ));
+            }
+        };
+        args.given.push(name);
+    }
+    Ok(args)
+}
+
+/// Turns the arguments after `admin` into a request.
+pub fn parse(args: &Args) -> Result<Call, String> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
     let limit = || -> Query {
-        flag("--limit")
+        args.limit
+            .clone()
             .map(|l| vec![("limit", l)])
             .unwrap_or_default()
     };
     // `MEDIUM ADDRESS` or `--mxid MXID` after the first `skip` words.
     let subject = |skip: usize| -> Result<(&'static str, Query), String> {
-        if let Some(mxid) = flag("--mxid") {
-            return Ok(("user", vec![("mxid", mxid)]));
-        }
-        match (words.get(skip), words.get(skip + 1)) {
-            (Some(m), Some(a)) if !m.starts_with("--") => Ok((
+        match (&args.mxid, &words[skip..]) {
+            (Some(mxid), []) => Ok(("user", vec![("mxid", mxid.clone())])),
+            (None, [m, a]) => Ok((
                 "threepid",
                 vec![("medium", m.to_string()), ("address", a.to_string())],
             )),
@@ -66,61 +158,78 @@ pub fn parse(args: &[String]) -> Result<Call, String> {
         }
     };
     let path_of = |kind: &str, a: &'static str, b: &'static str| if kind == "user" { b } else { a };
-    Ok(match words.as_slice() {
-        ["stats"] => ("GET", "/stats", vec![]),
-        ["metrics"] => ("GET", "/metrics", vec![]),
-        ["bindings", "list", ..] => {
+    let command = words.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    let (allowed, call): (&[&str], Call) = match words.as_slice() {
+        ["stats"] => (&[], ("GET", "/stats", vec![])),
+        ["metrics"] => (&[], ("GET", "/metrics", vec![])),
+        ["bindings", "list"] => {
             let mut q = limit();
-            if let Some(i) = words.iter().position(|w| *w == "--after") {
-                match (words.get(i + 1), words.get(i + 2)) {
-                    (Some(m), Some(a)) => {
-                        q.push(("after_medium", m.to_string()));
-                        q.push(("after_address", a.to_string()));
-                    }
-                    _ => return Err("--after needs MEDIUM ADDRESS".into()),
-                }
+            if let Some((m, a)) = &args.after {
+                q.push(("after_medium", m.clone()));
+                q.push(("after_address", a.clone()));
             }
-            ("GET", "/bindings", q)
+            (&["--limit", "--after"], ("GET", "/bindings", q))
         }
         ["bindings", "show", ..] => {
             let (kind, q) = subject(2)?;
             (
-                "GET",
-                path_of(kind, "/bindings/threepid", "/bindings/user"),
-                q,
+                &["--mxid"],
+                (
+                    "GET",
+                    path_of(kind, "/bindings/threepid", "/bindings/user"),
+                    q,
+                ),
             )
         }
         ["bindings", "delete", ..] => {
             let (kind, q) = subject(2)?;
             (
-                "DELETE",
-                path_of(kind, "/bindings/threepid", "/bindings/user"),
-                q,
+                &["--mxid"],
+                (
+                    "DELETE",
+                    path_of(kind, "/bindings/threepid", "/bindings/user"),
+                    q,
+                ),
             )
         }
-        ["sessions", "list", ..] => ("GET", "/sessions", limit()),
-        ["invites", "list", ..] => ("GET", "/invites", limit()),
-        ["invites", "delete", token] => ("DELETE", "/invites", vec![("token", token.to_string())]),
+        ["sessions", "list"] => (&["--limit"], ("GET", "/sessions", limit())),
+        ["invites", "list"] => (&["--limit"], ("GET", "/invites", limit())),
+        ["invites", "delete", token] => (
+            &[],
+            ("DELETE", "/invites", vec![("token", token.to_string())]),
+        ),
         ["export", ..] => {
             let (kind, q) = subject(1)?;
-            ("GET", path_of(kind, "/export/threepid", "/export/user"), q)
+            (
+                &["--mxid"],
+                ("GET", path_of(kind, "/export/threepid", "/export/user"), q),
+            )
         }
         ["erase", ..] => {
-            if !words.contains(&"--yes") {
+            args.only("erase", &["--mxid", "--yes"])?;
+            if !args.yes {
                 return Err("erase deletes data for good: add --yes".into());
             }
             let (kind, q) = subject(1)?;
-            ("POST", path_of(kind, "/erase/threepid", "/erase/user"), q)
+            (
+                &["--mxid", "--yes"],
+                ("POST", path_of(kind, "/erase/threepid", "/erase/user"), q),
+            )
         }
-        ["keys", "list"] => ("GET", "/keys", vec![]),
-        ["keys", "rotate"] => ("POST", "/keys/rotate", vec![]),
+        ["keys", "list"] => (&[], ("GET", "/keys", vec![])),
+        ["keys", "rotate"] => (&[], ("POST", "/keys/rotate", vec![])),
         ["backup", dir] => {
             let dir =
                 std::path::absolute(Path::new(dir)).map_err(|e| format!("backup: {dir}: {e}"))?;
-            ("POST", "/backup", vec![("dir", dir.display().to_string())])
+            (
+                &[],
+                ("POST", "/backup", vec![("dir", dir.display().to_string())]),
+            )
         }
         _ => return Err(format!("unknown admin command (usage below)\n\n{USAGE}")),
-    })
+    };
+    args.only(&command, allowed)?;
+    Ok(call)
 }
 
 /// The admin listener, as the command line reaches it.
@@ -199,9 +308,9 @@ impl Client {
 }
 
 /// Runs `oxisd admin ARGS` against the server configured by `config`; returns the exit code.
-pub fn run(config: &Config, args: &[String]) -> i32 {
-    if args.first().is_some_and(|a| a == "import") {
-        return crate::import::cli::run(config, &args[1..]);
+pub fn run(config: &Config, args: &Args) -> i32 {
+    if args.words.first().is_some_and(|a| a == "import") {
+        return crate::import::cli::run(config, args);
     }
     let (method, path, query) = match parse(args) {
         Ok(call) => call,
@@ -252,13 +361,13 @@ fn failure_text(status: u16, parsed: Option<&serde_json::Value>, body: &str) -> 
 mod tests {
     use super::*;
 
+    fn args(words: &str) -> Result<Args, String> {
+        let mut parser = lexopt::Parser::from_args(words.split_whitespace());
+        parse_args(&mut parser)
+    }
+
     fn call(words: &str) -> Result<Call, String> {
-        parse(
-            &words
-                .split_whitespace()
-                .map(String::from)
-                .collect::<Vec<_>>(),
-        )
+        parse(&args(words)?)
     }
 
     #[test]
@@ -288,6 +397,42 @@ mod tests {
         assert_eq!(call("keys rotate").unwrap().0, "POST");
         assert!(call("export").is_err());
         assert!(call("frobnicate").is_err());
+        let (_, p, q) = call("bindings list --after=email a@example.org --limit=3").unwrap();
+        assert_eq!(p, "/bindings");
+        assert_eq!(
+            q,
+            [
+                ("limit", "3".into()),
+                ("after_medium", "email".into()),
+                ("after_address", "a@example.org".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn options_anywhere_and_clear_errors() {
+        let a = args("stats --config=/etc/oxisd/config.yaml").unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/etc/oxisd/config.yaml")));
+        let a = args("-c /x.yaml keys list").unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/x.yaml")));
+        assert_eq!(parse(&a).unwrap().1, "/keys");
+        assert!(args("--help").unwrap().wants_help());
+        assert!(args("").unwrap().wants_help());
+        let e = args("stats --frob").unwrap_err();
+        assert!(e.contains("unknown option '--frob'"), "{e}");
+        let e = call("stats --limit 3").unwrap_err();
+        assert!(e.starts_with("--limit is not an option of 'stats'"), "{e}");
+        let e = call("erase --mxid @a:b --yes --limit 1").unwrap_err();
+        assert!(e.starts_with("--limit is not an option of 'erase'"), "{e}");
+        assert!(args("stats --config").unwrap_err().contains("--config"));
+        assert!(
+            args("bindings list --after email")
+                .unwrap_err()
+                .contains("--after")
+        );
+        assert!(call("bindings show email a@example.org extra").is_err());
+        assert!(call("keys list now").is_err());
+        assert!(args("erase --yes=no").is_err());
     }
 
     #[test]

@@ -29,7 +29,8 @@ struct BindRequest {
 /// - v1 (no auth) and v2 (token and terms; `mxid` must be the token's user). Answers the signed
 ///   association `{address, medium, mxid, not_before, not_after, ts, signatures}`.
 /// - 404 `M_NO_VALID_SESSION`; 400 `M_SESSION_EXPIRED`, `M_SESSION_NOT_VALIDATED`,
-///   `M_INVALID_PARAM`, `M_MISSING_PARAMS`; 403 `M_FORBIDDEN`.
+///   `M_INVALID_PARAM`, `M_MISSING_PARAMS`; 403 `M_UNAUTHORIZED` (v2, another user's `mxid`),
+///   `M_FORBIDDEN` (homeserver not allowed).
 pub fn bind_3pid(app: &App, req: &Req) -> Result<Reply> {
     let body: BindRequest = req.params()?;
     let association = app.bindings.bind(

@@ -416,6 +416,7 @@ mod tests {
         assert!(bad("server:\n  maxBodySize: 10\n").starts_with("server.maxBodySize"));
         assert!(bad("key:\n  id: rsa:1\n").starts_with("key.id"));
         assert!(bad("logging:\n  level: loud\n").starts_with("logging.level"));
+        assert!(bad("logging:\n  format: xml\n").starts_with("logging.format"));
         // A lookup budget smaller than one full lookup would refuse full lookups for ever.
         let e = bad("lookup:\n  rateLimit:\n    perClient:\n      burst: 500\n");
         assert!(e.starts_with("lookup.rateLimit.perClient.burst"), "{e}");

@@ -89,6 +89,9 @@ pub struct LoggingConfig {
     pub level: String,
     /// Log one line per HTTP request.
     pub requests: bool,
+    /// `text` (lines for people; the journald style when standard error is the journal) or
+    /// `json` (one object per line, for log shippers).
+    pub format: String,
 }
 
 impl Default for LoggingConfig {
@@ -96,13 +99,26 @@ impl Default for LoggingConfig {
         LoggingConfig {
             level: "info".into(),
             requests: true,
+            format: "text".into(),
         }
     }
 }
 
 impl LoggingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        self.level_filter().map(|_| ())
+        self.level_filter()?;
+        self.log_format().map(|_| ())
+    }
+
+    /// The format as the logger's.
+    pub fn log_format(&self) -> Result<crate::logging::Format, ConfigError> {
+        match self.format.as_str() {
+            "text" => Ok(crate::logging::Format::Text),
+            "json" => Ok(crate::logging::Format::Json),
+            other => Err(err(format!(
+                "logging.format: '{other}' is not one of text, json"
+            ))),
+        }
     }
 
     /// The level as a `log` filter.

@@ -60,6 +60,17 @@ impl Reply {
             Reply::Static { .. } | Reply::Empty => 200,
         }
     }
+
+    /// The `errcode` and `error` of an error reply (a JSON body with a status of 400 or more).
+    pub fn error(&self) -> Option<(&str, &str)> {
+        match self {
+            Reply::Json(status, body) if *status >= 400 => Some((
+                body.get("errcode")?.as_str()?,
+                body.get("error").and_then(|e| e.as_str()).unwrap_or(""),
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl From<Error> for Reply {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::report::{Progress, SHOWN_REASONS, Sent, Tally, progress_line};
 use super::sqlite::Database;
 use super::{Candidates, Item, Seen, SkipKind, read_mxisd, read_sydent};
-use crate::admin::client::Client;
+use crate::admin::client::{Args as AdminArgs, Client};
 use crate::config::Config;
 use crate::store::bindings::BindingRecord;
 use crate::util::time::{epoch_ms, now_ms};
@@ -48,31 +48,23 @@ struct Args<'a> {
     dry_run: bool,
 }
 
-fn parse(args: &[String]) -> Result<Args<'_>, String> {
-    let mut positional = Vec::new();
-    let mut batch = DEFAULT_BATCH;
-    let mut dry_run = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--dry-run" => dry_run = true,
-            "--batch-size" => {
-                batch = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|n| (1..=20_000).contains(n))
-                    .ok_or("--batch-size needs a number from 1 to 20000")?;
-            }
-            a if a.starts_with("--") => return Err(format!("unknown option {a}")),
-            a => positional.push(a),
-        }
-    }
-    match positional.as_slice() {
-        [kind @ ("sydent" | "mxisd" | "ma1sd"), file] => Ok(Args {
+/// The import's arguments from those of `admin` (whose first word is `import`).
+fn parse(args: &AdminArgs) -> Result<Args<'_>, String> {
+    args.only("import", &["--batch-size", "--dry-run"])?;
+    let batch = match &args.batch_size {
+        None => DEFAULT_BATCH,
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|n| (1..=20_000).contains(n))
+            .ok_or("--batch-size needs a number from 1 to 20000")?,
+    };
+    match args.words.get(1..).unwrap_or_default() {
+        [kind, file] if matches!(kind.as_str(), "sydent" | "mxisd" | "ma1sd") => Ok(Args {
             kind,
             file,
             batch,
-            dry_run,
+            dry_run: args.dry_run,
         }),
         _ => Err("give the kind of database and its file".into()),
     }
@@ -291,7 +283,7 @@ fn summary(args: &Args<'_>, tally: &Tally, sent: Option<&Sent>, seconds: f64) ->
 }
 
 /// Runs `oxisd admin import ARGS`; returns the exit code.
-pub fn run(config: &Config, args: &[String]) -> i32 {
+pub fn run(config: &Config, args: &AdminArgs) -> i32 {
     let args = match parse(args) {
         Ok(a) => a,
         Err(e) => {
@@ -353,8 +345,9 @@ pub fn run(config: &Config, args: &[String]) -> i32 {
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn words(s: &str) -> AdminArgs {
+        let mut parser = lexopt::Parser::from_args(format!("import {s}").split_whitespace());
+        crate::admin::client::parse_args(&mut parser).unwrap()
     }
 
     #[test]
@@ -372,10 +365,13 @@ mod tests {
             "sydent",
             "oracle f",
             "sydent f --batch-size 0",
-            "sydent f --frob",
+            "sydent f --limit 3",
+            "sydent f extra",
         ] {
             assert!(parse(&words(bad)).is_err(), "{bad}");
         }
+        let w = words("--batch-size=7 mxisd f");
+        assert_eq!(parse(&w).unwrap().batch, 7);
     }
 
     #[test]

@@ -131,8 +131,9 @@ impl Bindings {
     /// and the signed association is returned.
     ///
     /// Errors: as getValidated3pid (404 `M_NO_VALID_SESSION`, 400 `M_SESSION_EXPIRED`,
-    /// `M_SESSION_NOT_VALIDATED`); 400 `M_INVALID_PARAM` (mxid); 403 `M_FORBIDDEN` (another
-    /// user's mxid on v2, or a homeserver not allowed by `bind.allowedServers`).
+    /// `M_SESSION_NOT_VALIDATED`); 400 `M_INVALID_PARAM` (mxid); 403 `M_UNAUTHORIZED` (another
+    /// user's mxid on v2, as sydent answers); 403 `M_FORBIDDEN` (a homeserver not allowed by
+    /// `bind.allowedServers`).
     pub fn bind(
         &self,
         sid: &SessionId,
@@ -144,7 +145,7 @@ impl Bindings {
         let server = mxid.server_name();
         if requester.is_some_and(|user| user != mxid) {
             return Err(Error::new(
-                ErrorKind::Forbidden,
+                ErrorKind::NotOwnUser,
                 "You can only bind 3PIDs to your own user id",
             ));
         }

@@ -157,6 +157,12 @@ impl Sessions {
             .send_attempt
             .is_none_or(|sent| req.send_attempt > sent);
         if !should_send {
+            log::debug!(
+                "requestToken sends nothing: sid={} medium={medium} send_attempt={} is not above the last one sent ({})",
+                record.sid,
+                req.send_attempt,
+                record.send_attempt.unwrap_or(0)
+            );
             return Ok(record);
         }
         // Every limit's token is taken before the send, all at once (concurrent requests for

@@ -108,6 +108,26 @@ mod tests {
     }
 
     #[test]
+    fn crown_dependencies_share_44_but_have_their_own_regions() {
+        // What config.example.yaml says next to allowedCountries: [GB] refuses these.
+        for (input, region) in [
+            ("+44 7400 123456", "GB"),
+            ("+44 20 7946 0018", "GB"),
+            ("+44 7781 123456", "GG"), // Guernsey mobile
+            ("+44 7911 123456", "GG"), // 07911 1x is Guernsey's too
+            ("+44 7797 123456", "JE"), // Jersey mobile
+            ("+44 7624 123456", "IM"), // Isle of Man mobile
+        ] {
+            let m = normalise("GB", input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                (m.calling_code, m.region.as_deref()),
+                (44, Some(region)),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
     fn premium_rate_shared_cost_and_uan_numbers_are_recognised() {
         use CostlyNumberType::*;
         for (country, input, costly) in [

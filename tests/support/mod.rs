@@ -118,6 +118,21 @@ impl TestServer {
         patch: Value,
         configure: impl FnOnce(&mut Command),
     ) -> TestServer {
+        Self::spawn(dir, patch, configure, false)
+    }
+
+    /// Starts a server on the base config with `patch` merged in, as systemd starts a
+    /// service: its standard error is a stream whose device and inode `JOURNAL_STREAM` names.
+    pub fn start_under_journald(patch: Value) -> TestServer {
+        Self::spawn(Arc::new(TempDir::new("srv")), patch, |_| {}, true)
+    }
+
+    fn spawn(
+        dir: Arc<TempDir>,
+        patch: Value,
+        configure: impl FnOnce(&mut Command),
+        journal: bool,
+    ) -> TestServer {
         let mut config = Self::base_config(dir.path());
         merge(&mut config, &patch);
         let config_path = dir.path().join("config.yaml");
@@ -130,12 +145,30 @@ impl TestServer {
             .env_remove("OXISD_CONFIG")
             .env_remove("OXISD_LOG")
             .env_remove("OXISD_TEST_PANIC_TASK")
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        let mut journal_reader = None;
+        if journal {
+            use std::os::unix::fs::MetadataExt;
+            let (reader, writer) = std::io::pipe().unwrap();
+            let fd = std::os::fd::OwnedFd::from(writer.try_clone().unwrap());
+            let meta = std::fs::File::from(fd).metadata().unwrap();
+            command
+                .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+                .stderr(writer);
+            journal_reader = Some(reader);
+        }
         configure(&mut command);
         let mut child = command.spawn().expect("start oxisd");
-        let stderr = child.stderr.take().unwrap();
+        // The command holds the pipe's writing end: dropped, the reader sees the end of the
+        // stream when the server exits.
+        drop(command);
+        let stderr: Box<dyn Read + Send> = match journal_reader {
+            Some(reader) => Box::new(reader),
+            None => Box::new(child.stderr.take().unwrap()),
+        };
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let reader = {

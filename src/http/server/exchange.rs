@@ -51,27 +51,55 @@ pub async fn exchange(site: Arc<Site>, peer: SocketAddr, rq: hyper::Request<Inco
     };
     let (reply, close) = answer(&site, &parts, body, method, routed, client_ip, id).await;
     let status = reply.status();
-    let path = parts.uri.path();
     if site.public {
         let label = match endpoint {
             Some((mount, route_path)) => format!("{mount:?} {route_path}"),
             None => "unmatched".to_string(),
         };
         crate::metrics::METRICS.request(&label, status, started.elapsed());
-        if config.logging.requests {
-            log::info!(
-                "request id={id} method={} path={path} status={status} ms={:.2} ip={client_ip}",
-                parts.method,
-                started.elapsed().as_secs_f64() * 1000.0
-            );
-        }
-    } else {
-        log::info!(
-            "admin request method={} path={path} status={status}",
-            parts.method
-        );
+    }
+    if !site.public || config.logging.requests {
+        log_request(&site, id, &parts, &reply, started, client_ip);
     }
     response::into_response(reply, site.public, close)
+}
+
+/// The request's log line: `request id= method= path= status= ms= ip=` on the public
+/// listeners, `admin request method= path= status=` on the admin one; an error answer adds its
+/// `errcode`, and at debug level its `error` text.
+fn log_request(
+    site: &Site,
+    id: u64,
+    parts: &Parts,
+    reply: &Reply,
+    started: Instant,
+    client_ip: std::net::IpAddr,
+) {
+    use log::kv::Value;
+    let ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+    let mut fields: Vec<(&str, Value<'_>)> = Vec::with_capacity(8);
+    if site.public {
+        fields.push(("id", Value::from(id)));
+    }
+    fields.push(("method", Value::from(parts.method.as_str())));
+    fields.push(("path", Value::from(parts.uri.path())));
+    fields.push(("status", Value::from(reply.status())));
+    if site.public {
+        fields.push(("ms", Value::from(ms)));
+        fields.push(("ip", Value::from_display(&client_ip)));
+    }
+    if let Some((errcode, error)) = reply.error() {
+        fields.push(("errcode", Value::from(errcode)));
+        if log::log_enabled!(log::Level::Debug) {
+            fields.push(("error", Value::from(error)));
+        }
+    }
+    let message = if site.public {
+        "request"
+    } else {
+        "admin request"
+    };
+    crate::logging::log_fields(log::Level::Info, module_path!(), message, &fields);
 }
 
 /// The reply, and whether the connection must close after it (the body was left unread).
