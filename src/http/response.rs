@@ -61,13 +61,21 @@ impl Reply {
         }
     }
 
-    /// The `errcode` and `error` of an error reply (a JSON body with a status of 400 or more).
-    pub fn error(&self) -> Option<(&str, &str)> {
+    /// The `errcode` and `error` of an error reply (a JSON body with a status of 400 or more),
+    /// read back from the serialised body (only error replies pay for it).
+    pub fn error(&self) -> Option<(String, String)> {
+        #[derive(serde::Deserialize)]
+        struct ErrorBody {
+            errcode: String,
+            #[serde(default)]
+            error: String,
+        }
         match self {
-            Reply::Json(status, body) if *status >= 400 => Some((
-                body.get("errcode")?.as_str()?,
-                body.get("error").and_then(|e| e.as_str()).unwrap_or(""),
-            )),
+            Reply::Json(status, body) if *status >= 400 => {
+                serde_json::from_slice::<ErrorBody>(body)
+                    .ok()
+                    .map(|b| (b.errcode, b.error))
+            }
             _ => None,
         }
     }

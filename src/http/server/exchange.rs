@@ -88,10 +88,11 @@ fn log_request(
         fields.push(("ms", Value::from(ms)));
         fields.push(("ip", Value::from_display(&client_ip)));
     }
-    if let Some((errcode, error)) = reply.error() {
-        fields.push(("errcode", Value::from(errcode)));
+    let error = reply.error();
+    if let Some((errcode, error)) = &error {
+        fields.push(("errcode", Value::from(errcode.as_str())));
         if log::log_enabled!(log::Level::Debug) {
-            fields.push(("error", Value::from(error)));
+            fields.push(("error", Value::from(error.as_str())));
         }
     }
     let message = if site.public {
