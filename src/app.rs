@@ -256,13 +256,55 @@ struct Handles {
     peppers: Arc<Peppers>,
 }
 
+/// Everything `serve` loads from the config before it writes anything: templates, pages,
+/// connectors, identity stores, the outbound client, and (checked, then dropped) the TLS
+/// material. `oxisd check-config` loads the same, so it fails exactly where `serve` would,
+/// without creating a data directory or a key.
+pub struct Preflight {
+    notifier: Notifier,
+    views: Views,
+    stores: Vec<Box<dyn IdentityStore>>,
+    synapse_sync: Option<SynapseSync>,
+    homeserver: HomeserverClient,
+}
+
+impl Preflight {
+    /// Loads and checks what `config` names; writes nothing.
+    pub fn load(config: &Config) -> Result<Preflight, StartError> {
+        let notifier = Notifier::new(config)?;
+        let brand_name = config.matrix.domain.clone().unwrap_or_default();
+        let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
+        if config.server.tls.enabled {
+            crate::http::tls::Certs::open(&config.server.tls)?;
+        }
+        let stores = identity_stores(config)?;
+        let synapse_sync = if config.stores.synapse.enabled {
+            Some(
+                SynapseSync::new(&config.stores.synapse)
+                    .map_err(|e| StartError::setting("stores.synapse", e))?,
+            )
+        } else {
+            None
+        };
+        let homeserver = HomeserverClient::new(&config.outbound)?;
+        Ok(Preflight {
+            notifier,
+            views,
+            stores,
+            synapse_sync,
+            homeserver,
+        })
+    }
+}
+
 impl Handles {
-    /// Opens the store, loads (or creates) the signing keys and the pepper, sets up the
-    /// outbound client.
+    /// Opens the store, loads (or creates) the signing keys and the pepper; the first writes
+    /// of a start, after [`Preflight::load`].
     fn open(
         config: &Config,
         options: StartOptions,
         notifier: Notifier,
+        homeserver: HomeserverClient,
     ) -> Result<Handles, StartError> {
         let store = Store::open_with_options(
             config.data_dir(),
@@ -271,7 +313,6 @@ impl Handles {
         )
         .map_err(StartError::other)?;
         let keys = load_keys(config, &store, options.new_signing_key)?;
-        let homeserver = HomeserverClient::new(&config.outbound)?;
         if config.outbound.insecure_skip_tls_verify {
             log::warn!(
                 "outbound.insecureSkipTlsVerify is on: TLS certificates of homeservers are NOT checked; use this for tests only"
@@ -298,13 +339,17 @@ impl App {
 
     /// [`App::build`] with the operator's decisions of `oxisd serve`'s flags.
     pub fn build_with(config: Config, options: StartOptions) -> Result<App, StartError> {
-        let notifier = Notifier::new(&config)?;
-        let brand_name = config.matrix.domain.clone().unwrap_or_default();
-        let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
-        let h = Handles::open(&config, options, notifier)?;
+        let Preflight {
+            notifier,
+            views,
+            stores,
+            synapse_sync,
+            homeserver,
+        } = Preflight::load(&config)?;
+        let h = Handles::open(&config, options, notifier, homeserver)?;
         let mut lookups = Lookups::new(
             &config.lookup,
-            identity_stores(&config)?,
+            stores,
             h.store.clone(),
             h.peppers.clone(),
             h.keys.clone(),
@@ -317,14 +362,6 @@ impl App {
                 config.lookup.federation.bulk,
             );
         }
-        let synapse_sync = if config.stores.synapse.enabled {
-            Some(
-                SynapseSync::new(&config.stores.synapse)
-                    .map_err(|e| StartError::setting("stores.synapse", e))?,
-            )
-        } else {
-            None
-        };
         Ok(App::assemble(
             config,
             h,

@@ -152,11 +152,19 @@ pub fn run(args: Vec<OsString>) -> i32 {
             0
         }
         Ok(Command::CheckConfig(path)) => match Config::load(path.as_deref()) {
-            Ok((config, source)) => {
-                println!("# effective configuration from {source}");
-                print!("{}", config.to_yaml());
-                0
-            }
+            // What serve loads before it writes anything (templates, pages, TLS material,
+            // connectors), so that check-config fails exactly where serve would.
+            Ok((config, source)) => match crate::app::Preflight::load(&config) {
+                Ok(_) => {
+                    println!("# effective configuration from {source}");
+                    print!("{}", config.to_yaml());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("oxisd: invalid configuration: {e}");
+                    1
+                }
+            },
             Err(e) => {
                 eprintln!("oxisd: invalid configuration: {e}");
                 1

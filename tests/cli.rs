@@ -201,3 +201,53 @@ fn issue_19_the_default_data_directory_is_next_to_the_config_file() {
     assert_eq!(code, 1, "{err}");
     assert!(!expected.exists(), "serve created {}", expected.display());
 }
+
+#[test]
+fn issue_19_check_config_loads_what_serve_loads_and_serve_writes_nothing_before() {
+    let dir = TempDir::new("cli-preflight");
+    let data = dir.path().join("data");
+    let cases = [
+        (
+            "tls",
+            format!(
+                "storage:\n  path: {}\nserver:\n  tls:\n    enabled: true\n    port: 0\n    certificate: {}\n    privateKey: {}\n",
+                data.display(),
+                dir.path().join("missing-cert.pem").display(),
+                dir.path().join("missing-key.pem").display()
+            ),
+            "server.tls",
+        ),
+        (
+            "template",
+            format!(
+                "storage:\n  path: {}\nthreepid:\n  medium:\n    email:\n      generators:\n        template:\n          session:\n            validation: {}\n",
+                data.display(),
+                dir.path().join("missing.eml").display()
+            ),
+            "threepid.medium.email.generators.template.session.validation",
+        ),
+        (
+            "logo",
+            format!(
+                "storage:\n  path: {}\nview:\n  brand:\n    logo: {}\n",
+                data.display(),
+                dir.path().join("missing.svg").display()
+            ),
+            "view.brand.logo",
+        ),
+    ];
+    for (name, yaml, key) in cases {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let (code, _, err) = run_cli(
+            &["check-config", "--config", file.to_str().unwrap()],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(key), "{name}: {err}");
+        let (code, _, err) = run_cli(&["serve", "--config", file.to_str().unwrap()], dir.path());
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(key), "{name}: {err}");
+        assert!(!data.exists(), "{name}: serve created {}", data.display());
+    }
+}

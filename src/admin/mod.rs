@@ -51,8 +51,7 @@ pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, StartError> {
     if !cfg.enabled {
         return Ok(None);
     }
-    let tcp = server::bind(&cfg.hostname, cfg.port, "admin.hostname, admin.port")
-        .map_err(StartError::other)?;
+    let tcp = server::bind(&cfg.hostname, cfg.port, "admin.hostname, admin.port")?;
     let addr = tcp.local_addr().map_err(StartError::other)?;
     let listener = Listener {
         tcp,
@@ -67,7 +66,6 @@ pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, StartError> {
         public: false,
     });
     let limits = Limits::of(&app.config.server);
-    let server =
-        server::spawn("admin", WORKERS, site, limits, vec![listener]).map_err(StartError::other)?;
+    let server = server::spawn("admin", WORKERS, site, limits, vec![listener])?;
     Ok(Some(AdminListener { addr, server }))
 }

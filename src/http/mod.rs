@@ -56,8 +56,7 @@ impl Running {
 /// Binds the public listeners and starts serving them.
 pub fn start(app: Arc<App>) -> Result<Running, StartError> {
     let cfg = &app.config.server;
-    let plain = server::bind(&cfg.hostname, cfg.port, "server.hostname, server.port")
-        .map_err(StartError::other)?;
+    let plain = server::bind(&cfg.hostname, cfg.port, "server.hostname, server.port")?;
     let addr = plain.local_addr().map_err(StartError::other)?;
     let group = Admission::new(
         connection_cap(cfg.max_connections),
@@ -78,8 +77,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartError> {
             &cfg.tls.hostname,
             cfg.tls.port,
             "server.tls.hostname, server.tls.port",
-        )
-        .map_err(StartError::other)?;
+        )?;
         front = Some(tls::TlsFront {
             addr: tcp.local_addr().map_err(StartError::other)?,
             certs: certs.clone(),
@@ -97,8 +95,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartError> {
         routes: routes::ROUTES,
         public: true,
     });
-    let server = server::spawn("http", cfg.workers, site, Limits::of(cfg), listeners)
-        .map_err(StartError::other)?;
+    let server = server::spawn("http", cfg.workers, site, Limits::of(cfg), listeners)?;
     Ok(Running {
         addr,
         tls: front,

@@ -42,7 +42,7 @@ pub use fd_limit::raise_open_files_limit;
 
 use super::response::{self, Reply};
 use super::tls::Certs;
-use crate::error::Error;
+use crate::error::{Error, StartError};
 use admission::{Refusal, Ticket};
 use timed_io::{Clock, Leftover, TimedIo};
 
@@ -102,15 +102,16 @@ pub struct Listener {
     pub name: &'static str,
 }
 
-/// Binds `host:port`; `keys` names the config keys for the error message.
-pub fn bind(host: &str, port: u16, keys: &str) -> Result<std::net::TcpListener, String> {
+/// Binds `host:port`; `keys` names the config keys the error is about.
+pub fn bind(host: &str, port: u16, keys: &str) -> Result<std::net::TcpListener, StartError> {
     let host = crate::util::url::unbracket(host);
     let addr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("{keys}: cannot resolve '{host}': {e}"))?
+        .map_err(|e| StartError::setting(keys, format!("cannot resolve '{host}': {e}")))?
         .next()
-        .ok_or_else(|| format!("{keys}: '{host}' has no address"))?;
-    std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({keys}): {e}"))
+        .ok_or_else(|| StartError::setting(keys, format!("'{host}' has no address")))?;
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| StartError::setting(keys, format!("cannot listen on {addr}: {e}")))
 }
 
 /// A running group of listeners.
@@ -148,7 +149,7 @@ pub fn spawn(
     site: Arc<Site>,
     limits: Limits,
     listeners: Vec<Listener>,
-) -> Result<Running, String> {
+) -> Result<Running, StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -156,7 +157,7 @@ pub fn spawn(
         .thread_keep_alive(WORKER_KEEP_ALIVE)
         .thread_name(format!("{name}-worker"))
         .build()
-        .map_err(|e| format!("cannot start the {name} runtime: {e}"))?;
+        .map_err(|e| StartError::other(format!("cannot start the {name} runtime: {e}")))?;
     let (stop, stopped) = watch::channel(false);
     let mut accepting = Vec::with_capacity(listeners.len());
     let mut groups: Vec<Arc<Admission>> = Vec::new();
@@ -165,9 +166,9 @@ pub fn spawn(
         for l in listeners {
             l.tcp
                 .set_nonblocking(true)
-                .map_err(|e| format!("{} listener: {e}", l.name))?;
-            let tcp =
-                TcpListener::from_std(l.tcp).map_err(|e| format!("{} listener: {e}", l.name))?;
+                .map_err(|e| StartError::other(format!("{} listener: {e}", l.name)))?;
+            let tcp = TcpListener::from_std(l.tcp)
+                .map_err(|e| StartError::other(format!("{} listener: {e}", l.name)))?;
             if !groups.iter().any(|g| Arc::ptr_eq(g, &l.admission)) {
                 groups.push(l.admission.clone());
             }
@@ -202,7 +203,7 @@ pub fn spawn(
             });
             runtime.shutdown_timeout(Duration::from_secs(1));
         })
-        .map_err(|e| format!("cannot start the {name} thread: {e}"))?;
+        .map_err(|e| StartError::other(format!("cannot start the {name} thread: {e}")))?;
     Ok(Running {
         stop,
         thread: Some(thread),
