@@ -251,3 +251,21 @@ fn issue_19_check_config_loads_what_serve_loads_and_serve_writes_nothing_before(
         assert!(!data.exists(), "{name}: serve created {}", data.display());
     }
 }
+
+#[test]
+fn issue_19_config_errors_name_the_key_once_in_words() {
+    let dir = TempDir::new("cli-wording");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "server:\n  name: id.example.org\n  port: eighty\n").unwrap();
+    let (code, _, err) = run_cli(
+        &["check-config", "--config", file.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("server.port").count(), 1, "{err}");
+    assert!(
+        err.contains("server.port: expected a number from 0 to 65535, found the text \"eighty\" (line 3, column 9)"),
+        "{err}"
+    );
+    assert!(!err.contains("u16"), "{err}");
+}

@@ -15,6 +15,7 @@ mod server;
 mod session;
 mod threepid;
 mod view;
+mod wording;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -168,11 +169,14 @@ impl Config {
         let de = serde_norway::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
+            let inner = e.into_inner().to_string();
             if path == "." || path.is_empty() {
-                ConfigError(format!("invalid config: {inner}"))
+                ConfigError(format!(
+                    "invalid config: {}",
+                    wording::parse_error("", &inner)
+                ))
             } else {
-                ConfigError(format!("{path}: {inner}"))
+                ConfigError(wording::parse_error(&path, &inner))
             }
         })
     }
