@@ -24,6 +24,8 @@ USAGE:
     oxisd check-config [--config FILE]
                                       print the effective config (secrets masked) and exit;
                                       exits 1 with a message naming the key when it is invalid
+    oxisd health [--config FILE]      ask the running server's /health (for container
+                                      health checks); exits 0 when it answers 200
     oxisd admin [--config FILE] COMMAND
                                       administer the running server through its admin
                                       listener (oxisd admin help lists the commands)
@@ -51,6 +53,7 @@ enum Command {
     Serve(Option<PathBuf>, StartOptions),
     Admin(Option<PathBuf>, crate::admin::client::Args),
     CheckConfig(Option<PathBuf>),
+    Health(Option<PathBuf>),
     Version,
     Help,
 }
@@ -101,7 +104,9 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                 match word.as_str() {
                     "help" => return Ok(Command::Help),
                     "version" => return Ok(Command::Version),
-                    "serve" | "check-config" if command.is_none() => command = Some(word),
+                    "serve" | "check-config" | "health" if command.is_none() => {
+                        command = Some(word)
+                    }
                     "admin" if command.is_none() => {
                         if let Some(flag) = serve_flag {
                             return Err(format!("{flag} is a flag of 'serve', not of 'admin'"));
@@ -111,7 +116,7 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                     }
                     _ if command.is_none() => {
                         return Err(format!(
-                            "unknown command '{word}': serve, check-config or admin (try --help)"
+                            "unknown command '{word}': serve, check-config, health or admin (try --help)"
                         ));
                     }
                     _ => return Err(format!("unexpected argument '{word}' (try --help)")),
@@ -120,13 +125,14 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             other => return Err(unexpected(other, "(try --help)")),
         }
     }
-    if let (Some(flag), Some("check-config")) = (serve_flag, command.as_deref()) {
-        return Err(format!(
-            "{flag} is a flag of 'serve', not of 'check-config'"
-        ));
+    if let (Some(flag), Some(other @ ("check-config" | "health"))) =
+        (serve_flag, command.as_deref())
+    {
+        return Err(format!("{flag} is a flag of 'serve', not of '{other}'"));
     }
     Ok(match command.as_deref() {
         Some("check-config") => Command::CheckConfig(config),
+        Some("health") => Command::Health(config),
         _ => Command::Serve(config, options),
     })
 }
@@ -171,6 +177,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         },
         Ok(Command::Serve(path, options)) => serve(path, options),
+        Ok(Command::Health(path)) => match Config::load(path.as_deref()) {
+            Ok((config, _)) => crate::healthcheck::run(&config),
+            Err(e) => {
+                eprintln!("oxisd: invalid configuration: {e}");
+                1
+            }
+        },
         Ok(Command::Admin(_, args)) if args.wants_help() => {
             print!("{}", crate::admin::client::USAGE);
             0

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod healthcheck;
 pub mod homeserver;
 pub mod http;
 pub mod ids;

@@ -269,3 +269,46 @@ fn issue_19_config_errors_name_the_key_once_in_words() {
     );
     assert!(!err.contains("u16"), "{err}");
 }
+
+#[test]
+fn issue_19_health_answers_for_the_running_server() {
+    let server = crate::support::TestServer::start();
+    let dir = TempDir::new("cli-health");
+    let file = dir.path().join("health.yaml");
+    let write = |port: u16| {
+        std::fs::write(
+            &file,
+            format!(
+                "server:\n  hostname: 127.0.0.1\n  port: {port}\nstorage:\n  path: {}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap()
+    };
+    write(server.addr.port());
+    let (code, _, err) = run_cli(&["health", "--config", file.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{err}");
+    drop(server);
+    // A listener that answers 503 (as an unhealthy server would): exit 1, with the answer.
+    let unhealthy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    write(unhealthy.local_addr().unwrap().port());
+    let answering = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = unhealthy.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = conn.read(&mut request);
+        let body = r#"{"status":"failing"}"#;
+        let _ = write!(
+            conn,
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let (code, _, err) = run_cli(&["health", "--config", file.to_str().unwrap()], dir.path());
+    answering.join().unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("/health answered 503") && err.contains("failing"),
+        "{err}"
+    );
+}
