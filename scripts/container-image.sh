@@ -38,5 +38,9 @@ cp contrib/container/config.yaml "$context/rootfs/etc/oxisd/config.yaml"
 cp /etc/ssl/certs/ca-certificates.crt "$context/rootfs/etc/ssl/certs/"
 chmod 1777 "$context/rootfs/tmp"
 chmod 0700 "$context/data"
-"$engine" build --platform "$platform" -f contrib/container/Containerfile.prebuilt -t "$tag" "$context"
+# podman writes OCI images by default, which have no HEALTHCHECK.
+format=""
+[ "$(basename "$engine")" = podman ] && format="--format docker"
+# shellcheck disable=SC2086
+"$engine" build $format --platform "$platform" -f contrib/container/Containerfile.prebuilt -t "$tag" "$context"
 echo "built $tag from $binary"

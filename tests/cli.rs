@@ -312,3 +312,33 @@ fn issue_19_health_answers_for_the_running_server() {
         "{err}"
     );
 }
+
+/// The two ways of building the image (issue 19) give the same image: the lines of the final
+/// stage other than the COPYs (user, environment, volume, port, health check, entry point).
+#[test]
+fn issue_19_both_containerfiles_describe_the_same_image() {
+    let final_stage = |path: &str| -> Vec<String> {
+        let text =
+            std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let start = text
+            .rfind("\nFROM scratch")
+            .expect("a final stage FROM scratch");
+        text[start..]
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("COPY"))
+            .map(String::from)
+            .collect()
+    };
+    let built = final_stage("Containerfile");
+    assert!(
+        built
+            .iter()
+            .any(|l| l.starts_with("HEALTHCHECK") && l.contains("health"))
+    );
+    assert!(built.iter().any(|l| l == "USER 65532:65532"));
+    assert_eq!(
+        built,
+        final_stage("contrib/container/Containerfile.prebuilt")
+    );
+}
