@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::StartError;
 use crate::homeserver::HomeserverClient;
 use crate::homeserver::srv::SrvResolver;
+use crate::http::tls::Certs;
 use crate::keys::KeyRing;
 use crate::notify::Notifier;
 use crate::service::accounts::Accounts;
@@ -187,6 +188,9 @@ pub struct App {
     pub synapse_sync: Option<SynapseSync>,
     /// The background tasks and when each last completed an iteration (read by `/health`).
     pub tasks: Arc<Tasks>,
+    /// The HTTPS listener's certificate and key (`server.tls`), loaded before anything was
+    /// written; reloaded on SIGHUP.
+    pub tls: Option<Arc<Certs>>,
 }
 
 /// The identity stores of `stores.order` that are enabled.
@@ -266,6 +270,7 @@ pub struct Preflight {
     stores: Vec<Box<dyn IdentityStore>>,
     synapse_sync: Option<SynapseSync>,
     homeserver: HomeserverClient,
+    tls: Option<Arc<Certs>>,
 }
 
 impl Preflight {
@@ -274,9 +279,11 @@ impl Preflight {
         let notifier = Notifier::new(config)?;
         let brand_name = config.matrix.domain.clone().unwrap_or_default();
         let views = Views::load(&config.view, &brand_name, config.server.public_url())?;
-        if config.server.tls.enabled {
-            crate::http::tls::Certs::open(&config.server.tls)?;
-        }
+        let tls = if config.server.tls.enabled {
+            Some(Certs::open(&config.server.tls)?)
+        } else {
+            None
+        };
         let stores = identity_stores(config)?;
         let synapse_sync = if config.stores.synapse.enabled {
             Some(
@@ -293,6 +300,7 @@ impl Preflight {
             stores,
             synapse_sync,
             homeserver,
+            tls,
         })
     }
 }
@@ -345,6 +353,7 @@ impl App {
             stores,
             synapse_sync,
             homeserver,
+            tls,
         } = Preflight::load(&config)?;
         let h = Handles::open(&config, options, notifier, homeserver)?;
         let mut lookups = Lookups::new(
@@ -368,6 +377,7 @@ impl App {
             views,
             Arc::new(lookups),
             synapse_sync,
+            tls,
         ))
     }
 
@@ -378,6 +388,7 @@ impl App {
         views: Views,
         lookups: Arc<Lookups>,
         synapse_sync: Option<SynapseSync>,
+        tls: Option<Arc<Certs>>,
     ) -> App {
         let started = Instant::now();
         let tasks = Arc::new(Tasks::new());
@@ -434,6 +445,7 @@ impl App {
             remote,
             synapse_sync,
             tasks,
+            tls,
         }
     }
 

@@ -71,8 +71,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartError> {
         name: "HTTP",
     }];
     let mut front = None;
-    if cfg.tls.enabled {
-        let certs = tls::Certs::open(&cfg.tls)?;
+    if let Some(certs) = app.tls.clone() {
         let tcp = server::bind(
             &cfg.tls.hostname,
             cfg.tls.port,
