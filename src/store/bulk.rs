@@ -9,7 +9,6 @@ use super::{OpenError, Store, describe_open_error};
 /// Memtable size of the binding keyspaces, which imports fill in bulk: 2 MiB, with which the
 /// import figures of docs/PERFORMANCE.md were measured.
 const BULK_MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
-use crate::error::Result;
 
 /// Table size that compactions of the bulk keyspaces aim at (fjall's default: 64 MiB).
 const BULK_TABLE_BYTES: u64 = 8 * 1024 * 1024;
@@ -45,13 +44,6 @@ pub(super) fn open_bulk_keyspace(
 }
 
 impl Store {
-    /// Deletes the files of tables that compactions replaced: without this, the tables that
-    /// `compact_bindings` replaced (a second copy of every binding) stayed on disk until the
-    /// next flush or start (see [`Store::collect_old_versions`]).
-    pub(super) fn release_replaced_tables(&self) -> Result<()> {
-        self.collect_old_versions()
-    }
-
     /// Waits until no background compaction runs (seen twice 50 ms apart, as a worker may be
     /// about to start one), or at most `limit`.
     pub(super) fn wait_for_compactions(&self, limit: std::time::Duration) {

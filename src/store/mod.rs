@@ -446,7 +446,9 @@ impl Store {
     }
 
     /// Frees what fjall still holds for data that is in tables already: memtables that were
-    /// written out, and the files of tables that compactions replaced. A tree keeps its old
+    /// written out, and the files of tables that compactions or ingestions replaced (without
+    /// this, the tables `compact_bindings` replaced, a second copy of every binding, stayed on
+    /// disk until the next flush or start). A tree keeps its old
     /// versions (and with them those memtables and files) until a version GC with a watermark
     /// past them. fjall 3.1 moves that watermark and runs the GC when a keyspace rotates a
     /// memtable that holds data, but not when a flush or compaction ends, so after a burst of

@@ -241,8 +241,10 @@ impl Store {
             ingestion.write(k, b"".to_vec())?;
         }
         ingestion.finish()?;
-        // Durable too: the group commit is part of it.
-        self.release_replaced_tables()?;
+        // Acknowledged only once durable (the group commit records it), then the tables the
+        // ingestion replaced are let go.
+        self.durable()?;
+        self.collect_old_versions()?;
         Ok(written)
     }
 
@@ -253,12 +255,12 @@ impl Store {
         // The compactions that the last writes started finish first: beside a major compaction
         // their output was a third copy of part of the tables (and their buffers more memory).
         self.wait_for_compactions(std::time::Duration::from_secs(600));
-        self.release_replaced_tables()?;
+        self.collect_old_versions()?;
         // One keyspace at a time, each giving back its old tables before the next is copied:
         // the disk holds one keyspace twice at most, not the whole store.
         for keyspace in self.bindings.all() {
             keyspace.major_compact()?;
-            self.release_replaced_tables()?;
+            self.collect_old_versions()?;
         }
         Ok(())
     }
