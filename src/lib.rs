@@ -21,6 +21,7 @@ pub mod http;
 pub mod ids;
 pub mod import;
 pub mod keys;
+pub mod ldap;
 pub mod logging;
 pub mod maintenance;
 pub mod memory;
