@@ -28,6 +28,8 @@ mod http_layer;
 mod import;
 /// 3PID invites: store-invite, the invite mail, ephemeral keys, sign-ed25519, onbind delivery.
 mod invite;
+/// The LDAP client against a real slapd: binds, paged searches, StartTLS and ldaps, failures.
+mod ldap_client;
 /// Lookups under load: duplicates in bulk lookups, the per-client budget of addresses.
 mod lookup;
 /// Phone validation sessions over the Twilio stand-in: normalisation, errors, abuse limits.

@@ -10,6 +10,7 @@ pub mod homeserver;
 pub mod remote_is;
 pub mod rest_backend;
 pub mod sessions;
+pub mod slapd;
 pub mod smtp;
 pub mod stand_in;
 pub mod synapse_admin;
