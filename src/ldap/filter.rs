@@ -402,7 +402,13 @@ impl Parser<'_> {
     fn extensible(&mut self, attr: Option<String>) -> Result<Filter, String> {
         let mut dn_attributes = false;
         let mut rule = None;
-        if self.text[self.pos..].starts_with(b":dn:") {
+        // ":dn" (ABNF strings are case-insensitive) followed by ':' is dnAttributes, never a
+        // matching rule named "dn".
+        if self
+            .text
+            .get(self.pos..self.pos + 4)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b":dn:"))
+        {
             dn_attributes = true;
             self.pos += 3;
         }
