@@ -15,10 +15,10 @@ fn read_request(stream: &mut TcpStream) -> Vec<u8> {
     let mut buffer = Vec::new();
     let mut byte = [0u8; 1];
     loop {
-        if let Some((_, header, length)) = parse_header(&buffer).unwrap() {
-            if buffer.len() == header + length {
-                return buffer;
-            }
+        if let Some((_, header, length)) = parse_header(&buffer).unwrap()
+            && buffer.len() == header + length
+        {
+            return buffer;
         }
         if stream.read(&mut byte).unwrap() == 0 {
             return buffer;
