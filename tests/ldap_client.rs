@@ -208,6 +208,20 @@ fn start_tls_and_ldaps() {
     .unwrap();
     assert_eq!(uids(&users), ["carol"]);
     connection.close();
+    // TLS spoken to the plain port: a Tls error, not a hang.
+    let plain_port = Server::parse(&slapd.url).unwrap().port;
+    let wrong = Server {
+        host: "127.0.0.1".into(),
+        port: plain_port,
+        ldaps: true,
+    };
+    let started = Instant::now();
+    match Connection::open(&wrong, &options(&slapd, false)) {
+        Err(LdapError::Tls(_)) => {}
+        Err(other) => panic!("TLS to the plain port: expected a Tls error, got {other:?}"),
+        Ok(_) => panic!("TLS to the plain port succeeded"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
     // The system trust store does not know the test CA: both fail with a certificate error.
     let system = ConnectOptions {
         tls: tls_config(None).unwrap(),
@@ -273,6 +287,9 @@ fn an_error_from_the_callback_stops_the_search() {
         "{result:?}"
     );
     assert_eq!(calls, 1);
+    // The connection was dropped (the rest of the answer is not read): later calls fail.
+    let again = connection.simple_bind(SERVICE_DN, SERVICE_PASSWORD);
+    assert!(matches!(again, Err(LdapError::Io(_))), "{again:?}");
 }
 
 #[test]
