@@ -61,7 +61,7 @@ pub struct Entry {
 impl Entry {
     /// The values of attribute `name` (ASCII case-insensitive; also matches descriptions with
     /// options like "mail;lang-en" for "mail"), those that are UTF-8, in server order.
-    pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a + use<'a> {
         let name = name.to_string();
         self.attributes
             .iter()

@@ -197,3 +197,14 @@ fn malformed_responses_are_errors() {
         .is_err()
     );
 }
+
+#[test]
+fn values_do_not_borrow_the_name() {
+    let entry = crate::ldap::Entry {
+        dn: "uid=a".into(),
+        attributes: vec![("mail".into(), vec![b"a@x".to_vec()])],
+    };
+    // The iterator outlives the temporary name.
+    let values = entry.values(&String::from("MAIL"));
+    assert_eq!(values.collect::<Vec<_>>(), ["a@x"]);
+}

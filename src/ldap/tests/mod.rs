@@ -7,3 +7,4 @@ mod filter;
 mod filter_props;
 mod message;
 mod server;
+mod tls;
