@@ -15,6 +15,13 @@ use crate::support::slapd::{
     BASE, CONTRACTORS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd, USER_FILTER,
 };
 
+/// The test CA, for the tests that never get as far as checking a certificate (no dependency on
+/// the system's CA certificates).
+fn test_ca() -> Arc<rustls::ClientConfig> {
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ldap/ca.pem");
+    tls_config(Some(&ca)).unwrap()
+}
+
 fn options(slapd: &Slapd, start_tls: bool) -> ConnectOptions {
     ConnectOptions {
         start_tls,
@@ -328,7 +335,7 @@ fn closed_port_is_a_quick_connect_error() {
     let server = Server::parse(&format!("ldap://127.0.0.1:{port}/")).unwrap();
     let options = ConnectOptions {
         start_tls: false,
-        tls: tls_config(None).unwrap(),
+        tls: test_ca(),
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
     };
@@ -366,7 +373,7 @@ fn a_server_that_never_answers_times_out() {
     ] {
         let options = ConnectOptions {
             start_tls,
-            tls: tls_config(None).unwrap(),
+            tls: test_ca(),
             connect_timeout: Duration::from_secs(2),
             timeout,
         };

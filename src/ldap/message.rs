@@ -260,10 +260,9 @@ fn ldap_result(reader: &mut Reader<'_>) -> Result<LdapResult, String> {
 
 fn entry(op: Tlv<'_>) -> Result<Entry, String> {
     let mut reader = op.reader();
-    let dn = reader
-        .read_tag(ber::OCTET_STRING, "objectName")?
-        .utf8()?
-        .to_string();
+    // Lossy: one odd DN must not fail a whole search.
+    let dn = reader.read_tag(ber::OCTET_STRING, "objectName")?;
+    let dn = String::from_utf8_lossy(dn.content).into_owned();
     let mut list = reader.read_tag(ber::SEQUENCE, "attributes")?.reader();
     let mut attributes = Vec::new();
     while !list.is_empty() {

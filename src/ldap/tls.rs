@@ -34,8 +34,12 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         None => {
-            let verifier = rustls_platform_verifier::Verifier::new(provider)
-                .map_err(|e| format!("cannot use the system's trust store: {e}"))?;
+            let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
+                format!(
+                    "cannot use the system's trust store ({e}); install the system CA \
+                     certificates (e.g. the ca-certificates package) or give a CA file"
+                )
+            })?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(verifier))

@@ -10,6 +10,12 @@ use crate::ldap::{
     ConnectOptions, Connection, Filter, LdapError, Scope, SearchRequest, Server, tls_config,
 };
 
+/// A TLS configuration that does not depend on the system's CA certificates.
+fn test_tls() -> std::sync::Arc<rustls::ClientConfig> {
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ldap/ca.pem");
+    tls_config(Some(&ca)).unwrap()
+}
+
 /// Reads one whole request message from the client.
 fn read_request(stream: &mut TcpStream) -> Vec<u8> {
     let mut buffer = Vec::new();
@@ -50,7 +56,7 @@ fn fake(script: Vec<Vec<u8>>, chunk: usize) -> (Connection, std::thread::JoinHan
     });
     let options = ConnectOptions {
         start_tls: false,
-        tls: tls_config(None).unwrap(),
+        tls: test_tls(),
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
     };
@@ -235,7 +241,7 @@ fn a_server_closing_mid_message_is_an_io_error() {
     });
     let options = ConnectOptions {
         start_tls: false,
-        tls: tls_config(None).unwrap(),
+        tls: test_tls(),
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
     };
@@ -268,7 +274,7 @@ fn a_refused_start_tls_is_a_tls_error() {
     });
     let options = ConnectOptions {
         start_tls: true,
-        tls: tls_config(None).unwrap(),
+        tls: test_tls(),
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
     };
