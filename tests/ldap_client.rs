@@ -391,3 +391,30 @@ fn a_server_that_never_answers_times_out() {
         );
     }
 }
+
+#[test]
+fn a_large_directory_is_read_in_pages() {
+    let mut users = String::new();
+    for n in 0..3000 {
+        users.push_str(&format!(
+            "dn: uid=user{n},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: user{n}\ncn: User {n}\nsn: {n}\nmail: user{n}@example.org\n\n"
+        ));
+    }
+    let started = Instant::now();
+    let Some(slapd) = Slapd::start_with(&users) else {
+        return;
+    };
+    eprintln!("slapd with 3000 users started in {:?}", started.elapsed());
+    let mut connection = service(&slapd);
+    let filter = parse_filter(USER_FILTER).unwrap();
+    let started = Instant::now();
+    let entries = search(&mut connection, PEOPLE, &filter, 500).unwrap();
+    eprintln!("3000 users read in pages of 500 in {:?}", started.elapsed());
+    assert_eq!(entries.len(), 3000);
+    assert_eq!(
+        entries.iter().filter(|e| e.first("mail").is_some()).count(),
+        3000
+    );
+    // The default seed is not there, only the base entries and these users.
+    assert!(!uids(&entries).contains(&"alice".to_string()));
+}
