@@ -166,7 +166,8 @@ impl Connection {
     /// skipped). `page_size` > 0 uses the simple paged results control (RFC 2696,
     /// non-critical) and asks for pages until the server's cookie is empty; a server that
     /// ignores the control returns everything at once. A non-success result is
-    /// Err(Server{..}). An error from `on_entry` stops the search and is returned; the
+    /// Err(Server{..}) (the entries that came before it were passed to `on_entry` already:
+    /// with sizeLimitExceeded, say, the ones within the limit). An error from `on_entry` stops the search and is returned; the
     /// connection is then closed (the rest of the answer is not read), so open a new one.
     pub fn search(
         &mut self,
@@ -291,7 +292,7 @@ impl Connection {
 
     /// Reads one whole LDAPMessage within the timeout, growing the buffer only as bytes arrive.
     fn read_message(&mut self) -> Result<Vec<u8>, LdapError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match ber::parse_header(&self.buffer) {
@@ -365,7 +366,7 @@ impl Connection {
         let client =
             ClientConnection::new(tls.clone(), name).map_err(|e| LdapError::Tls(e.to_string()))?;
         let mut tls = StreamOwned::new(client, tcp);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         while tls.conn.is_handshaking() {
             let now = Instant::now();
             let left = deadline
@@ -399,6 +400,14 @@ impl Connection {
         self.stream = Some(Stream::Tls(Box::new(tls)));
         Ok(())
     }
+}
+
+/// Now plus `timeout`, without overflowing on absurd timeouts.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(now)
 }
 
 impl Drop for Connection {

@@ -288,3 +288,31 @@ fn a_refused_start_tls_is_a_tls_error() {
         Ok(_) => panic!("continued without TLS"),
     }
 }
+
+#[test]
+fn absurd_timeouts_do_not_panic() {
+    let (mut connection, _server) = fake(vec![bind_response(1, 0, "")], 4096);
+    connection.simple_bind("cn=x", "y").unwrap();
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let options = ConnectOptions {
+            start_tls: false,
+            tls: test_tls(),
+            connect_timeout: timeout,
+            timeout,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = Server::parse(&format!("ldap://127.0.0.1:{port}")).unwrap();
+        if let Ok(mut connection) = Connection::open(&server, &options) {
+            if timeout == Duration::ZERO {
+                assert!(matches!(
+                    connection.simple_bind("cn=x", "y"),
+                    Err(LdapError::Timeout)
+                ));
+            } else {
+                drop(listener);
+                assert!(connection.simple_bind("cn=x", "y").is_err());
+            }
+        }
+    }
+}
