@@ -316,3 +316,13 @@ fn absurd_timeouts_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn connections_and_errors_cross_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Connection>();
+    send_sync::<ConnectOptions>();
+    send_sync::<LdapError>();
+    send_sync::<Filter>();
+}
