@@ -66,7 +66,8 @@ struct Synapse {
 }
 
 impl Synapse {
-    fn start(oxisd_url: &str) -> Synapse {
+    /// `synapse.sh start` with `env` (OXISD_URL, OXISD_AUTH_URL, SYNAPSE_FED_PORT, ...).
+    fn start(env: &[(&str, &str)]) -> Synapse {
         let mut s = Synapse {
             client: None,
             fed_port: 0,
@@ -74,7 +75,7 @@ impl Synapse {
         };
         let out = Command::new(script())
             .arg("start")
-            .env("OXISD_URL", oxisd_url)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
@@ -147,8 +148,14 @@ fn free_port() -> u16 {
 
 /// oxisd: SMTP through the sink, SMS through the Twilio stand-in, one policy to accept, loopback
 /// homeservers with self-signed certificates allowed (test only), and TLS on `tls_port` with
-/// `server.name` = `127.0.0.1:<tls_port>`, the `id_server` clients give Synapse.
-fn start_oxisd(sink: &SmtpSink, twilio: &TwilioStandIn, tls_port: u16) -> TestServer {
+/// `server.name` = `127.0.0.1:<tls_port>`, the `id_server` clients give Synapse; `extra` is
+/// merged into that config.
+fn start_oxisd(
+    sink: &SmtpSink,
+    twilio: &TwilioStandIn,
+    tls_port: u16,
+    extra: &Value,
+) -> TestServer {
     let dir = Arc::new(TempDir::new("e2e"));
     // The fixed test certificate of tests/support/tls.rs: SAN IP:127.0.0.1, so the suite's
     // own HTTPS client verifies it (Synapse accepts any certificate in this setup).
@@ -156,7 +163,7 @@ fn start_oxisd(sink: &SmtpSink, twilio: &TwilioStandIn, tls_port: u16) -> TestSe
     let key = dir.path().join("tls.key");
     std::fs::write(&cert, support::tls::CERT_PEM).unwrap();
     std::fs::write(&key, support::tls::KEY_PEM).unwrap();
-    let config = json!({
+    let mut config = json!({
         "server": {
             "name": format!("127.0.0.1:{tls_port}"),
             "tls": {"enabled": true, "hostname": "127.0.0.1", "port": tls_port,
@@ -179,6 +186,7 @@ fn start_oxisd(sink: &SmtpSink, twilio: &TwilioStandIn, tls_port: u16) -> TestSe
         "outbound": {"allowedRanges": ["127.0.0.1/32"], "insecureSkipTlsVerify": true, "timeout": 10},
         "invite": {"delivery": {"initialBackoff": 1, "maxBackoff": 2}},
     });
+    support::merge(&mut config, extra);
     let s = TestServer::start_in(dir, config);
     let line = format!("TLS listening on https://127.0.0.1:{tls_port}");
     if s.wait_for_log(&line, Duration::from_secs(20)).is_none() {
@@ -417,6 +425,38 @@ impl World {
             ),
         );
         (r.status == 200).then(|| r.json()["membership"].as_str().unwrap_or("").to_string())
+    }
+
+    /// Waits until `user`'s /sync shows an invite to `room_id`.
+    fn wait_invite(&self, user: &User, room_id: &str) {
+        // As a client does: an initial sync, then incremental ones (Synapse answers a repeated
+        // initial sync from its cache for a while).
+        let deadline = Instant::now() + INVITE_WAIT;
+        let mut since: Option<String> = None;
+        loop {
+            let path = match &since {
+                None => format!("{CLIENT}/sync?timeout=0"),
+                Some(s) => format!("{CLIENT}/sync?timeout=1000&since={}", enc(s)),
+            };
+            let sync = ok(self.hs_get(user, &path), "sync");
+            if sync["rooms"]["invite"].get(room_id).is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} sees no invite to {room_id} after {INVITE_WAIT:?}; oxisd log lines about the invite: {:#?}",
+                user.mxid,
+                self.oxisd
+                    .logs()
+                    .into_iter()
+                    .filter(|l| l.contains("invite") || l.contains("onbind"))
+                    .collect::<Vec<_>>()
+            );
+            since = sync["next_batch"].as_str().map(str::to_string);
+            if since.is_none() {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
     }
 
     /// Waits until `user` is invited to `room_id` (through an onbind).
@@ -848,34 +888,7 @@ fn s4_room_invite(w: &World) {
         invite_mail.data
     );
     w.validate_and_bind(carol, INVITED_EMAIL);
-    // As a client does: an initial sync, then incremental ones (Synapse answers a repeated
-    // initial sync from its cache for a while).
-    let deadline = Instant::now() + INVITE_WAIT;
-    let mut since: Option<String> = None;
-    loop {
-        let path = match &since {
-            None => format!("{CLIENT}/sync?timeout=0"),
-            Some(s) => format!("{CLIENT}/sync?timeout=1000&since={}", enc(s)),
-        };
-        let sync = ok(w.hs_get(carol, &path), "sync");
-        if sync["rooms"]["invite"].get(&room_id).is_some() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} sees no invite to {room_id} after {INVITE_WAIT:?}; oxisd log lines about the invite: {:#?}",
-            carol.mxid,
-            w.oxisd
-                .logs()
-                .into_iter()
-                .filter(|l| l.contains("invite") || l.contains("onbind"))
-                .collect::<Vec<_>>()
-        );
-        since = sync["next_batch"].as_str().map(str::to_string);
-        if since.is_none() {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
+    w.wait_invite(carol, &room_id);
 }
 
 /// 5. Alice unbinds her email through Synapse (a request Synapse signs); the lookup forgets it.
@@ -959,8 +972,8 @@ fn s7_deactivate(w: &World) {
 }
 
 /// 8. Two invites to henry's address, one revoked; henry binds it: the homeserver takes the
-/// other and refuses the revoked one. henry joins; the refusal is final, so no retry of the
-/// batch takes him back from "join" to "invite" (Synapse lets a 3PID invite replace a join).
+///    other and refuses the revoked one. henry joins; the refusal is final, so no retry of the
+///    batch takes him back from "join" to "invite" (Synapse lets a 3PID invite replace a join).
 fn s8_revoked_invite_does_not_undo_a_join(w: &World) {
     let (alice, henry) = (w.user("alice"), w.user("henry"));
     let address = format!("henry.{}@e2e.test", random_suffix());
@@ -1025,9 +1038,9 @@ fn s8_revoked_invite_does_not_undo_a_join(w: &World) {
 }
 
 /// 9. grace opens the room link of her invite mail as Element does: the link is the web
-/// client's room link whose `signurl`, POSTed with her user id, signs the invite; she joins with
-/// `third_party_signed`. When she binds her address later, the invite is not delivered again,
-/// so her join stands.
+///    client's room link whose `signurl`, POSTed with her user id, signs the invite; she joins with
+///    `third_party_signed`. When she binds her address later, the invite is not delivered again,
+///    so her join stands.
 fn s9_join_through_the_mail_link(w: &World) {
     let (alice, grace) = (w.user("alice"), w.user("grace"));
     let address = format!("grace.{}@e2e.test", random_suffix());
@@ -1119,6 +1132,155 @@ const SCENARIOS: [Scenario; 9] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
+// Phase 2, "directory": Synapse logins checked by oxisd against an LDAP directory (issue 20)
+// ---------------------------------------------------------------------------------------------
+
+/// The directory phase's oxisd auth listener secret (oxisd's auth.sharedSecret, the module's
+/// shared_secret).
+const AUTH_SECRET: &str = "e2e-auth-shared-secret-0123456789";
+/// In the directory of tests/support/slapd.rs.
+const DIR_ALICE_EMAIL: &str = "alice@example.org";
+const DIR_ALICE_MSISDN: &str = "447700900123";
+
+impl World {
+    /// `POST /login` on Synapse with a password (the module asks oxisd).
+    fn hs_login(&self, user: &str, password: &str) -> Resp {
+        self.hs_post(
+            None,
+            &format!("{CLIENT}/login"),
+            &json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password}),
+        )
+    }
+
+    /// A directory user logged in to Synapse; asserts the mxid is `@<localpart>:<server>`.
+    fn directory_login(&self, localpart: &'static str, password: &str) -> User {
+        let login = ok(
+            self.hs_login(localpart, password),
+            &format!("login {localpart}"),
+        );
+        let mxid = format!("@{localpart}:{}", self.synapse.server_name);
+        assert_eq!(login["user_id"], mxid.as_str(), "{login}");
+        User {
+            localpart,
+            password: password.to_string(),
+            mxid,
+            hs_token: login["access_token"].as_str().unwrap().to_string(),
+            is_token: RefCell::new(None),
+        }
+    }
+}
+
+/// d1. Alice logs in to Synapse with her directory password: the account is created with the
+/// directory's display name, email and phone number.
+fn d1_first_login(w: &World) {
+    let alice = w.directory_login("alice", "alice-password");
+    let name = ok(
+        w.hs_get(
+            &alice,
+            &format!("{CLIENT}/profile/{}/displayname", enc(&alice.mxid)),
+        ),
+        "GET displayname",
+    );
+    assert_eq!(name["displayname"], "Alice Liddell", "{name}");
+    let list = ok(
+        w.hs_get(&alice, &format!("{CLIENT}/account/3pid")),
+        "GET /account/3pid",
+    );
+    let threepids = list["threepids"].as_array().cloned().unwrap_or_default();
+    for (medium, address) in [("email", DIR_ALICE_EMAIL), ("msisdn", DIR_ALICE_MSISDN)] {
+        let n = threepids
+            .iter()
+            .filter(|p| p["medium"] == medium && p["address"] == address)
+            .count();
+        assert_eq!(n, 1, "{medium} {address} on the account: {list}");
+    }
+    // A second login, with the full user id: nothing is added twice.
+    ok(
+        w.hs_login(&alice.mxid, "alice-password"),
+        "second login with the user id",
+    );
+    let again = ok(
+        w.hs_get(&alice, &format!("{CLIENT}/account/3pid")),
+        "GET /account/3pid",
+    );
+    assert_eq!(
+        again["threepids"], list["threepids"],
+        "after a second login"
+    );
+}
+
+/// d2. A wrong password, and a user the directory disables: refused.
+fn d2_refused(w: &World) {
+    for (user, password) in [("alice", "not-alice-password"), ("dave", "dave-password")] {
+        let r = w.hs_login(user, password);
+        assert_eq!(r.status, 403, "login {user}: {}", show(&r));
+        assert_eq!(
+            r.json()["errcode"],
+            "M_FORBIDDEN",
+            "login {user}: {}",
+            show(&r)
+        );
+    }
+}
+
+/// d3. Bob (directory login) registers at oxisd, finds Alice by her directory email with a
+/// hashed lookup, and invites that email to a room: Synapse looks it up at oxisd and invites
+/// Alice directly, so she sees the invite in /sync.
+fn d3_lookup_and_invite(w: &World) {
+    let bob = w.directory_login("bob", "bob-password");
+    let alice = w.directory_login("alice", "alice-password");
+    // The directory is read on oxisd's sync interval (5 s).
+    w.wait_lookup(&bob, DIR_ALICE_EMAIL, Some(&alice.mxid));
+    let room = w.create_room(&bob, "e2e directory room");
+    let token = w.is_token(&bob);
+    ok(
+        w.hs_post(
+            Some(&bob),
+            &format!("{CLIENT}/rooms/{}/invite", enc(&room)),
+            &json!({"id_server": w.id_server, "id_access_token": token, "medium": "email", "address": DIR_ALICE_EMAIL}),
+        ),
+        "invite by email on Synapse",
+    );
+    w.wait_invite(&alice, &room);
+}
+
+/// d4. Validation sessions are disabled: requestToken is refused.
+fn d4_sessions_disabled(w: &World) {
+    let bob = w.directory_login("bob", "bob-password");
+    let token = w.is_token(&bob);
+    for (path, body) in [
+        (
+            format!("{V2}/validate/email/requestToken"),
+            json!({"client_secret": "e2eSecret1", "email": "bob@example.org", "send_attempt": 1}),
+        ),
+        (
+            format!("{V2}/validate/msisdn/requestToken"),
+            json!({"client_secret": "e2eSecret2", "country": "GB", "phone_number": "07700 900789", "send_attempt": 1}),
+        ),
+    ] {
+        let r = w.is_post(&path, Some(&token), &body);
+        assert_eq!(r.status, 403, "{path}: {}", show(&r));
+        assert_eq!(r.json()["errcode"], "M_FORBIDDEN", "{path}: {}", show(&r));
+    }
+}
+
+const DIRECTORY_SCENARIOS: [Scenario; 4] = [
+    (
+        "directory login creates the account with name, email and phone",
+        d1_first_login,
+    ),
+    ("wrong password and disabled user refused", d2_refused),
+    (
+        "directory email found by hashed lookup, invite delivered to its owner",
+        d3_lookup_and_invite,
+    ),
+    (
+        "requestToken refused when sessions are disabled",
+        d4_sessions_disabled,
+    ),
+];
+
+// ---------------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------------
 
@@ -1171,14 +1333,14 @@ fn setup() -> World {
     let sink = SmtpSink::start();
     let twilio = TwilioStandIn::start(TWILIO_SID, TWILIO_TOKEN);
     let tls_port = free_port();
-    let oxisd = start_oxisd(&sink, &twilio, tls_port);
+    let oxisd = start_oxisd(&sink, &twilio, tls_port, &json!({}));
     *OXISD.lock().unwrap() = Some((oxisd.pid(), oxisd.dir.path().to_path_buf()));
     let tls: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
     println!(
         "e2e: oxisd http://{} and https://{tls} (server.name {tls})",
         oxisd.addr
     );
-    let synapse = Synapse::start(&format!("http://{}", oxisd.addr));
+    let synapse = Synapse::start(&[("OXISD_URL", &format!("http://{}", oxisd.addr))]);
     println!(
         "e2e: Synapse client http://{}, federation https://{}",
         synapse.client(),
@@ -1219,14 +1381,150 @@ fn setup() -> World {
 
 /// Keeps oxisd's log for a look after the run.
 fn save_log(oxisd: &TestServer) -> PathBuf {
+    save_log_as(oxisd, "oxisd.log")
+}
+
+fn save_log_as(oxisd: &TestServer, name: &str) -> PathBuf {
     let dir = std::env::var_os("E2E_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target/e2e"))
         .join("run");
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("oxisd.log");
+    let path = dir.join(name);
     let _ = std::fs::write(&path, oxisd.logs().join("\n") + "\n");
     path
+}
+
+/// Runs `scenarios` on `world`, one `PASS <prefix>n name` / `FAIL <prefix>n name: reason` line
+/// each (with oxisd's warnings and 4xx/5xx of a failed one); (passed, failed).
+fn run_scenarios(world: &World, prefix: &str, scenarios: &[Scenario]) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for (i, (name, scenario)) in scenarios.iter().enumerate() {
+        let t = Instant::now();
+        let log_start = world.oxisd.logs().len();
+        match panic::catch_unwind(AssertUnwindSafe(|| scenario(world))) {
+            Ok(()) => {
+                passed += 1;
+                println!(
+                    "PASS {prefix}{} {name} ({:.1} s)",
+                    i + 1,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {prefix}{} {name}: {}", i + 1, take_panic(e));
+                // What oxisd refused or complained about meanwhile.
+                for line in world.oxisd.logs().iter().skip(log_start).filter(|l| {
+                    [" WARN ", " ERROR ", "status=4", "status=5"]
+                        .iter()
+                        .any(|m| l.contains(m))
+                }) {
+                    println!("    oxisd: {line}");
+                }
+            }
+        }
+    }
+    (passed, failed)
+}
+
+/// Phase 2: a real OpenLDAP, oxisd reading it (stores.ldap) with sessions disabled and its auth
+/// listener on, Synapse with contrib/synapse/oxisd_auth_provider.py asking that listener.
+fn setup_directory(slapd: &support::slapd::Slapd) -> World {
+    let sink = SmtpSink::start();
+    let twilio = TwilioStandIn::start(TWILIO_SID, TWILIO_TOKEN);
+    let tls_port = free_port();
+    // Synapse's federation port is fixed first: oxisd's matrix.domain is its server name.
+    let fed_port = free_port();
+    let auth_port = free_port();
+    let server_name = format!("127.0.0.1:{fed_port}");
+    let extra = json!({
+        "matrix": {"domain": server_name},
+        "session": {"policy": {"validation": {"enabled": false}}},
+        "stores": {"ldap": {
+            "enabled": true,
+            "connection": {
+                "urls": [slapd.url],
+                "startTls": true,
+                "caFile": slapd.ca_file,
+                "bindDn": support::slapd::SERVICE_DN,
+                "bindPassword": support::slapd::SERVICE_PASSWORD,
+                "baseDNs": [support::slapd::PEOPLE, support::slapd::CONTRACTORS],
+            },
+            "filter": support::slapd::USER_FILTER,
+            "attribute": {
+                "uid": {"type": "uid", "value": "uid"},
+                "name": "displayName",
+                "threepid": {"email": ["mail"], "msisdn": ["telephoneNumber", "mobile"]},
+            },
+            "defaultRegion": "GB",
+            "sync": {"interval": 5},
+        }},
+        "auth": {"enabled": true, "hostname": "127.0.0.1", "port": auth_port, "sharedSecret": AUTH_SECRET},
+    });
+    let oxisd = start_oxisd(&sink, &twilio, tls_port, &extra);
+    *OXISD.lock().unwrap() = Some((oxisd.pid(), oxisd.dir.path().to_path_buf()));
+    let auth: SocketAddr = format!("127.0.0.1:{auth_port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(auth).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "oxisd's auth listener {auth} does not answer; log:\n{}",
+            oxisd.logs().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tls: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    println!(
+        "e2e directory: oxisd https://{tls}, auth listener http://{auth}, LDAP {}",
+        slapd.url
+    );
+    let auth_url = format!("http://{auth}");
+    let fed_port = fed_port.to_string();
+    let synapse = Synapse::start(&[
+        ("OXISD_AUTH_URL", &auth_url),
+        ("OXISD_AUTH_SECRET", AUTH_SECRET),
+        ("SYNAPSE_FED_PORT", &fed_port),
+    ]);
+    assert_eq!(synapse.server_name, server_name);
+    println!(
+        "e2e directory: Synapse client http://{}, federation https://{}",
+        synapse.client(),
+        synapse.server_name
+    );
+    World {
+        id_server: tls.to_string(),
+        oxisd,
+        tls,
+        synapse,
+        sink,
+        twilio,
+        users: Vec::new(),
+    }
+}
+
+/// The "directory" phase (issue 20); (passed, failed). Run after the first phase's Synapse and
+/// oxisd are stopped.
+fn run_directory_phase() -> (usize, usize) {
+    let Some(slapd) = support::slapd::Slapd::start() else {
+        println!("FAIL directory: slapd is not installed");
+        return (0, 1);
+    };
+    let world = match panic::catch_unwind(AssertUnwindSafe(|| setup_directory(&slapd))) {
+        Ok(w) => w,
+        Err(e) => {
+            println!("FAIL directory setup: {}", take_panic(e));
+            return (0, 1);
+        }
+    };
+    let result = run_scenarios(&world, "d", &DIRECTORY_SCENARIOS);
+    let log = save_log_as(&world.oxisd, "oxisd-directory.log");
+    println!("e2e directory: oxisd log {}", log.display());
+    let World { oxisd, synapse, .. } = world;
+    drop(synapse);
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| oxisd.stop()));
+    drop(slapd);
+    result
 }
 
 fn run() -> i32 {
@@ -1242,33 +1540,14 @@ fn run() -> i32 {
             return 1;
         }
     };
-    let (mut passed, mut failed) = (0, 0);
-    for (i, (name, scenario)) in SCENARIOS.iter().enumerate() {
-        let t = Instant::now();
-        let log_start = world.oxisd.logs().len();
-        match panic::catch_unwind(AssertUnwindSafe(|| scenario(&world))) {
-            Ok(()) => {
-                passed += 1;
-                println!("PASS {} {name} ({:.1} s)", i + 1, t.elapsed().as_secs_f64());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("FAIL {} {name}: {}", i + 1, take_panic(e));
-                // What oxisd refused or complained about meanwhile.
-                for line in world.oxisd.logs().iter().skip(log_start).filter(|l| {
-                    [" WARN ", " ERROR ", "status=4", "status=5"]
-                        .iter()
-                        .any(|m| l.contains(m))
-                }) {
-                    println!("    oxisd: {line}");
-                }
-            }
-        }
-    }
+    let (mut passed, mut failed) = run_scenarios(&world, "", &SCENARIOS);
     let log = save_log(&world.oxisd);
     let World { oxisd, synapse, .. } = world;
     drop(synapse);
     let _ = panic::catch_unwind(AssertUnwindSafe(|| oxisd.stop()));
+    let (p, f) = run_directory_phase();
+    passed += p;
+    failed += f;
     println!(
         "{passed} passed, {failed} failed ({:.0} s; oxisd log: {}, Synapse log: {})",
         started.elapsed().as_secs_f64(),

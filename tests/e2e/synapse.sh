@@ -26,8 +26,15 @@
 #                  (smtp_host 127.0.0.1, no TLS, notifications off) so Synapse can send its own
 #                  mails (password reset / email validation it does itself). Not needed for
 #                  3PID room invites: those mails are sent by the identity server, not Synapse.
+#   OXISD_AUTH_URL base URL of oxisd's auth listener (e.g. http://127.0.0.1:8092). When set, the
+#                  module contrib/synapse/oxisd_auth_provider.py is loaded (`modules:` entry,
+#                  contrib/synapse on Synapse's PYTHONPATH): password logins are checked by
+#                  oxisd's check_credentials, directory users are created on first login.
+#   OXISD_AUTH_SECRET  the module's shared_secret (oxisd's auth.sharedSecret); only with
+#                  OXISD_AUTH_URL.
 #   SYNAPSE_CLIENT_PORT, SYNAPSE_FED_PORT
-#                  fixed ports instead of picking free loopback ports.
+#                  fixed ports instead of picking free loopback ports (a fixed SYNAPSE_FED_PORT
+#                  makes the server name 127.0.0.1:<port> known before Synapse starts).
 #   SYNAPSE_START_TIMEOUT  seconds to wait for /_matrix/client/versions; default 60.
 #
 # Identity-server settings: none are needed in homeserver.yaml for bind/unbind/3PID invites in
@@ -262,6 +269,20 @@ email:
   notif_for_new_users: false
 EOF
     fi
+    if [[ -n "${OXISD_AUTH_URL:-}" ]]; then
+      cat <<EOF
+
+modules:
+  - module: oxisd_auth_provider.OxisdAuthProvider
+    config:
+      endpoint: $(yaml_str "$OXISD_AUTH_URL")
+      timeout: 10
+      update_profile: true
+EOF
+      if [[ -n "${OXISD_AUTH_SECRET:-}" ]]; then
+        echo "      shared_secret: $(yaml_str "$OXISD_AUTH_SECRET")"
+      fi
+    fi
   } >"$DATA/homeserver.yaml"
 
   cat >"$DATA/log.config" <<EOF
@@ -320,6 +341,12 @@ cmd_start() {
   [[ -n "$fed_port" ]] || fed_port="$(free_port "$client_port")"
   local server_name="127.0.0.1:$fed_port"
   local secret; secret="$(rand_hex 24)"
+  # The auth module (OXISD_AUTH_URL) is imported from contrib/synapse.
+  if [[ -n "${OXISD_AUTH_URL:-}" ]]; then
+    export PYTHONPATH="$REPO_ROOT/contrib/synapse${PYTHONPATH:+:$PYTHONPATH}"
+  elif [[ -n "${OXISD_AUTH_SECRET:-}" ]]; then
+    die "OXISD_AUTH_SECRET is set but OXISD_AUTH_URL is not"
+  fi
 
   make_cert
   write_config "$client_port" "$fed_port" "$secret"
