@@ -14,14 +14,16 @@
 //! 10 000 addresses per request (one client). Environment: `OXISD_BENCH_SECONDS` (per
 //! measurement, default 5), `OXISD_BENCH_BINDINGS` (default 1000000), `OXISD_BENCH_ONLY` (a
 //! comma-separated subset of `sessions`, `lookup`, `bulk`, `memory`, `startup`, `sweep`,
-//! `import`; the table is then not written). `memory`: peak RSS during an 8-client requestToken load and RSS
+//! `import`, `directory`; the table is then not written). `memory`: peak RSS during an 8-client requestToken load and RSS
 //! 15, 30 and 60 s after it. `startup`: start-up to the first answer after a flood of
 //! `OXISD_BENCH_FLOOD` (default 50000) requestTokens, stopped with SIGTERM and with SIGKILL.
 //! `sweep`: the data directory's size before a flood of sessions, after it, and after they
 //! expired and were swept. `import`: `oxisd admin import` of a sydent database
 //! (`OXISD_BENCH_IMPORT_ROWS`, default 1000000, made by `benches/make_sydent_db.py` with
 //! python3) into a running server: wall time, peak RSS of the command and of the server, the
-//! store on disk at its peak and at the end.
+//! store on disk at its peak and at the end. `directory`: a real slapd seeded with
+//! `OXISD_BENCH_DIRECTORY_USERS` (default 10000) users synced by `stores.ldap` (full and
+//! incremental syncs) and password checks per second (skipped without slapd).
 //!
 //! `report/` has one file per part; this file has what the parts share, and the table.
 
@@ -32,6 +34,8 @@
 mod bulk;
 #[path = "common/mod.rs"]
 mod common;
+#[path = "report/directory.rs"]
+mod directory;
 #[path = "report/import.rs"]
 mod import;
 #[path = "report/lookup.rs"]
@@ -40,6 +44,9 @@ mod lookup;
 mod memory;
 #[path = "report/sessions.rs"]
 mod sessions;
+#[path = "../tests/support/slapd.rs"]
+#[allow(dead_code)]
+mod slapd;
 #[path = "../tests/support/smtp.rs"]
 mod smtp;
 #[path = "report/startup.rs"]
@@ -288,6 +295,9 @@ fn main() {
     }
     if wanted("sweep") {
         sweep::size_after_sweep(&mut notes);
+    }
+    if wanted("directory") {
+        directory::run(&mut notes);
     }
     if wanted("import") {
         let import_rows = env_num("OXISD_BENCH_IMPORT_ROWS", 1_000_000);

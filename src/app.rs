@@ -15,6 +15,7 @@ use crate::notify::Notifier;
 use crate::service::accounts::Accounts;
 use crate::service::admin::Admin;
 use crate::service::bindings::{self, Bindings};
+use crate::service::directory::{self, DirectoryServices};
 use crate::service::federation::Federation;
 use crate::service::health::Health;
 use crate::service::invites::Invites;
@@ -186,6 +187,8 @@ pub struct App {
     pub health: Health,
     /// Copies a Synapse's 3PIDs into the store, when `stores.synapse` is enabled.
     pub synapse_sync: Option<SynapseSync>,
+    /// The organisation's directory (`stores.ldap`): its sync and the password checks.
+    pub directory: Option<DirectoryServices>,
     /// The background tasks and when each last completed an iteration (read by `/health`).
     pub tasks: Arc<Tasks>,
     /// The HTTPS listener's certificate and key (`server.tls`), loaded before anything was
@@ -205,6 +208,9 @@ fn identity_stores(config: &Config) -> Result<Vec<Box<dyn IdentityStore>>, Start
             }
             "synapse" if stores.synapse.enabled => {
                 out.push(Box::new(LocalSource::new(synapse::SOURCE)))
+            }
+            "ldap" if stores.ldap.enabled => {
+                out.push(Box::new(LocalSource::new(directory::SOURCE)))
             }
             "rest" if stores.rest.enabled => {
                 let domain = config
@@ -269,6 +275,7 @@ pub struct Preflight {
     views: Views,
     stores: Vec<Box<dyn IdentityStore>>,
     synapse_sync: Option<SynapseSync>,
+    directory: Option<DirectoryServices>,
     homeserver: HomeserverClient,
     tls: Option<Arc<Certs>>,
 }
@@ -293,12 +300,14 @@ impl Preflight {
         } else {
             None
         };
+        let directory = DirectoryServices::from_config(config)?;
         let homeserver = HomeserverClient::new(&config.outbound)?;
         Ok(Preflight {
             notifier,
             views,
             stores,
             synapse_sync,
+            directory,
             homeserver,
             tls,
         })
@@ -352,6 +361,7 @@ impl App {
             views,
             stores,
             synapse_sync,
+            directory,
             homeserver,
             tls,
         } = Preflight::load(&config)?;
@@ -377,6 +387,7 @@ impl App {
             views,
             Arc::new(lookups),
             synapse_sync,
+            directory,
             tls,
         ))
     }
@@ -388,6 +399,7 @@ impl App {
         views: Views,
         lookups: Arc<Lookups>,
         synapse_sync: Option<SynapseSync>,
+        directory: Option<DirectoryServices>,
         tls: Option<Arc<Certs>>,
     ) -> App {
         let started = Instant::now();
@@ -444,6 +456,7 @@ impl App {
             invites,
             remote,
             synapse_sync,
+            directory,
             tasks,
             tls,
         }

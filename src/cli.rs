@@ -213,11 +213,19 @@ fn serve(path: Option<PathBuf>, options: StartOptions) -> i32 {
     if let Err(e) = spawn_signal_watch(events.clone()) {
         log::warn!("cannot watch for SIGTERM/SIGINT, stop the server with SIGKILL: {e}");
     }
-    let Some((admin, server)) = start_listeners(&app) else {
+    let Some(Listeners {
+        admin,
+        auth,
+        public,
+    }) = start_listeners(&app)
+    else {
         return 1;
     };
     let failed = wait_for_stop(&wake);
-    server.shutdown();
+    public.shutdown();
+    if let Some(auth) = auth {
+        auth.shutdown();
+    }
     if let Some(admin) = admin {
         admin.shutdown();
     }
@@ -287,12 +295,20 @@ fn build_app(config: Config, options: StartOptions) -> Option<Arc<App>> {
     Some(app)
 }
 
-/// Starts the admin listener (when enabled), then the public listeners, and logs where they
-/// listen; `None` after logging why one cannot start.
-fn start_listeners(
-    app: &Arc<App>,
-) -> Option<(Option<crate::admin::AdminListener>, crate::http::Running)> {
-    // Before the public listener: once that one answers, so does the admin listener.
+/// The running listeners.
+struct Listeners {
+    /// `admin.*`, when enabled.
+    admin: Option<crate::admin::AdminListener>,
+    /// `auth.*` (the homeserver's password checks), when enabled.
+    auth: Option<crate::http::internal::AuthListener>,
+    /// The public HTTP (and HTTPS) listeners.
+    public: crate::http::Running,
+}
+
+/// Starts the admin and auth listeners (when enabled), then the public listeners, and logs
+/// where they listen; `None` after logging why one cannot start.
+fn start_listeners(app: &Arc<App>) -> Option<Listeners> {
+    // Before the public listener: once that one answers, so do the admin and auth listeners.
     let admin = match crate::admin::start(app.clone()) {
         Ok(admin) => admin,
         Err(e) => {
@@ -303,6 +319,13 @@ fn start_listeners(
     if let Some(admin) = &admin {
         log::info!("admin API at http://{} (admin.*)", admin.local_addr());
     }
+    let auth = match crate::http::internal::start(app.clone()) {
+        Ok(auth) => auth,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return None;
+        }
+    };
     let server = match crate::http::start(app.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -328,7 +351,11 @@ fn start_listeners(
     for path in crate::http::router::mounted_paths() {
         log::debug!("mounted {path}");
     }
-    Some((admin, server))
+    Some(Listeners {
+        admin,
+        auth,
+        public: server,
+    })
 }
 
 /// Blocks until a stop event arrives and logs it; true when the reason is a failure rather

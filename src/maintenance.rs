@@ -8,6 +8,8 @@
 //!   `invite.resolution.timer` (when set);
 //! - `store-sync`: syncing the Synapse identity store every `stores.synapse.interval` (when
 //!   enabled);
+//! - `directory-sync`: syncing the directory (`stores.ldap`) every `stores.ldap.sync.interval`
+//!   (when enabled; the first sync at start);
 //! - `courier`: delivering claimed invites (`onbind`) through a few worker threads, one per
 //!   destination;
 //! - `remote-courier`: forwarding the binds and unbinds queued for upstream identity servers
@@ -165,6 +167,48 @@ pub fn spawn(app: Arc<App>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
                     Ok(0) => {}
                     Ok(n) => log::info!("{n} pending invites found their user"),
                     Err(e) => log::warn!("checking pending invites failed: {e}"),
+                });
+            },
+        ));
+    }
+    if app.directory.is_some() {
+        let every = Duration::from_secs(app.config.stores.ldap.sync.interval.max(1));
+        let task = app.tasks.register("directory-sync", every);
+        let app = app.clone();
+        threads.extend(crate::tasks::spawn_periodic(
+            "directory-sync",
+            every,
+            true,
+            stop.clone(),
+            "the directory (stores.ldap) is not synced",
+            move || {
+                let Some(directory) = &app.directory else {
+                    return;
+                };
+                task.run(|| {
+                    // Held during the sync, so a pepper rotation cannot miss what it writes.
+                    let peppers = app.peppers.for_writes();
+                    let synced = directory
+                        .sync
+                        .sync_once(&app.store, &peppers.all(), app.now_ms());
+                    drop(peppers);
+                    match synced {
+                        Ok(report) => {
+                            log::info!("directory synced: {report:?}");
+                            // New 3PIDs may be invited already: deliver those invites now
+                            // rather than at the next invite.resolution.timer.
+                            if report.added > 0 {
+                                match app.invites.resolve_pending(app.now_ms()) {
+                                    Ok(0) => {}
+                                    Ok(n) => log::info!("{n} pending invites found their user in the directory"),
+                                    Err(e) => log::warn!("checking pending invites failed: {e}"),
+                                }
+                            }
+                        }
+                        Err(e) => log::error!(
+                            "syncing the directory (stores.ldap) failed (lookups keep the last copy): {e}"
+                        ),
+                    }
                 });
             },
         ));

@@ -16,6 +16,8 @@ mod background;
 mod bind;
 /// Command line: check-config, --version, --help, defaults with no config.
 mod cli;
+/// The LDAP identity store and check_credentials against a real slapd (tests/support/slapd.rs).
+mod directory;
 /// Email validation sessions: requestToken, sending, policy, rate limits.
 mod email;
 /// Completing email sessions: submitToken (JSON and pages), getValidated3pid, expiry.

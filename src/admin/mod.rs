@@ -64,6 +64,7 @@ pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, StartError> {
         app: app.clone(),
         routes: ADMIN_ROUTES,
         public: false,
+        gate: server::Gate::AdminToken,
     });
     let limits = Limits::of(&app.config.server);
     let server = server::spawn("admin", WORKERS, site, limits, vec![listener])?;

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod check_credentials;
 pub mod email;
 pub mod invite;
 pub mod lookup;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Secret, resolve_secret_file};
+use super::{ConfigError, LdapStoreConfig, Secret, resolve_secret_file};
 
 /// `bind.*`
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -152,17 +152,20 @@ pub struct StoresConfig {
     pub synapse: SynapseStoreConfig,
     /// `stores.rest.*`
     pub rest: RestStoreConfig,
+    /// `stores.ldap.*`
+    pub ldap: LdapStoreConfig,
 }
 
 impl Default for StoresConfig {
     fn default() -> Self {
         StoresConfig {
-            order: ["builtin", "static", "synapse", "rest"]
+            order: ["builtin", "static", "ldap", "synapse", "rest"]
                 .map(String::from)
                 .to_vec(),
             static_store: StaticStoreConfig::default(),
             synapse: SynapseStoreConfig::default(),
             rest: RestStoreConfig::default(),
+            ldap: LdapStoreConfig::default(),
         }
     }
 }
@@ -259,9 +262,9 @@ impl Default for RestStoreConfig {
 impl StoresConfig {
     pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
         for name in &self.order {
-            if !["builtin", "static", "synapse", "rest"].contains(&name.as_str()) {
+            if !["builtin", "static", "ldap", "synapse", "rest"].contains(&name.as_str()) {
                 return Err(ConfigError(format!(
-                    "stores.order: unknown store '{name}' (builtin, static, synapse, rest)"
+                    "stores.order: unknown store '{name}' (builtin, static, ldap, synapse, rest)"
                 )));
             }
         }
@@ -304,6 +307,7 @@ impl StoresConfig {
             }
             syn.url = syn.url.trim_end_matches('/').to_string();
         }
+        self.ldap.validate()?;
         let rest = &mut self.rest;
         if rest.enabled {
             if !(rest.url.starts_with("http://") || rest.url.starts_with("https://")) {

@@ -7,7 +7,9 @@
 
 mod access;
 mod admin;
+mod auth;
 mod invite;
+mod ldap;
 mod lookup;
 mod secret;
 mod sections;
@@ -22,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use access::*;
 pub use admin::*;
+pub use auth::*;
 pub use invite::*;
+pub use ldap::*;
 pub use lookup::*;
 pub use secret::{Secret, resolve as resolve_secret_file};
 pub use sections::*;
@@ -71,6 +75,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// `admin.*`: the operator's listener.
     pub admin: AdminConfig,
+    /// `auth.*`: password checks for the homeserver, against `stores.ldap`.
+    pub auth: AuthConfig,
     /// `logging.*`: log verbosity.
     pub logging: LoggingConfig,
 }
@@ -197,6 +203,9 @@ impl Config {
             self.key.path.as_mut(),
             self.server.tls.certificate.as_mut(),
             self.admin.token_file.as_mut(),
+            self.auth.shared_secret_file.as_mut(),
+            self.stores.ldap.connection.ca_file.as_mut(),
+            self.stores.ldap.connection.bind_password_file.as_mut(),
             self.server.tls.private_key.as_mut(),
             email.connectors.smtp.password_file.as_mut(),
             email.generators.template.session.validation.as_mut(),
@@ -290,6 +299,7 @@ impl Config {
         self.invite.validate()?;
         self.admin.validate()?;
         self.stores.validate()?;
+        self.auth.validate(self.stores.ldap.enabled)?;
         self.lookup.validate()?;
         self.outbound.validate()?;
         if self.outbound.max_concurrent == 0 {

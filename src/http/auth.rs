@@ -19,6 +19,9 @@ pub enum Auth {
     /// The admin listener's token (`admin.token`), checked from the headers before the body
     /// is read ([`admin_token_ok`]).
     AdminToken,
+    /// `auth.sharedSecret` when one is set (the homeserver's password checks), checked from the
+    /// headers before the body is read.
+    AuthSecret,
 }
 
 /// Whether an `Authorization` header value carries the admin token: the scheme compared
@@ -53,7 +56,7 @@ pub fn access_token(req: &Req) -> Option<&str> {
 /// 403 `M_TERMS_NOT_SIGNED` while terms are not accepted.
 pub fn authenticate(app: &App, req: &mut Req, auth: Auth) -> Result<()> {
     // The admin token was checked by the transport, from the headers, before the body.
-    if req.mount != Mount::V2 || matches!(auth, Auth::None | Auth::AdminToken) {
+    if req.mount != Mount::V2 || matches!(auth, Auth::None | Auth::AdminToken | Auth::AuthSecret) {
         return Ok(());
     }
     let token = access_token(req).ok_or_else(|| {

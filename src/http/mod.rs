@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod client_ip;
+pub mod internal;
 pub mod paths;
 mod request;
 mod response;
@@ -93,6 +94,7 @@ pub fn start(app: Arc<App>) -> Result<Running, StartError> {
         app: app.clone(),
         routes: routes::ROUTES,
         public: true,
+        gate: server::Gate::Open,
     });
     let server = server::spawn("http", cfg.workers, site, Limits::of(cfg), listeners)?;
     Ok(Running {

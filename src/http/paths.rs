@@ -16,6 +16,9 @@ pub const V2: &str = "/_matrix/identity/v2";
 pub const VERSIONS: &str = "/_matrix/identity/versions";
 /// `GET` outside the mounts: the health check for monitors.
 pub const HEALTH: &str = "/health";
+/// Outside the mounts: the homeserver's password check (`auth.*`), mxisd's REST password
+/// provider protocol.
+pub const CHECK_CREDENTIALS: &str = "/_matrix-internal/identity/v1/check_credentials";
 /// Outside the mounts: the remote-session page that starts the upstream session.
 pub const REMOTE_START: &str = "/_matrix/identity/_oxisd/remote/start";
 /// Outside the mounts: the remote-session page that checks the upstream session.

@@ -144,7 +144,7 @@ const fn lookup_row(
     }
 }
 
-use Auth::{None as Open, Token, TokenAndTerms as Terms};
+use Auth::{AuthSecret as Secret, None as Open, Token, TokenAndTerms as Terms};
 use Method::{Get, Post};
 
 /// Every endpoint of the server.
@@ -153,6 +153,7 @@ pub static ROUTES: &[Route] = &[
     inline_row(Get, paths::VERSIONS,                    ROOT,        api::versions::get_supported_versions),
     row(Get,  paths::HEALTH,                            ROOT, Open,  api::versions::get_health),
     inline_row(Get, "/_matrix/identity/_oxisd/static/{name}", ROOT,  api::assets::get_static_asset),
+    row(Post, paths::CHECK_CREDENTIALS,                 ROOT, Secret, api::check_credentials::check_credentials),
     row(Get,  paths::REMOTE_START,                      ROOT, Open,  api::remote::start_remote_session),
     row(Get,  paths::REMOTE_CHECK,                      ROOT, Open,  api::remote::check_remote_session),
     inline_row(Get, "",                                 BOTH,        api::versions::get_server_status),

@@ -29,8 +29,24 @@ pub struct Site {
     pub app: Arc<App>,
     /// Its routing table.
     pub routes: &'static [Route],
-    /// The public listeners (CORS, metrics, `logging.requests`) or the admin one.
+    /// The public listeners (CORS, metrics, `logging.requests`) or an internal one (admin,
+    /// auth).
     pub public: bool,
+    /// What every request must carry before it is routed.
+    pub gate: Gate,
+}
+
+/// What every request on a listener must carry before it is routed (a route may ask for more:
+/// [`Auth::AdminToken`], [`Auth::AuthSecret`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Nothing (the public listeners).
+    Open,
+    /// The admin token (the admin listener tells nothing, not even which paths exist, without
+    /// it).
+    AdminToken,
+    /// `auth.sharedSecret`, when one is set (the auth listener).
+    AuthSecret,
 }
 
 /// Request ids for the log, over every listener.
@@ -97,6 +113,8 @@ fn log_request(
     }
     let message = if site.public {
         "request"
+    } else if site.gate == Gate::AuthSecret {
+        "auth request"
     } else {
         "admin request"
     };
@@ -118,15 +136,25 @@ async fn answer(
     if method == Method::Options && site.public {
         return (Reply::Empty, unread);
     }
-    // The admin listener tells nothing, not even which paths exist, without its token.
-    let needs_token = !site.public
-        || routed
-            .as_ref()
-            .is_ok_and(|m| m.route.auth == Auth::AdminToken);
+    let route_auth = routed.as_ref().ok().map(|m| m.route.auth);
+    let needs_token = site.gate == Gate::AdminToken || route_auth == Some(Auth::AdminToken);
     if needs_token && !admin_token_given(app, parts) {
         let e = Error::new(
             ErrorKind::Unauthorized,
             "The admin API needs 'Authorization: Bearer <admin.token>'",
+        );
+        return (Reply::from(e), unread);
+    }
+    let auth = &app.config.auth;
+    if site.public && route_auth == Some(Auth::AuthSecret) && !(auth.enabled && auth.public) {
+        let e = Error::new(ErrorKind::Unrecognized, "Unrecognized request");
+        return (Reply::from(e), unread);
+    }
+    let needs_secret = site.gate == Gate::AuthSecret || route_auth == Some(Auth::AuthSecret);
+    if needs_secret && !auth_secret_given(app, parts) {
+        let e = Error::new(
+            ErrorKind::Unauthorized,
+            "Password checks need 'Authorization: Bearer <auth.sharedSecret>'",
         );
         return (Reply::from(e), unread);
     }
@@ -194,6 +222,20 @@ async fn answer(
             (Reply::from(Error::internal("handler failed")), false)
         }
     }
+}
+
+/// Whether the request carries `auth.sharedSecret` (always, when none is set: then the auth
+/// listener is on loopback and the public listeners do not serve the endpoint).
+fn auth_secret_given(app: &App, parts: &Parts) -> bool {
+    let secret = app.config.auth.shared_secret.expose();
+    if secret.is_empty() {
+        return true;
+    }
+    let given = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth::admin_token_ok(given, secret)
 }
 
 /// Whether the request carries the admin token (checked from the head, before any body).

@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub use admission::{Admission, Cap};
-pub use exchange::Site;
+pub use exchange::{Gate, Site};
 pub use fd_limit::raise_open_files_limit;
 
 use super::response::{self, Reply};
