@@ -202,8 +202,48 @@ def text_seeds():
         put("percent_decode", f"text{n}", text)
 
 
+def tlv(tag, content):
+    if isinstance(content, str):
+        content = content.encode()
+    n = len(content)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + length + content
+
+
+def ldap_seeds():
+    for n, text in enumerate([
+        "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))",
+        "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+        "(|(mail=*@example.org)(cn=a*b*c)(sn~=lu)(age>=3)(age<=9)(uid=*))",
+        "(o=Parens R Us \\28for all your parenthetical needs\\29)",
+        "(cn:dn:2.4.6.8.10:=Dino)",
+        "objectClass=person",
+        "*)(uid=*",
+    ]):
+        put("ldap_filter", f"filter{n}", text)
+    equality = tlv(0xA3, tlv(0x04, "uid") + tlv(0x04, "alice"))
+    put("ldap_response", "filter_eq", equality)
+    put("ldap_response", "filter_and", tlv(0xA0, equality + tlv(0x87, "mail")))
+    bind_ok = tlv(0x30, tlv(0x02, b"\x01") + tlv(0x61, tlv(0x0A, b"\x00") + tlv(0x04, "") + tlv(0x04, "")))
+    put("ldap_response", "bind_response", bind_ok)
+    attrs = tlv(0x30, tlv(0x30, tlv(0x04, "mail") + tlv(0x31, tlv(0x04, "a@example.org") + tlv(0x04, "b@example.org"))))
+    entry = tlv(0x30, tlv(0x02, b"\x02") + tlv(0x64, tlv(0x04, "uid=a,dc=example,dc=org") + attrs))
+    put("ldap_response", "search_entry", entry)
+    cookie = tlv(0x30, tlv(0x02, b"\x00") + tlv(0x04, "c00kie"))
+    control = tlv(0x30, tlv(0x04, "1.2.840.113556.1.4.319") + tlv(0x04, cookie))
+    done = tlv(0x30, tlv(0x02, b"\x02") + tlv(0x65, tlv(0x0A, b"\x00") + tlv(0x04, "") + tlv(0x04, "")) + tlv(0xA0, control))
+    put("ldap_response", "search_done_paged", done)
+    notice = tlv(0x30, tlv(0x02, b"\x00") + tlv(0x78, tlv(0x0A, b"\x34") + tlv(0x04, "") + tlv(0x04, "bye") + tlv(0x8A, "1.3.6.1.4.1.1466.20036")))
+    put("ldap_response", "notice_of_disconnection", notice)
+
+
 if __name__ == "__main__":
     sqlite_seeds()
     dns_seeds()
     json_seeds()
     text_seeds()
+    ldap_seeds()
