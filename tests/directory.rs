@@ -336,7 +336,9 @@ fn a_pending_invite_reaches_a_user_who_joins_the_directory() {
 
 #[test]
 fn check_credentials_accepts_the_right_password_and_refuses_the_rest() {
-    let Some(slapd) = Slapd::start() else { return };
+    let Some(mut slapd) = Slapd::start() else {
+        return;
+    };
     let s = TestServer::start_with(auth_config(&slapd, json!({})));
     let addr = auth_addr(&s);
     let r = check_at(addr, "@alice:example.org", "alice-password");
@@ -387,6 +389,9 @@ fn check_credentials_accepts_the_right_password_and_refuses_the_rest() {
     .assert_error(400, "M_MISSING_PARAMS");
     http(addr, "POST", CHECK, &headers, br#"{"user": "alice"}"#)
         .assert_error(400, "M_INVALID_PARAM");
+    // The directory down is the server's problem, not the client's: 502.
+    slapd.stop();
+    check_at(addr, "@alice:example.org", "alice-password").assert_error(502, "M_UNKNOWN");
     // The password never reaches the log.
     assert!(
         !s.logs()

@@ -206,6 +206,8 @@ mod tests {
             let e = check(yaml).unwrap_err();
             assert!(e.starts_with(key), "{yaml}: {e}");
         }
+        let e = check(&format!("{LDAP}  order: [builtin]\n")).unwrap_err();
+        assert!(e.starts_with("stores.order"), "{e}");
         // mxisd's host/port/tls and baseDn.
         let c = check("stores:\n  ldap:\n    enabled: true\n    connection:\n      host: ldap.example.org\n      tls: true\n      baseDn: \"dc=example,dc=org\"\n").unwrap();
         let conn = &c.stores.ldap.connection;

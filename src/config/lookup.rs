@@ -308,6 +308,11 @@ impl StoresConfig {
             syn.url = syn.url.trim_end_matches('/').to_string();
         }
         self.ldap.validate()?;
+        if self.ldap.enabled && !self.order.iter().any(|n| n == "ldap") {
+            return Err(ConfigError(
+                "stores.order: add ldap to the list, or lookups will not ask stores.ldap".into(),
+            ));
+        }
         let rest = &mut self.rest;
         if rest.enabled {
             if !(rest.url.starts_with("http://") || rest.url.starts_with("https://")) {
