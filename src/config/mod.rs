@@ -16,6 +16,7 @@ mod sections;
 mod server;
 mod session;
 mod threepid;
+mod tree;
 mod view;
 mod wording;
 
@@ -172,10 +173,33 @@ impl Config {
         if !has_content {
             return Ok(Config::default());
         }
-        let de = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        // YAML into a tree, then the tree into the config (see tree.rs for why).
+        let mut tree: serde_json::Value = serde_norway::from_str(text).map_err(|e| {
+            ConfigError(format!(
+                "invalid config: {}",
+                wording::parse_error("", &e.to_string())
+            ))
+        })?;
+        let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+        tree::like_yaml(&mut tree, &defaults);
+        serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            let steps: Vec<tree::Step> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(tree::Step::Index(*index)),
+                    serde_path_to_error::Segment::Map { key }
+                    | serde_path_to_error::Segment::Enum { variant: key } => {
+                        Some(tree::Step::Key(key.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut inner = e.into_inner().to_string();
+            if let Some((line, column)) = tree::locate(text, &steps) {
+                inner.push_str(&format!(" at line {line} column {column}"));
+            }
             if path == "." || path.is_empty() {
                 ConfigError(format!(
                     "invalid config: {}",
@@ -327,7 +351,11 @@ impl Config {
 
     /// The effective configuration as YAML, secrets masked.
     pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        // Through a tree, like the reading (tree.rs): keys come out in alphabetical order.
+        serde_json::to_value(self)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_norway::to_string(&v).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
 }
 
