@@ -97,9 +97,27 @@ impl DirectorySync {
         let incremental = !self.changed_attribute.is_empty()
             && known.high_water.is_some()
             && now_ms.saturating_sub(known.last_full_ms) < self.full_interval_ms;
+        let result = self.sync_with(&mut known, incremental, store, peppers, now_ms, started);
+        if result.is_err() {
+            // What is in memory may be part-read: the next sync reads everything.
+            known.high_water = None;
+        }
+        result
+    }
+
+    /// [`DirectorySync::sync_once`] with the lock on what was read held.
+    fn sync_with(
+        &self,
+        known: &mut Known,
+        incremental: bool,
+        store: &Store,
+        peppers: &[Pepper],
+        now_ms: u64,
+        started: std::time::Instant,
+    ) -> Result<SyncReport, String> {
         let mut conn = self.directory.connect().map_err(|e| e.to_string())?;
         let outcome = if incremental {
-            self.read_changes(&mut conn, &known)
+            self.read_changes(&mut conn, known)
         } else {
             self.read_all(&mut conn).map(Some)
         };
@@ -147,7 +165,7 @@ impl DirectorySync {
     fn read_changes(
         &self,
         conn: &mut crate::ldap::Connection,
-        known: &Known,
+        known: &mut Known,
     ) -> Result<Option<Picture>, DirectoryError> {
         let mut changed = Picture {
             high_water: known.high_water.clone(),
@@ -168,6 +186,8 @@ impl DirectorySync {
                 Ok(())
             })
             .map_err(|e| too_many_or(e, too_many))?;
+        // The users read before move over (not copied: a large directory is held once).
+        let mut before = std::mem::take(&mut known.people);
         let mut people = HashMap::with_capacity(present.len());
         let mut skipped = HashSet::new();
         for dn in present {
@@ -175,8 +195,8 @@ impl DirectorySync {
                 people.insert(dn, p);
             } else if changed.skipped.contains(&dn) || known.skipped.contains(&dn) {
                 skipped.insert(dn);
-            } else if let Some(p) = known.people.get(&dn) {
-                people.insert(dn, p.clone());
+            } else if let Some(p) = before.remove(&dn) {
+                people.insert(dn, p);
             } else {
                 // A user entry never read, with no newer change (restored from a backup, or
                 // matching the filter after a change elsewhere): only a full sync can tell.
