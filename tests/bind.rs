@@ -413,7 +413,7 @@ fn unbind_body(mxid: &str, address: &str) -> Value {
 }
 
 /// A homeserver key, published by the fake homeserver as Synapse would.
-fn publish_key(hs: &FakeHomeserver) -> KeyPair {
+pub(crate) fn publish_key(hs: &FakeHomeserver) -> KeyPair {
     let key = KeyPair::generate("ed25519:hs1").unwrap();
     let mut answer = json!({
         "server_name": hs.server_name(),
@@ -426,7 +426,13 @@ fn publish_key(hs: &FakeHomeserver) -> KeyPair {
     key
 }
 
-fn x_matrix(origin: &str, key: &KeyPair, uri: &str, destination: &str, content: &Value) -> String {
+pub(crate) fn x_matrix(
+    origin: &str,
+    key: &KeyPair,
+    uri: &str,
+    destination: &str,
+    content: &Value,
+) -> String {
     let mut signed = json!({"method": "POST", "uri": uri, "origin": origin, "destination_is": destination, "content": content});
     sign_json(&mut signed, origin, key).unwrap();
     let sig = signed["signatures"][origin][key.id()]

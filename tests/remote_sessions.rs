@@ -507,3 +507,42 @@ fn an_erasure_here_unbinds_the_address_upstream_too() {
     let (_, out, _) = admin(&down, &["export", "email", "olga@example.org"]);
     assert_eq!(out["published_upstream"], json!([]));
 }
+
+#[test]
+fn an_unbind_signed_by_the_homeserver_is_forwarded_upstream() {
+    let (up_mail, down_mail) = (SmtpSink::start(), SmtpSink::start());
+    let hs = crate::support::homeserver::FakeHomeserver::start();
+    let key = crate::bind::publish_key(&hs);
+    let up = upstream(&up_mail);
+    let mut config = downstream_config(&down_mail, &format!("http://{}", up.addr), true);
+    merge(
+        &mut config,
+        &json!({"outbound": {"insecureSkipTlsVerify": true}}),
+    );
+    let down = TestServer::start_with(config);
+    let mxid = format!("@jan:{}", hs.server_name());
+    let (sid, _) = publish_upstream(&down, &down_mail, &up, &up_mail, "jan@example.org");
+    let r = bind(&down, &sid, &mxid);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lookup(&up, "jan@example.org")["mxid"], mxid.as_str());
+    // The homeserver unbinds (the user removed the address there): no session, its signature.
+    let body = json!({"mxid": mxid, "threepid": {"medium": "email", "address": "jan@example.org"}});
+    let uri = "/_matrix/identity/v2/3pid/unbind";
+    let auth = crate::bind::x_matrix(&hs.server_name(), &key, uri, "id.test", &body);
+    let r = down.request(
+        "POST",
+        uri,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(lookup(&down, "jan@example.org"), json!({}));
+    assert_eq!(
+        wait_for_lookup(&up, "jan@example.org", None),
+        json!({}),
+        "the upstream still has the address"
+    );
+}
