@@ -9,12 +9,11 @@ pub mod client;
 mod handlers;
 mod routes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
 use crate::error::StartError;
-use crate::http::server::{self, Admission, Limits, Listener, Site};
+use crate::http::server;
 
 pub use routes::ADMIN_ROUTES;
 
@@ -26,22 +25,7 @@ const WORKERS: usize = 2;
 const MAX_CONNECTIONS: usize = 64;
 
 /// The running admin listener.
-pub struct AdminListener {
-    addr: SocketAddr,
-    server: server::Running,
-}
-
-impl AdminListener {
-    /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops it, letting the requests in flight finish.
-    pub fn shutdown(self) {
-        self.server.shutdown();
-    }
-}
+pub type AdminListener = server::InternalListener;
 
 /// Starts the admin listener when `admin.enabled`, on the same transport as the public one
 /// (same limits and timeouts) but its own runtime and threads, so it stays usable when the
@@ -51,22 +35,15 @@ pub fn start(app: Arc<App>) -> Result<Option<AdminListener>, StartError> {
     if !cfg.enabled {
         return Ok(None);
     }
-    let tcp = server::bind(&cfg.hostname, cfg.port, "admin.hostname, admin.port")?;
-    let addr = tcp.local_addr().map_err(StartError::other)?;
-    let listener = Listener {
-        tcp,
-        tls: None,
-        admission: Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS, Vec::new()),
-        cap: None,
+    let internal = server::Internal {
         name: "admin",
-    };
-    let site = Arc::new(Site {
-        app: app.clone(),
+        hostname: cfg.hostname.clone(),
+        port: cfg.port,
+        keys: "admin.hostname, admin.port",
         routes: ADMIN_ROUTES,
-        public: false,
         gate: server::Gate::AdminToken,
-    });
-    let limits = Limits::of(&app.config.server);
-    let server = server::spawn("admin", WORKERS, site, limits, vec![listener])?;
-    Ok(Some(AdminListener { addr, server }))
+        workers: WORKERS,
+        max_connections: MAX_CONNECTIONS,
+    };
+    internal.start(app).map(Some)
 }

@@ -3,14 +3,13 @@
 //! `auth.sharedSecret` when one is set. The public listeners serve it too only with
 //! `auth.public`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Method::Post;
 use super::auth::Auth;
 use super::paths;
 use super::routes::{Mount, Route, row};
-use super::server::{self, Admission, Gate, Limits, Listener, Site};
+use super::server;
 use crate::api;
 use crate::app::App;
 use crate::error::StartError;
@@ -27,22 +26,7 @@ pub static AUTH_ROUTES: &[Route] = &[
 ];
 
 /// The running `auth` listener.
-pub struct AuthListener {
-    addr: SocketAddr,
-    server: server::Running,
-}
-
-impl AuthListener {
-    /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops it, letting the requests in flight finish.
-    pub fn shutdown(self) {
-        self.server.shutdown();
-    }
-}
+pub type AuthListener = server::InternalListener;
 
 /// Starts the `auth` listener when `auth.enabled`.
 pub fn start(app: Arc<App>) -> Result<Option<AuthListener>, StartError> {
@@ -50,23 +34,20 @@ pub fn start(app: Arc<App>) -> Result<Option<AuthListener>, StartError> {
     if !cfg.enabled {
         return Ok(None);
     }
-    let tcp = server::bind(&cfg.hostname, cfg.port, "auth.hostname, auth.port")?;
-    let addr = tcp.local_addr().map_err(StartError::other)?;
-    let listener = Listener {
-        tcp,
-        tls: None,
-        admission: Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS, Vec::new()),
-        cap: None,
+    let internal = server::Internal {
         name: "auth",
-    };
-    let site = Arc::new(Site {
-        app: app.clone(),
+        hostname: cfg.hostname.clone(),
+        port: cfg.port,
+        keys: "auth.hostname, auth.port",
         routes: AUTH_ROUTES,
-        public: false,
-        gate: Gate::AuthSecret,
-    });
-    let limits = Limits::of(&app.config.server);
-    let server = server::spawn("auth", WORKERS, site, limits, vec![listener])?;
-    log::info!("password checks (auth.*) at http://{addr}");
-    Ok(Some(AuthListener { addr, server }))
+        gate: server::Gate::AuthSecret,
+        workers: WORKERS,
+        max_connections: MAX_CONNECTIONS,
+    };
+    let listener = internal.start(app)?;
+    log::info!(
+        "password checks (auth.*) at http://{}",
+        listener.local_addr()
+    );
+    Ok(Some(listener))
 }

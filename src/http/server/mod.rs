@@ -19,6 +19,7 @@
 pub mod admission;
 mod exchange;
 mod fd_limit;
+mod internal;
 mod timed_io;
 
 use std::convert::Infallible;
@@ -39,6 +40,7 @@ use tokio::sync::watch;
 pub use admission::{Admission, Cap};
 pub use exchange::{Gate, Site};
 pub use fd_limit::raise_open_files_limit;
+pub use internal::{Internal, InternalListener};
 
 use super::response::{self, Reply};
 use super::tls::Certs;

@@ -13,17 +13,14 @@
 //! Any failure while reading the directory returns an error before anything is written, so
 //! the store keeps the last complete picture.
 
-use std::collections::btree_map::Entry as Slot;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-
-use log::warn;
 
 use super::person::Person;
 use super::{Directory, DirectoryError, SOURCE};
 use crate::config::LdapSyncConfig;
 use crate::ldap::{Entry, LdapError, escape_value};
-use crate::service::stores::{Wanted, replace_source};
+use crate::service::stores::{Claims, Wanted, replace_source};
 use crate::store::Store;
 use crate::store::bindings::Pepper;
 
@@ -274,31 +271,11 @@ fn too_many_or(e: DirectoryError, too_many: bool) -> DirectoryError {
 
 /// The bindings the users want; a 3PID two users claim is published for neither (logged).
 fn wanted(people: &HashMap<String, Person>) -> Wanted {
-    let mut found: BTreeMap<(String, String), Option<&str>> = BTreeMap::new();
+    let mut claims = Claims::new("ldap");
     for person in people.values() {
         for (medium, address) in &person.threepids {
-            match found.entry((medium.as_str().to_string(), address.clone())) {
-                Slot::Vacant(slot) => {
-                    slot.insert(Some(&person.mxid));
-                }
-                Slot::Occupied(mut slot) => {
-                    if let Some(other) = slot.get()
-                        && *other != person.mxid
-                    {
-                        warn!(
-                            "ldap sync: {} {} is on both {other} and {}; not publishing it",
-                            slot.key().0,
-                            slot.key().1,
-                            person.mxid
-                        );
-                        slot.insert(None);
-                    }
-                }
-            }
+            claims.claim(medium.as_str(), address, &person.mxid);
         }
     }
-    found
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|mxid| (k, mxid.to_string())))
-        .collect()
+    claims.into_wanted()
 }

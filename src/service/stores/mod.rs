@@ -21,6 +21,53 @@ use crate::store::bindings::{BindingRecord, Pepper};
 /// The bindings a listing store wants: (medium, address) in our normal form -> user id.
 pub type Wanted = BTreeMap<(String, String), String>;
 
+/// The 3PIDs a listing store's users claim: a 3PID two users claim is published for neither
+/// (logged at warn, naming the store).
+pub struct Claims {
+    store: &'static str,
+    /// `None`: claimed by more than one user.
+    found: BTreeMap<(String, String), Option<String>>,
+}
+
+impl Claims {
+    /// No claims yet, for the store named `store` (in logs).
+    pub fn new(store: &'static str) -> Claims {
+        Claims {
+            store,
+            found: BTreeMap::new(),
+        }
+    }
+
+    /// `mxid` claims (medium, address).
+    pub fn claim(&mut self, medium: &str, address: &str, mxid: &str) {
+        use std::collections::btree_map::Entry;
+        match self.found.entry((medium.to_string(), address.to_string())) {
+            Entry::Vacant(slot) => {
+                slot.insert(Some(mxid.to_string()));
+            }
+            Entry::Occupied(mut slot) => {
+                if let Some(other) = slot.get()
+                    && other != mxid
+                {
+                    log::warn!(
+                        "{} sync: {medium} {address} is on both {other} and {mxid}; not publishing it",
+                        self.store
+                    );
+                    slot.insert(None);
+                }
+            }
+        }
+    }
+
+    /// The bindings to keep: each 3PID one user claims.
+    pub fn into_wanted(self) -> Wanted {
+        self.found
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|mxid| (k, mxid)))
+            .collect()
+    }
+}
+
 /// What [`replace_source`] changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Replaced {

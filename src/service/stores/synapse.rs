@@ -20,7 +20,6 @@
 //! been told their addresses are searchable.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use log::{debug, warn};
 use serde_json::Value;
@@ -31,7 +30,7 @@ use crate::store::Store;
 use crate::store::bindings::Pepper;
 use crate::threepid::params::url_encode;
 
-use super::{Wanted, replace_source};
+use super::{Claims, Wanted, replace_source};
 
 /// The source name of the synced bindings (and the store's name in `stores.order`).
 pub const SOURCE: &str = "synapse";
@@ -116,8 +115,7 @@ impl SynapseSync {
 
     /// Every 3PID of every active account, and the number of active accounts.
     fn collect(&self) -> Result<(Wanted, usize), String> {
-        // None: claimed by more than one account.
-        let mut found: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
+        let mut claims = Claims::new("Synapse");
         let mut users = 0;
         let mut from = "0".to_string();
         loop {
@@ -149,24 +147,7 @@ impl SynapseSync {
                 };
                 users += 1;
                 for key in threepids {
-                    match found.entry(key) {
-                        Entry::Vacant(slot) => {
-                            slot.insert(Some(user_id.to_string()));
-                        }
-                        Entry::Occupied(mut slot) => {
-                            if let Some(other) = slot.get()
-                                && other != user_id
-                            {
-                                warn!(
-                                    "Synapse sync: {} {} is on both {other} and {user_id}; \
-                                     not publishing it",
-                                    slot.key().0,
-                                    slot.key().1
-                                );
-                                slot.insert(None);
-                            }
-                        }
-                    }
+                    claims.claim(&key.0, &key.1, user_id);
                 }
             }
             let next = match &page["next_token"] {
@@ -184,11 +165,7 @@ impl SynapseSync {
                 }
             }
         }
-        let wanted = found
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|mxid| (k, mxid)))
-            .collect();
-        Ok((wanted, users))
+        Ok((claims.into_wanted(), users))
     }
 
     /// The usable 3PIDs of one account; `None` when it is deactivated or gone since the list
