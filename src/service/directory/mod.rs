@@ -199,6 +199,12 @@ impl DirectoryServices {
             .auth
             .enabled
             .then(|| password::PasswordCheck::new(directory.clone(), &config.auth.rate_limit));
+        if passwords.is_some() {
+            // A wrong matrix.domain refuses every login: say which users are checked.
+            log::info!(
+                "password checks for users @<localpart>:{domain} (matrix.domain; it must be the homeserver's server_name)"
+            );
+        }
         Ok(Some(DirectoryServices {
             sync: sync::DirectorySync::new(directory, &ldap.sync),
             passwords,
