@@ -17,7 +17,7 @@ use super::person::{Person, is_localpart};
 use super::{Directory, DirectoryError};
 use crate::config::AuthRateLimits;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ldap::{Entry, LdapError};
+use crate::ldap::LdapError;
 use crate::service::rate_limit::{self, RateLimiter};
 
 /// The longest password passed to the directory.
@@ -121,36 +121,29 @@ impl PasswordCheck {
         let directory = &self.directory;
         let mut conn = directory.connect()?;
         let mapping = &directory.mapping;
-        let mut found: Vec<Entry> = Vec::new();
+        let mxid = format!("@{localpart}:{}", mapping.domain());
+        let mut found: Vec<Person> = Vec::new();
         directory.search(
             &mut conn,
             &mapping.uid_filter(localpart),
             &mapping.attributes(),
             &mut |entry| {
-                // Two entries at most are kept: two already make the answer "ambiguous".
-                if found.len() < 2 {
-                    found.push(entry);
+                // The entry must give back exactly this localpart (the filter matched it with
+                // the attribute's own matching rule, which may be looser). Two are kept at
+                // most: two already make the answer "ambiguous".
+                if found.len() < 2
+                    && let Some(person) = mapping.person(&entry).filter(|p| p.mxid == mxid)
+                {
+                    found.push(person);
                 }
                 Ok(())
             },
         )?;
-        // The entry must give back exactly this localpart (the filter matched it with the
-        // attribute's own matching rule, which may be looser).
-        found.retain(|e| {
-            mapping
-                .person(e)
-                .is_some_and(|p| p.mxid == format!("@{localpart}:{}", mapping.domain()))
-        });
-        let person = match found.as_slice() {
-            [entry] => mapping.person(entry),
-            [] => None,
-            _ => {
-                warn!(
-                    "password check for {localpart}: more than one directory entry matches; refused"
-                );
-                None
-            }
-        };
+        if found.len() > 1 {
+            warn!("password check for {localpart}: more than one directory entry matches; refused");
+            found.clear();
+        }
+        let person = found.pop();
         // The same bind for an unknown user, on a DN that cannot exist, so both answers take
         // the same exchanges.
         let dn = match &person {
