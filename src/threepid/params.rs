@@ -365,10 +365,17 @@ mod proptests {
             // whole host as an IPv4 address, which the check refuses unless it is one.
             // (`xn--` labels must be exact Punycode: left to the tests of internationalised
             // names.)
+            // So does a last label `0x` + hex digits (`0x`, `0xa`: a hexadecimal number).
             "([a-z0-9-]{1,10}\\.){0,3}[a-z0-9-]{0,9}[a-z]"
                 .prop_filter("no xn-- label", |h| !h
                     .split('.')
                     .any(|l| l.starts_with("xn--")))
+                .prop_filter("no hexadecimal last label", |h| {
+                    let last = h.rsplit('.').next().unwrap_or_default();
+                    !last
+                        .strip_prefix("0x")
+                        .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                })
                 .prop_map(|h| (h.clone(), h)),
             any::<[u8; 4]>().prop_map(|ip| {
                 let h = std::net::Ipv4Addr::from(ip).to_string();
